@@ -1,0 +1,85 @@
+"""The ``jsonl`` pair source: your own pairs, one JSON object per line.
+
+``pairs``: a file of ``{"query": ..., "document": ...}`` lines (extra keys ignored), one per split
+(``train = "train.jsonl"``, ``test = "test.jsonl"``, relative to the suite). Identical texts share an
+id, so a document relevant to several queries is one document; all documents of all splits form
+the corpus, plus an optional ``corpus`` file of ``{"text": ...}`` lines (distractors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+
+from harness import hookimpl
+from harness.api import LoadContext, Option, PairSource, RetrievalData
+from harness.errors import DataError
+
+
+def _id(prefix: str, text: str) -> str:
+    return prefix + hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _lines(path: Path, keys: tuple[str, ...]):
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{n}: malformed JSON line ({e.msg})") from None
+            missing = [k for k in keys if not isinstance(obj, dict) or not isinstance(obj.get(k), str)]
+            if missing:
+                raise DataError(f"{path}:{n}: expected a string under {missing[0]!r}")
+            yield tuple(obj[k] for k in keys)
+
+
+class JsonlSource(PairSource):
+    name = "jsonl"
+    description = "(query, document) pairs from JSON-lines files, one file per split"
+    options = {
+        "train": Option(str, None, "JSONL file of the train split's pairs", required=True),
+        "test": Option(str, None, "JSONL file of the test split's pairs", required=True),
+        "corpus": Option(str, None, "optional JSONL file of extra documents ({\"text\": ...})"),
+    }
+
+    def load(self, options, ctx: LoadContext) -> RetrievalData:
+        docs: dict[str, str] = {}
+        queries: dict[str, str] = {}
+        qrels: dict[str, list[tuple[str, str, int]]] = {}
+        files = []
+        for split in ("train", "test"):
+            path = ctx.suite_dir / options[split]
+            files.append(path)
+            rows = []
+            for q, d in _lines(path, ("query", "document")):
+                qid, did = _id("q", q), _id("d", d)
+                queries[qid], docs[did] = q, d
+                rows.append((qid, did, 1))
+            if not rows:
+                raise DataError(f"{path}: no pairs")
+            qrels[split] = rows
+        if options.get("corpus"):
+            path = ctx.suite_dir / options["corpus"]
+            files.append(path)
+            for (d,) in _lines(path, ("text",)):
+                docs.setdefault(_id("d", d), d)
+        h = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+        frame = lambda m: pl.DataFrame({"id": list(m), "text": list(m.values())}, schema={"id": pl.Utf8, "text": pl.Utf8})  # noqa: E731
+        return RetrievalData(
+            frame(docs), frame(queries),
+            {s: pl.DataFrame(r, schema={"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}, orient="row")
+             for s, r in qrels.items()},
+            h, "JSONL pairs",
+        )
+
+
+@hookimpl
+def harness_register_pair_sources(register):
+    register(JsonlSource())

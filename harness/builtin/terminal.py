@@ -1,0 +1,89 @@
+"""The terminal reporter, pytest-style: a header, one line per baseline/candidate, a summary line."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from harness import hookimpl
+
+_started: dict[str, float] = {}
+_primary: dict[str, str] = {}
+_baseline: dict[str, dict] = {}
+
+
+def _out(line: str = "") -> None:
+    print(line, file=sys.stdout, flush=True)
+
+
+def _rule(text: str) -> str:
+    pad = max(0, 78 - len(text) - 2) // 2
+    return f"{'=' * pad} {text} {'=' * pad}"
+
+
+def _duration(s: float) -> str:
+    return f"{s:.1f}s" if s < 60 else f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+@hookimpl
+def harness_sessionstart(session):
+    from harness import __version__
+
+    _out(_rule("harness session starts"))
+    profiles = sorted({s.profile for s in session.suites if s.profile})
+    _out(f"harness {__version__} · device {session.device}"
+         + (f" · profile {', '.join(profiles)}" if profiles else "") + f" · output {session.out_dir}")
+
+
+@hookimpl
+def harness_collection_finish(session, items):
+    n_base = sum(1 for i in items if i.baseline)
+    _out(f"collected {len(items) - n_base} candidate(s) and {n_base} baseline(s) from {len(session.suites)} suite(s)")
+    _out()
+
+
+@hookimpl
+def harness_candidate_start(item):
+    _started[item.nodeid] = time.time()
+    _primary[item.suite.name] = item.suite.evaluation.primary_metric
+    _out(f"{item.nodeid} ... {'evaluating the untuned model' if item.baseline else 'training'}")
+
+
+@hookimpl
+def harness_candidate_report(item, result):
+    took = _duration(time.time() - _started.get(item.nodeid, time.time()))
+    metric = _primary.get(item.suite.name, "ndcg@10")
+    value = result["metrics"].get(metric)
+    text = f"{metric}={value:.4f}" if value is not None else ""
+    key = f"{item.suite.name}::{item.model.name}"
+    if item.baseline and value is not None:
+        _baseline[key] = result["metrics"]
+    elif value is not None and key in _baseline:
+        text += f" ({value - _baseline[key][metric]:+.4f} vs baseline)"
+    status = "BASELINE" if item.baseline and result["status"] == "passed" else result["status"].upper()
+    _out(f"{item.nodeid} {text} {status} [{took}]")
+    for g in result["gates"]:
+        mark = "ok  " if g["passed"] else "FAIL"
+        shown = "missing" if g["value"] is None else f"{g['value']:.4f}"
+        _out(f"    {mark} {g['metric']} {g['kind']} {g['threshold']}: {shown}")
+    if result.get("error"):
+        _out(f"    error: {result['error']}")
+    if not item.baseline and value is not None and key in _baseline and value <= _baseline[key][metric]:
+        _out(f"    warning: {item.name} is not better than its untuned baseline on {metric}")
+
+
+@hookimpl
+def harness_warning(message, item):
+    _out(f"warning: {message}")
+
+
+@hookimpl
+def harness_sessionfinish(session, exit_code, summary):
+    _out()
+    for run in summary["runs"]:
+        _out(f"results: {run['dir']}/results.json, report: {run['dir']}/report.html")
+    parts = [f"{summary['passed']} passed", f"{summary['failed']} failed"]
+    if summary["error"]:
+        parts.append(f"{summary['error']} error")
+    parts.append(f"{summary['baselines']} baseline(s)")
+    _out(_rule(f"{', '.join(parts)} in {_duration(summary['seconds'])} (exit {int(exit_code)})"))

@@ -1,0 +1,168 @@
+"""The ``harness`` command: run, check, plugins, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, Problem
+from .exitcodes import ExitCode
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description="Fine-tune, export, evaluate and gate embedding models.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run suites (default: suites/)")
+    run.add_argument("paths", nargs="*", metavar="PATH", help="suite files or folders (files named _* are skipped)")
+    run.add_argument("-k", dest="keyword", metavar="EXPR", help="select candidates: words, and/or/not, parentheses")
+    run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failed or errored candidate")
+    run.add_argument("--collect-only", action="store_true", help="list suites, models, candidates and thresholds")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    run.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
+    run.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
+    run.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
+                     help="load a plugin file or module (repeatable); -p no:NAME blocks one")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    check = sub.add_parser("check", help="validate suites without running anything")
+    check.add_argument("paths", nargs="*", metavar="PATH")
+    check.add_argument("--keys", action="store_true", help="print every suite key with its type and default")
+    check.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN")
+
+    plugins = sub.add_parser("plugins", help="list plugins and what they provide")
+    plugins.add_argument("--json", action="store_true")
+    plugins.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN")
+
+    report = sub.add_parser("report", help="re-render report.html of a run from its results.json")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or reports/<suite>/latest")
+    return p
+
+
+def _plugins(specs: list[str]):
+    from .plugins import Plugins
+
+    blocked = tuple(s[3:] for s in specs if s.startswith("no:"))
+    plugins = Plugins(blocked=blocked)
+    for i, spec in enumerate(s for s in specs if not s.startswith("no:")):
+        plugins.load_plugin(spec, Path.cwd(), "command line", f"-p {spec}")
+    return plugins
+
+
+def _error(e: ConfigError) -> int:
+    print(f"ERROR: {len(e.problems)} problem(s), nothing was run:", file=sys.stderr)
+    for p in e.problems:
+        print(f"  {p}", file=sys.stderr)
+    return ExitCode.USAGE_ERROR
+
+
+def cmd_run(args) -> int:
+    from .runner import Session, collect_items, collect_suite_files, load_suites, resolve_device
+
+    plugins = _plugins(args.plugins)
+    files = collect_suite_files(args.paths)
+    device = "cpu" if args.collect_only and args.device == "auto" else resolve_device(args.device)
+    suites = load_suites(files, plugins, args.profile, device)
+    items = collect_items(suites, args.keyword)
+    if args.collect_only:
+        for suite in suites:
+            print(f"<Suite {suite.name} ({suite.path}){f' profile={suite.profile}' if suite.profile else ''}>")
+            for model in suite.models:
+                print(f"  <Model {model.name} base={model.base}>")
+                for item in items:
+                    if item.suite is suite and item.model is model:
+                        kind = "Baseline" if item.baseline else f"Candidate loss={item.loss.type}"
+                        print(f"    <{kind} {item.nodeid}>")
+            for t in suite.thresholds:
+                kinds = ", ".join(f"{k}={getattr(t, k)}" for k in ("min", "max", "min_gain") if getattr(t, k) is not None)
+                print(f"  <Threshold {t.metric} {kinds}{' on ' + ','.join(t.candidates) if t.candidates else ''}>")
+        print(f"\n{sum(not i.baseline for i in items)} candidate(s), {sum(i.baseline for i in items)} baseline(s)")
+        return ExitCode.OK if items else ExitCode.NO_CANDIDATES
+    session = Session(plugins, suites, items, device, Path(args.out), args)
+    return session.run()
+
+
+def cmd_check(args) -> int:
+    from .config import describe_keys
+    from .runner import collect_suite_files, load_suites
+
+    if args.keys:
+        print(describe_keys())
+        return ExitCode.OK
+    plugins = _plugins(args.plugins)
+    files = collect_suite_files(args.paths)
+    if not files:
+        print("no suite files found", file=sys.stderr)
+        return ExitCode.NO_CANDIDATES
+    suites = load_suites(files, plugins, None, None)
+    problems = []
+    for suite in suites:  # every profile must be valid too, not just the one used today
+        for name in suite.profiles:
+            try:
+                load_suites([suite.path], plugins, name, None)
+            except ConfigError as e:
+                problems += [f"{p} (with profile {name!r})" for p in e.problems]
+    if problems:
+        raise ConfigError([Problem("", "", p) for p in problems])
+    for suite in suites:
+        n = len(suite.models) * len(suite.losses)
+        print(f"ok: {suite.path} ({suite.name}: {n} candidate(s), {len(suite.thresholds)} threshold(s), "
+              f"profiles: {', '.join(suite.profiles) or 'none'})")
+    return ExitCode.OK
+
+
+def cmd_plugins(args) -> int:
+    plugins = _plugins(args.plugins)
+    info = plugins.describe()
+    reg = plugins.registry
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return ExitCode.OK
+    for p in info:
+        print(f"{p['name']} ({p['origin']})")
+        print(f"  hooks: {', '.join(p['hooks'])}")
+        for kind, names in p["provides"].items():
+            table = {"pair_sources": reg.pair_sources, "evaluators": reg.evaluators, "losses": reg.losses}[kind]
+            for n in names:
+                singular = {"pair_sources": "pair source", "evaluators": "evaluator", "losses": "loss"}[kind]
+                print(f"  {singular} {n}: {table[n].description}")
+    return ExitCode.OK
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "results.json").is_file():
+        raise ConfigError(f"{run_dir}: no results.json (expected a run folder such as reports/<suite>/latest)")
+    print(write_report(run_dir.resolve()))
+    return ExitCode.OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return ExitCode.OK if e.code == 0 else ExitCode.USAGE_ERROR
+    commands = {"run": cmd_run, "check": cmd_check, "plugins": cmd_plugins, "report": cmd_report}
+    try:
+        return int(commands[args.command](args))
+    except ConfigError as e:
+        return int(_error(e))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception:  # noqa: BLE001 - a bug: say so, with the traceback, and exit 3
+        import traceback
+
+        traceback.print_exc()
+        print("INTERNAL ERROR: this is a bug in the harness or a plugin", file=sys.stderr)
+        return int(ExitCode.INTERNAL_ERROR)

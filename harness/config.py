@@ -1,0 +1,364 @@
+"""Suite files: a typed schema, and a loader that reports every problem at once with its TOML path.
+
+Each table of a suite is a dataclass below; each field's type, default and help text is the
+documentation of that key (``harness check --keys`` prints it). Unknown keys are errors with a
+"did you mean", since a typo silently ignored in a release gate is a wrong green. Tables marked
+with ``EXTRA`` pass their other keys on to a plugin (a pair source's or a loss's own options),
+which are checked against what that plugin declares once plugins are loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, Problem
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def key(default: Any = dataclasses.MISSING, help: str = "", check=None, choices=None):
+    """Declare a suite key: its default, help text and an optional check returning an error text."""
+    meta = {"help": help, "check": check, "choices": choices}
+    if isinstance(default, type):  # a table class: an empty table of it
+        return field(default_factory=default, metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def positive(v):
+    return None if v > 0 else "expected a number > 0"
+
+
+def non_negative(v):
+    return None if v >= 0 else "expected a number >= 0"
+
+
+def fraction(v):
+    return None if 0 <= v < 1 else "expected a number in [0, 1)"
+
+
+def a_name(v):
+    return None if NAME_RE.match(v) else "expected a name of letters, digits, '_', '.', '-'"
+
+
+def k_list(v):
+    return None if v and all(k >= 1 for k in v) else "expected a non-empty list of integers >= 1"
+
+
+@dataclass
+class SuiteTable:
+    name: str | None = key(None, "suite name (default: the file name without .toml)", a_name)
+    description: str = key("", "one line shown in the report")
+    plugins: list[str] = key([], "local plugin files (relative to the suite) or importable module names")
+    cpu_profile: str | None = key(None, "profile applied automatically when the run's device is the CPU")
+
+
+@dataclass
+class DataTable:
+    EXTRA = "options"
+    source: str = key(help="pair source name (see `harness plugins`)")
+    train_split: str = key("train", "split whose pairs train the candidates")
+    test_split: str = key("test", "held-out split for the final numbers; never used to choose")
+    dev_fraction: float = key(0.15, "fraction of train queries carved out as the dev split", fraction)
+    dev_corpus_size: int = key(
+        0, "documents the dev split retrieves from: its relevant ones plus random others (0: all)", non_negative
+    )
+    seed: int = key(0, "seed of the dev carve and of the limit_* samples")
+    limit_train_pairs: int = key(0, "use at most this many training pairs (0: all)", non_negative)
+    limit_test_queries: int = key(0, "evaluate at most this many test queries (0: all)", non_negative)
+    limit_corpus: int = key(
+        0, "keep every judged document plus random others up to this many (0: whole corpus)", non_negative
+    )
+    options: dict = key({}, "")
+
+
+@dataclass
+class ModelTable:
+    name: str = key(help="short name used in candidate names", check=a_name)
+    base: str = key(help="hub id or local path of a sentence-transformers model")
+    revision: str | None = key(None, "hub revision (commit, tag or branch)")
+    query_prompt: str = key("", "text put before every query (e.g. 'query: ' for e5)")
+    document_prompt: str = key("", "text put before every document")
+
+
+@dataclass
+class LossTable:
+    EXTRA = "options"
+    name: str = key(help="short name used in candidate names", check=a_name)
+    type: str = key(help="loss name (see `harness plugins`), e.g. MultipleNegativesRankingLoss")
+    options: dict = key({}, "")
+
+
+@dataclass
+class TrainingTable:
+    epochs: int = key(1, "training epochs; the dev split picks the best one", positive)
+    batch_size: int = key(32, "pairs per batch (in-batch negatives grow with it)", lambda v: None if v >= 2 else "expected >= 2")
+    learning_rate: float = key(2e-5, "peak learning rate", positive)
+    warmup_ratio: float = key(0.1, "fraction of steps of linear warm-up", fraction)
+    weight_decay: float = key(0.01, "AdamW weight decay", non_negative)
+    max_seq_length: int | None = key(None, "truncate training texts to this many tokens (default: the model's)", positive)
+    seed: int = key(42, "training seed")
+    precision: str = key("auto", "auto: bf16/fp16 on CUDA, fp32 on the CPU", choices=("auto", "fp32", "fp16", "bf16"))
+    select: str = key("best_dev", "which epoch is kept: the best on dev, or the last", choices=("best_dev", "last"))
+    eval_batch_size: int = key(64, "batch size of the dev evaluation during training", positive)
+
+
+@dataclass
+class EvaluationTable:
+    evaluators: list[str] = key(["retrieval"], "evaluators to run (see `harness plugins`)")
+    primary_metric: str = key("ndcg@10", "metric that ranks candidates and selects epochs")
+    k_values: list[int] = key([1, 3, 5, 10, 100], "cut-offs of the @k metrics", k_list)
+    batch_size: int = key(32, "encoding batch size", positive)
+    max_seq_length: int | None = key(None, "truncate texts at evaluation (default: the model's own)", positive)
+    check_samples: int = key(64, "texts encoded by torch and ONNX to check the export", positive)
+    min_cosine: float = key(0.999, "lowest torch-vs-ONNX cosine similarity an export may have", positive)
+
+
+@dataclass
+class ThresholdTable:
+    metric: str = key(help="metric name, e.g. ndcg@10")
+    min: float | None = key(None, "the candidate's value must be >= this")
+    max: float | None = key(None, "the candidate's value must be <= this")
+    min_gain: float | None = key(None, "value minus the untuned baseline's must be >= this")
+    candidates: list[str] = key([], "glob patterns of candidate names it applies to (default: all)")
+
+    KINDS = ("min", "max", "min_gain")
+
+    def problems(self):
+        if not any(getattr(self, k) is not None for k in self.KINDS):
+            yield "", f"expected one of the keys {', '.join(self.KINDS)}"
+
+
+@dataclass
+class Suite:
+    data: DataTable = key(help="[data]")
+    models: list[ModelTable] = key(help="[[models]]")
+    losses: list[LossTable] = key(help="[[losses]]")
+    suite: SuiteTable = key(SuiteTable, "")
+    training: TrainingTable = key(TrainingTable, "")
+    evaluation: EvaluationTable = key(EvaluationTable, "")
+    thresholds: list[ThresholdTable] = key([], "")
+    profiles: dict = key({}, "named override tables, merged over the suite by --profile NAME")
+
+    # set by the loader, not by the file
+    path: Path = field(default=Path("."), metadata={"internal": True})
+    profile: str | None = field(default=None, metadata={"internal": True})
+    sha256: str = field(default="", metadata={"internal": True})
+
+    @property
+    def name(self) -> str:
+        return self.suite.name or self.path.stem
+
+    def problems(self):
+        for table, items in (("models", self.models), ("losses", self.losses)):
+            if not items:
+                yield table, "expected at least one entry"
+            seen: dict[str, int] = {}
+            for i, item in enumerate(items):
+                if item.name in seen:
+                    yield f"{table}[{i}].name", f"duplicate name {item.name!r} (also {table}[{seen[item.name]}])"
+                seen[item.name] = i
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+_INVALID = object()
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        item = typing.get_args(tp)[0]
+        plural = {str: "strings", int: "integers", float: "numbers"}.get(item, "tables")
+        return f"a list of {plural}"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            dict: "a table", type(None): "nothing"}.get(tp, str(tp))
+
+
+class _Builder:
+    def __init__(self, file: str):
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def err(self, path: str, message: str) -> object:
+        self.problems.append(Problem(self.file, path, message))
+        return _INVALID
+
+    def convert(self, value: Any, tp: Any, path: str) -> Any:
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if value is None:
+                return None
+            return self.convert(value, args[0], path) if len(args) == 1 else value
+        if origin is list:
+            (item_tp,) = typing.get_args(tp)
+            if not isinstance(value, list):
+                return self.err(path, f"expected {_type_name(tp)}, got {_describe(value)}")
+            items = [self.convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+            return _INVALID if any(i is _INVALID for i in items) else items
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                return self.err(path, f"expected a table, got {_describe(value)}")
+            return self.table(tp, value, path)
+        if tp is dict:
+            return value if isinstance(value, dict) else self.err(path, f"expected a table, got {_describe(value)}")
+        if tp is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if tp in (int, float, str, bool) and (type(value) is tp):
+            return value
+        return self.err(path, f"expected {_type_name(tp)}, got {_describe(value)}")
+
+    def table(self, cls, raw: dict, path: str):
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+        extra_field = getattr(cls, "EXTRA", None)
+        known = [n for n in fields if n != extra_field]
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for k, v in raw.items():
+            sub = f"{path}.{k}" if path else k
+            if k not in known:
+                close = difflib.get_close_matches(k, known, n=1, cutoff=0.8)
+                if extra_field and not close:
+                    extra[k] = v  # a plugin's own option, checked once plugins are loaded
+                else:
+                    self.err(sub, f"unknown key{did_you_mean(k, known)}")
+                continue
+            f = fields[k]
+            value = self.convert(v, hints[k], sub)
+            if value is _INVALID:
+                continue
+            choices = f.metadata.get("choices")
+            if choices and value not in choices:
+                self.err(sub, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
+                continue
+            check = f.metadata.get("check")
+            if check and value is not None:
+                msg = check(value)
+                if msg:
+                    self.err(sub, f"{msg}, got {value!r}")
+                    continue
+            values[k] = value
+        for name, f in fields.items():
+            if name == extra_field or name in raw:
+                continue
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                self.err(f"{path}.{name}" if path else name, f"missing required key ({_type_name(hints[name])})")
+        if extra_field:
+            values[extra_field] = extra
+        try:
+            obj = cls(**values)
+        except TypeError:  # a required key was missing or invalid: already reported
+            return _INVALID
+        for sub, message in obj.problems() if hasattr(obj, "problems") else ():
+            self.err(f"{path}{sub}", message)
+        return obj
+
+
+def did_you_mean(word: str, candidates) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(sorted(candidates))}"
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+    text = repr(value)
+    return f"{kind} ({text if len(text) < 40 else text[:37] + '...'})"
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Deep-merge ``override`` over ``base``: tables merge key by key, anything else is replaced."""
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(Problem(str(path), "", "no such file"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(Problem(str(path), "", f"cannot read: {e}"))
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(Problem(str(path), "", f"invalid TOML: {e}"))
+
+
+def load_suite(path: Path | str, profile: str | None = None, device: str | None = None) -> Suite:
+    """Read and type-check one suite file, with ``profile`` (or the suite's ``cpu_profile`` when
+    ``device`` is ``"cpu"``) merged over it. Raises :class:`ConfigError` listing every problem."""
+    import hashlib
+
+    path = Path(path)
+    raw = read_toml(path)
+    file = str(path)
+    b = _Builder(file)
+    profiles = raw.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise ConfigError(Problem(file, "profiles", "expected tables [profiles.NAME]"))
+    for pname, ptable in profiles.items():
+        for k in ptable:
+            if k not in ("suite", "data", "models", "losses", "training", "evaluation", "thresholds"):
+                b.err(f"profiles.{pname}.{k}", f"unknown key{did_you_mean(k, ['suite', 'data', 'models', 'losses', 'training', 'evaluation', 'thresholds'])}")
+    chosen = profile
+    auto = raw.get("suite", {}).get("cpu_profile") if isinstance(raw.get("suite"), dict) else None
+    if chosen is None and device == "cpu" and isinstance(auto, str):
+        chosen = auto
+    if chosen is not None:
+        if chosen not in profiles:
+            where = "suite.cpu_profile" if profile is None else ""
+            b.err(where, f"unknown profile {chosen!r}; this suite has {sorted(profiles) or 'no profiles'}")
+        else:
+            raw = merge(raw, profiles[chosen])
+    suite = b.table(Suite, raw, "")
+    if b.problems or suite is _INVALID:
+        raise ConfigError(b.problems)
+    suite.path = path
+    suite.profile = chosen
+    suite.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    return suite
+
+
+def describe_keys() -> str:
+    """Every suite key with its type, default and help (for ``harness check --keys`` and the README)."""
+    lines = []
+    for table, cls in (("suite", SuiteTable), ("data", DataTable), ("models", ModelTable), ("losses", LossTable),
+                       ("training", TrainingTable), ("evaluation", EvaluationTable), ("thresholds", ThresholdTable)):
+        hints = typing.get_type_hints(cls)
+        header = f"[[{table}]]" if table in ("models", "losses", "thresholds") else f"[{table}]"
+        lines.append(header)
+        for f in dataclasses.fields(cls):
+            if f.name == getattr(cls, "EXTRA", None):
+                lines.append("  ...            other keys are the pair source's / loss's own options")
+                continue
+            if f.default is not dataclasses.MISSING:
+                default = f"default {f.default!r}"
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f"default {f.default_factory()!r}"
+            else:
+                default = "required"
+            lines.append(f"  {f.name} ({_type_name(hints[f.name])}, {default}): {f.metadata.get('help', '')}")
+    return "\n".join(lines)

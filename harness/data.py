@@ -1,0 +1,118 @@
+"""From a pair source's data to the three splits a run uses: train, dev (carved from train) and test.
+
+The test split is only ever evaluated once per candidate, for the final numbers; the dev split,
+carved from the training queries, is what chooses epochs.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from .api import RetrievalData, Split
+from .config import DataTable
+from .errors import DataError
+
+
+@dataclass
+class Prepared:
+    corpus: pl.DataFrame  #: id, text
+    train: Split
+    dev: Split
+    test: Split
+    dev_corpus: pl.DataFrame  #: what the dev split retrieves from
+    fingerprint: str
+    warnings: list[str] = field(default_factory=list)
+
+    def train_pairs(self) -> tuple[list[str], list[str]]:
+        """(anchors, positives) texts, one per relevant (query, document) judgement of train."""
+        docs = dict(self.corpus.select("id", "text").iter_rows())
+        queries = dict(self.train.queries.select("id", "text").iter_rows())
+        anchors, positives = [], []
+        for q, d, s in self.train.qrels.iter_rows():
+            if s > 0 and q in queries and d in docs:
+                anchors.append(queries[q])
+                positives.append(docs[d])
+        return anchors, positives
+
+    def stats(self) -> dict:
+        return {
+            "corpus": self.corpus.height,
+            "dev_corpus": self.dev_corpus.height,
+            **{f"{s.name}_queries": len(s) for s in (self.train, self.dev, self.test)},
+            **{f"{s.name}_qrels": s.qrels.filter(pl.col("score") > 0).height for s in (self.train, self.dev, self.test)},
+        }
+
+
+def _sample(ids: list[str], n: int, seed: int) -> list[str]:
+    ids = sorted(ids)
+    random.Random(seed).shuffle(ids)
+    return ids[:n]
+
+
+def _restrict(split: Split, query_ids) -> Split:
+    keep = pl.Series(sorted(query_ids), dtype=pl.Utf8).implode()
+    return Split(split.name, split.queries.filter(pl.col("id").is_in(keep)),
+                 split.qrels.filter(pl.col("query_id").is_in(keep)))
+
+
+def _check_frame(df: pl.DataFrame, what: str, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{what} lacks the column(s) {missing}; it has {df.columns}")
+
+
+def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
+    """Split ``data`` as the suite's ``[data]`` table says, applying its ``limit_*`` keys."""
+    _check_frame(data.corpus, "corpus", ("id", "text"))
+    _check_frame(data.queries, "queries", ("id", "text"))
+    for name, q in data.qrels.items():
+        _check_frame(q, f"qrels[{name}]", ("query_id", "doc_id", "score"))
+    train_all, test = data.split(cfg.train_split), data.split(cfg.test_split)
+    for s in (train_all, test):
+        if len(s) == 0:
+            raise DataError(f"split {s.name!r} has no queries with a relevant document")
+    warnings = []
+    overlap = set(train_all.queries["id"]) & set(test.queries["id"])
+    if overlap:
+        warnings.append(f"{len(overlap)} queries are in both {train_all.name!r} and {test.name!r}; "
+                        f"they are dropped from training (e.g. {sorted(overlap)[:3]})")
+        train_all = _restrict(train_all, set(train_all.queries["id"]) - overlap)
+
+    corpus = data.corpus.select("id", "text")
+    if cfg.limit_test_queries and len(test) > cfg.limit_test_queries:
+        test = _restrict(test, _sample(list(test.queries["id"]), cfg.limit_test_queries, cfg.seed))
+    train_ids = list(train_all.queries["id"])
+    n_dev = round(len(train_ids) * cfg.dev_fraction)
+    dev_ids = set(_sample(train_ids, n_dev, cfg.seed + 1))
+    train = _restrict(train_all, set(train_ids) - dev_ids)
+    train.name = "train"
+    dev = _restrict(train_all, dev_ids)
+    dev.name = "dev"
+    if cfg.limit_train_pairs:
+        pairs = train.qrels.filter(pl.col("score") > 0)
+        if pairs.height > cfg.limit_train_pairs:
+            keep = pairs.sample(cfg.limit_train_pairs, seed=cfg.seed, shuffle=True)
+            train = Split("train", train.queries.filter(pl.col("id").is_in(keep["query_id"].implode())), keep)
+    if cfg.limit_corpus and corpus.height > cfg.limit_corpus:
+        judged = set().union(*(s.qrels["doc_id"] for s in (train, dev, test)))
+        others = [d for d in corpus["id"] if d not in judged]
+        keep_ids = judged | set(_sample(others, max(0, cfg.limit_corpus - len(judged)), cfg.seed + 2))
+        corpus = corpus.filter(pl.col("id").is_in(pl.Series(sorted(keep_ids), dtype=pl.Utf8).implode()))
+    doc_ids = set(corpus["id"])
+    for s in (train, dev, test):
+        unknown = s.qrels.filter(~pl.col("doc_id").is_in(pl.Series(sorted(doc_ids), dtype=pl.Utf8).implode()))
+        if unknown.height:
+            raise DataError(f"{unknown.height} judgements of split {s.name!r} name documents that are not in the "
+                            f"corpus (e.g. {unknown['doc_id'].head(3).to_list()})")
+    if len(train) == 0:
+        raise DataError("no training queries are left after carving the dev split; lower data.dev_fraction")
+    dev_corpus = corpus
+    if cfg.dev_corpus_size and corpus.height > cfg.dev_corpus_size:
+        rel = set(dev.qrels["doc_id"])
+        others = [d for d in corpus["id"] if d not in rel]
+        keep_ids = rel | set(_sample(others, max(0, cfg.dev_corpus_size - len(rel)), cfg.seed + 3))
+        dev_corpus = corpus.filter(pl.col("id").is_in(pl.Series(sorted(keep_ids), dtype=pl.Utf8).implode()))
+    return Prepared(corpus, train, dev, test, dev_corpus, data.fingerprint, warnings)

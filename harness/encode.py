@@ -1,0 +1,174 @@
+"""Encoding with onnxruntime: the exported graph, the fast tokenizer, pooling and normalisation as
+the sentence-transformers model folder declares them.
+
+The provider is asked for explicitly and checked after the session starts: onnxruntime-gpu lists
+CUDA as available even where there is no GPU, and would otherwise fall back to the CPU silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .api import Encoder
+from .errors import CandidateError
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def read_st_folder(folder: Path) -> dict:
+    """Pooling mode, normalisation, max_seq_length and similarity of a sentence-transformers folder."""
+    modules = json.loads((folder / "modules.json").read_text())
+    info = {"pooling": "mean", "normalize": False, "max_seq_length": 512, "similarity": "cosine", "include_prompt": True}
+    for m in modules:
+        kind = m["type"].rsplit(".", 1)[-1]
+        if kind == "Transformer":
+            # sentence-transformers < 5.7 keeps it in sentence_bert_config.json, newer ones in the tokenizer's
+            for name, k in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
+                cfg = folder / m.get("path", "") / name
+                value = json.loads(cfg.read_text()).get(k) if cfg.is_file() else None
+                if isinstance(value, int) and value < 100_000:
+                    info["max_seq_length"] = value
+                    break
+        elif kind == "Pooling":
+            cfg = json.loads((folder / m["path"] / "config.json").read_text())
+            if isinstance(cfg.get("pooling_mode"), str):  # sentence-transformers >= 5.x
+                modes = [cfg["pooling_mode"].removesuffix("_tokens")]
+            else:  # older folders: one boolean per mode
+                modes = [k.removeprefix("pooling_mode_").removesuffix("_tokens") for k, v in cfg.items()
+                         if k.startswith("pooling_mode_") and v is True]
+            if len(modes) != 1 or modes[0] not in ("mean", "cls", "max", "lasttoken"):
+                raise CandidateError(f"{folder}: the ONNX encoder supports one of mean/cls/max/lasttoken pooling, "
+                                     f"this model has {modes}")
+            info["pooling"] = modes[0]
+            info["include_prompt"] = cfg.get("include_prompt", True)
+        elif kind == "Normalize":
+            info["normalize"] = True
+        else:
+            raise CandidateError(f"{folder}: the ONNX encoder supports Transformer, Pooling and Normalize modules; "
+                                 f"this model also has {kind}")
+    st_cfg = folder / "config_sentence_transformers.json"
+    if st_cfg.is_file():
+        info["similarity"] = json.loads(st_cfg.read_text()).get("similarity_fn_name") or "cosine"
+    if info["similarity"] not in ("cosine", "dot"):
+        raise CandidateError(f"{folder}: similarity {info['similarity']!r} is not supported (cosine or dot)")
+    return info
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "cls":
+        return hidden[:, 0]
+    if mode == "lasttoken":
+        last = mask.sum(axis=1) - 1
+        return hidden[np.arange(hidden.shape[0]), last]
+    m = mask[..., None].astype(hidden.dtype)
+    if mode == "max":
+        return np.where(m > 0, hidden, -1e9).max(axis=1)
+    return (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+
+
+class OnnxEncoder(Encoder):
+    """Encodes with ``<folder>/onnx/<file>`` through onnxruntime on the requested device."""
+
+    def __init__(self, folder: Path, device: str = "cpu", *, file: str = "model.onnx", batch_size: int = 32,
+                 max_seq_length: int | None = None, query_prompt: str = "", document_prompt: str = "",
+                 progress: bool = False):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.folder = Path(folder)
+        self.path = self.folder / "onnx" / file
+        self.info = read_st_folder(self.folder)
+        self.max_seq_length = max_seq_length or self.info["max_seq_length"]
+        self.batch_size = batch_size
+        self.prompts = {"query": query_prompt, "document": document_prompt}
+        self.progress = progress
+        self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=self.max_seq_length)
+        tok_cfg = self.folder / "tokenizer_config.json"
+        pad_token = json.loads(tok_cfg.read_text()).get("pad_token") if tok_cfg.is_file() else None
+        self.pad_id = self.tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else 0
+        self.pad_id = self.pad_id or 0
+        wanted = PROVIDERS[device]
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        providers = [wanted] + (["CPUExecutionProvider"] if wanted != "CPUExecutionProvider" else [])
+        if device == "cpu":
+            opts.intra_op_num_threads = int(os.environ.get("HARNESS_ORT_THREADS", "0"))
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        except Exception as e:  # noqa: BLE001
+            raise CandidateError(f"onnxruntime could not load {self.path}: {e}") from None
+        self.provider = self.session.get_providers()[0]
+        if self.provider != wanted:
+            raise CandidateError(
+                f"asked onnxruntime for {wanted} but the session runs on {self.provider}: "
+                "onnxruntime-gpu lists CUDA even without a usable GPU/CUDA runtime; use --device cpu or fix the CUDA install"
+            )
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.output = self.session.get_outputs()[0].name
+        self._cache: dict[str, np.ndarray] = {}
+
+    def describe(self) -> dict:
+        return {"format": "onnx", "provider": self.provider, "file": str(self.path),
+                "max_seq_length": self.max_seq_length, "pooling": self.info["pooling"],
+                "normalize": self.info["normalize"], "similarity": self.info["similarity"]}
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts, "query")
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts, "document")
+
+    def encode(self, texts: Sequence[str], kind: str = "document") -> np.ndarray:
+        """Vectors for ``texts`` (normalised to unit length for cosine models), cached per text list."""
+        prompt = self.prompts.get(kind, "")
+        key = hashlib.sha1(("\x00".join([kind, prompt, *texts])).encode()).hexdigest()
+        if key not in self._cache:
+            out = self._encode([prompt + t for t in texts])
+            if self.info["similarity"] == "cosine":
+                out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+            self._cache[key] = out
+        return self._cache[key]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(texts)
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(-lengths, kind="stable")  # length-sorted batches: little padding
+        result: np.ndarray | None = None
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="encoding (onnxruntime)", unit="text", leave=False)
+        for s in range(0, len(texts), self.batch_size):
+            batch = order[s : s + self.batch_size]
+            width = int(lengths[batch].max())
+            ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            types = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                e = encodings[i]
+                n = len(e.ids)
+                ids[row, :n], mask[row, :n], types[row, :n] = e.ids, e.attention_mask, e.type_ids
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self.inputs:
+                feeds["token_type_ids"] = types
+            hidden = self.session.run([self.output], feeds)[0]
+            vecs = pool(hidden, mask, self.info["pooling"]).astype(np.float32)
+            if result is None:
+                result = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+            result[batch] = vecs
+            if bar:
+                bar.update(len(batch))
+        if bar:
+            bar.close()
+        return result

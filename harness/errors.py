@@ -1,0 +1,42 @@
+"""The harness's own exceptions. Everything a user can cause is one of these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a configuration: the file, the TOML path of the key, and what was expected."""
+
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.path}" if self.path else self.file
+        return f"{where}: {self.message}"
+
+
+class HarnessError(Exception):
+    """Base class of the errors the harness reports without a traceback."""
+
+
+class ConfigError(HarnessError):
+    """One or more problems in suite files, plugins or the command line (exit code 4)."""
+
+    def __init__(self, problems: list[Problem] | Problem | str):
+        if isinstance(problems, str):
+            problems = [Problem("", "", problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class DataError(HarnessError):
+    """Data that a pair source could not read or that does not make a valid retrieval task."""
+
+
+class CandidateError(HarnessError):
+    """A candidate could not be trained, exported or evaluated; the other candidates go on."""

@@ -1,0 +1,112 @@
+"""Every hook the harness calls, in one place, grouped by phase.
+
+A plugin is a module (or object) with functions named after these hooks. Any function whose
+name starts with ``harness_`` is taken as a hook implementation, so a misspelled hook name is an
+error when the plugin is loaded, not a silent no-op. Plugins may take any subset of a hook's
+arguments, by name.
+
+Built-in behaviour (the ``beir`` and ``jsonl`` pair sources, the ``retrieval`` evaluator, the
+loss catalogue, the offline model resolver and the terminal reporter) is implemented with these
+same hooks in ``harness/builtin/``.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("harness")
+
+
+# --- registration: called once, when the plugin manager is set up ---------------------------
+
+
+@hookspec
+def harness_register_pair_sources(register):
+    """Register pair sources: how a domain's data becomes corpus, queries and relevance.
+
+    :param register: ``register(source)`` where ``source`` is a :class:`harness.api.PairSource`
+        instance. Its ``name`` is what a suite's ``[data].source`` names. Registering a name twice
+        (from two plugins) is an error that names both plugins.
+    """
+
+
+@hookspec
+def harness_register_evaluators(register):
+    """Register evaluators: how a candidate's quality is measured.
+
+    :param register: ``register(evaluator)`` with a :class:`harness.api.Evaluator` instance, named
+        by ``[evaluation].evaluators`` in a suite.
+    """
+
+
+@hookspec
+def harness_register_losses(register):
+    """Register training losses.
+
+    :param register: ``register(loss)`` with a :class:`harness.api.LossSpec`, named by
+        ``[[losses]].type`` in a suite.
+    """
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def harness_resolve_model(name, revision):
+    """Turn a model name (a hub id or a path) into a local sentence-transformers folder.
+
+    :param name: the ``[[models]].base`` string of the suite.
+    :param revision: ``[[models]].revision`` or ``None``.
+    :return: a :class:`harness.api.ResolvedModel`, or ``None`` to let the next resolver try.
+        The first non-``None`` answer wins. Raise :class:`harness.errors.HarnessError` to stop
+        with a message.
+    """
+
+
+# --- run lifecycle ---------------------------------------------------------------------------
+
+
+@hookspec
+def harness_sessionstart(session):
+    """Called once before any suite runs.
+
+    :param session: the :class:`harness.runner.Session`: ``session.suites`` (the loaded suites),
+        ``session.device``, ``session.out_dir``, ``session.options`` (the command line).
+    """
+
+
+@hookspec
+def harness_collection_finish(session, items):
+    """Called once all suites are collected, before any data is loaded or model trained.
+
+    :param items: list of :class:`harness.runner.Item` (one per baseline or candidate), in run order.
+    """
+
+
+@hookspec
+def harness_candidate_start(item):
+    """Called before a baseline or candidate starts (data loaded, nothing trained yet)."""
+
+
+@hookspec
+def harness_candidate_report(item, result):
+    """Called when a baseline or candidate is done.
+
+    :param result: the candidate's entry in ``results.json`` (a plain dict: ``name``,
+        ``base_model``, ``baseline``, ``status``, ``metrics``, ``gates``, ``encoder`` ...).
+    """
+
+
+@hookspec
+def harness_warning(message, item):
+    """Called for a warning a user should see (``item`` is ``None`` for suite-wide warnings)."""
+
+
+@hookspec
+def harness_sessionfinish(session, exit_code, summary):
+    """Called once at the end, also after an interruption or an internal error.
+
+    :param exit_code: the :class:`harness.exitcodes.ExitCode` the command is about to return.
+    :param summary: dict with ``passed``, ``failed``, ``error``, ``baselines``, ``seconds`` and
+        ``runs`` (one ``{"suite", "dir"}`` per suite run).
+    """

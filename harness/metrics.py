@@ -1,0 +1,65 @@
+"""Exact-search retrieval metrics, defined as sentence-transformers' InformationRetrievalEvaluator
+defines them (nDCG uses the graded qrels score; with 0/1 judgements the two agree exactly)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+METRICS = ("ndcg", "recall", "mrr", "map", "precision", "accuracy")
+
+
+def metric_names(k_values: Sequence[int]) -> list[str]:
+    return [f"{m}@{k}" for m in METRICS for k in sorted(set(k_values))]
+
+
+def top_k(queries: np.ndarray, docs: np.ndarray, k: int, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and scores of the ``k`` highest dot products of each query row, best first.
+
+    Ties are broken by document order, so results are reproducible."""
+    k = min(k, docs.shape[0])
+    idx = np.empty((queries.shape[0], k), dtype=np.int64)
+    val = np.empty((queries.shape[0], k), dtype=np.float32)
+    for s in range(0, queries.shape[0], chunk):
+        scores = queries[s : s + chunk] @ docs.T
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < docs.shape[0] else np.tile(np.arange(k), (scores.shape[0], 1))
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        order = np.lexsort((part, -part_scores), axis=1)
+        idx[s : s + chunk] = np.take_along_axis(part, order, axis=1)
+        val[s : s + chunk] = np.take_along_axis(part_scores, order, axis=1)
+    return idx, val
+
+
+def query_metrics(ranked: Sequence[str], relevant: dict[str, int], k_values: Sequence[int]) -> dict[str, float]:
+    """All metrics of one query, given its ranked document ids and ``{doc_id: grade}`` (grade > 0)."""
+    out: dict[str, float] = {}
+    hits = [relevant.get(d, 0) for d in ranked]
+    n_rel = len(relevant)
+    ideal = sorted(relevant.values(), reverse=True)
+    for k in sorted(set(k_values)):
+        top = hits[:k]
+        found = sum(1 for h in top if h > 0)
+        first = next((i for i, h in enumerate(top) if h > 0), None)
+        dcg = sum(h / math.log2(i + 2) for i, h in enumerate(top) if h > 0)
+        idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal[:k]))
+        ap, seen = 0.0, 0
+        for i, h in enumerate(top):
+            if h > 0:
+                seen += 1
+                ap += seen / (i + 1)
+        out[f"ndcg@{k}"] = dcg / idcg if idcg else 0.0
+        out[f"recall@{k}"] = found / n_rel if n_rel else 0.0
+        out[f"mrr@{k}"] = 1.0 / (first + 1) if first is not None else 0.0
+        out[f"map@{k}"] = ap / min(k, n_rel) if n_rel else 0.0
+        out[f"precision@{k}"] = found / k
+        out[f"accuracy@{k}"] = 1.0 if found else 0.0
+    return out
+
+
+def mean_metrics(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
+    if not per_query:
+        return {}
+    names = next(iter(per_query.values())).keys()
+    return {m: float(np.mean([v[m] for v in per_query.values()])) for m in names}

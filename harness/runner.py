@@ -1,0 +1,367 @@
+"""A run: collect candidates from suites, then per suite load data, and per base model evaluate the
+untuned baseline and train, export, encode, evaluate and gate every candidate.
+
+Results are written after every candidate, so an interruption or a crash loses nothing that was
+already computed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .api import LoadContext, ResolvedModel
+from .config import LossTable, ModelTable, Suite
+from .data import Prepared, prepare
+from .errors import CandidateError, ConfigError, DataError, HarnessError, Problem
+from .exitcodes import ExitCode
+from .gate import gates_for
+from .plugins import Plugins
+from .select import compile_k
+from .validate import check_suite, source_options
+
+
+@dataclass
+class Item:
+    """One baseline or candidate of one suite."""
+
+    suite: Suite
+    model: ModelTable
+    loss: LossTable | None  #: ``None`` for the untuned baseline
+
+    @property
+    def baseline(self) -> bool:
+        return self.loss is None
+
+    @property
+    def name(self) -> str:
+        return f"{self.model.name}-{'baseline' if self.loss is None else self.loss.name}"
+
+    @property
+    def nodeid(self) -> str:
+        return f"{self.suite.name}::{self.name}"
+
+    @property
+    def keywords(self) -> list[str]:
+        kw = [self.suite.name, self.model.name, self.name, self.nodeid]
+        kw += ["baseline"] if self.loss is None else [self.loss.name, self.loss.type]
+        return kw
+
+
+@dataclass
+class SuiteRun:
+    suite: Suite
+    items: list[Item]
+    run_dir: Path
+    data: Prepared | None = None
+    models: dict[str, ResolvedModel] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "cpu":
+        return "cpu"
+    import torch
+
+    available = torch.cuda.is_available()
+    if requested == "cuda" and not available:
+        raise ConfigError("--device cuda: torch sees no CUDA device on this machine")
+    return "cuda" if available else "cpu"
+
+
+def collect_suite_files(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths or ["suites"]):
+        if p.is_dir():
+            files += sorted(f for f in p.glob("*.toml") if not f.name.startswith("_"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ConfigError(Problem(str(p), "", "no such suite file or folder"))
+    return files
+
+
+def load_suites(files: list[Path], plugins: Plugins, profile: str | None, device: str | None) -> list[Suite]:
+    """Load, type-check and plugin-check every suite, raising one ConfigError with every problem."""
+    from .config import load_suite
+
+    suites, problems = [], []
+    for f in files:
+        try:
+            suite = load_suite(f, profile, device)
+            plugins.load_suite_plugins(suite)
+        except ConfigError as e:
+            problems += e.problems
+            continue
+        problems += check_suite(suite, plugins.registry)
+        suites.append(suite)
+    names = [s.name for s in suites]
+    for s in suites:
+        if names.count(s.name) > 1:
+            problems.append(Problem(str(s.path), "suite.name", f"another suite is also named {s.name!r}"))
+    if problems:
+        raise ConfigError(problems)
+    return suites
+
+
+def collect_items(suites: list[Suite], keyword: str | None) -> list[Item]:
+    match = compile_k(keyword or "")
+    items = []
+    for suite in suites:
+        for model in suite.models:
+            cands = [Item(suite, model, loss) for loss in suite.losses]
+            cands = [c for c in cands if match(c.keywords)]
+            base = Item(suite, model, None)
+            # a selected candidate needs its baseline (gains are measured against it)
+            if cands or match(base.keywords):
+                items.append(base)
+            items += cands
+    return items
+
+
+def environment() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"harness": __version__}
+    for dist in ("torch", "transformers", "sentence-transformers", "onnxruntime-gpu", "onnxruntime", "optimum",
+                 "optimum-onnx", "polars"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+class Session:
+    def __init__(self, plugins: Plugins, suites: list[Suite], items: list[Item], device: str, out_dir: Path,
+                 options: Any = None):
+        self.plugins = plugins
+        self.suites = suites
+        self.items = items
+        self.device = device
+        self.out_dir = out_dir
+        self.options = options
+        self.exitfirst = bool(getattr(options, "exitfirst", False))
+        self.hook = plugins.hook
+        self.runs: list[SuiteRun] = []
+        self.started = time.time()
+
+    # --- the run --------------------------------------------------------------------------------
+
+    def run(self) -> ExitCode:
+        self.hook.harness_sessionstart(session=self)
+        self.hook.harness_collection_finish(session=self, items=self.items)
+        if not self.items:
+            return self._finish(ExitCode.NO_CANDIDATES)
+        code = ExitCode.OK
+        try:
+            self._prepare_all()  # bad data or an unknown model: exit 4 before any training
+            stop = False
+            for run in self.runs:
+                for item in run.items:
+                    if stop:
+                        break
+                    result = self._run_item(run, item)
+                    if result["status"] != "passed" and not item.baseline and self.exitfirst:
+                        stop = True
+                    if result["status"] == "error" and item.baseline and self.exitfirst:
+                        stop = True
+                self._write(run, self._suite_code(run))
+            code = self._overall()
+        except KeyboardInterrupt:
+            code = ExitCode.INTERRUPTED
+            for run in self.runs:
+                self._write(run, code)
+        except (ConfigError, DataError) as e:
+            self.hook.harness_warning(message=str(e), item=None)
+            code = ExitCode.USAGE_ERROR
+        return self._finish(code)
+
+    def _finish(self, code: ExitCode) -> ExitCode:
+        statuses = [r["status"] for run in self.runs for r in run.results.values() if not r["baseline"]]
+        summary = {
+            "passed": statuses.count("passed"), "failed": statuses.count("failed"), "error": statuses.count("error"),
+            "baselines": sum(1 for run in self.runs for r in run.results.values() if r["baseline"]),
+            "seconds": time.time() - self.started,
+            "runs": [{"suite": run.suite.name, "dir": str(run.run_dir)} for run in self.runs if run.results],
+        }
+        self.hook.harness_sessionfinish(session=self, exit_code=code, summary=summary)
+        return code
+
+    def _overall(self) -> ExitCode:
+        codes = [self._suite_code(run) for run in self.runs]
+        return max(codes, default=ExitCode.OK)
+
+    @staticmethod
+    def _suite_code(run: SuiteRun) -> ExitCode:
+        bad = [r for r in run.results.values() if r["status"] != "passed"]
+        return ExitCode.GATES_FAILED if bad else ExitCode.OK
+
+    def _prepare_all(self) -> None:
+        problems = []
+        run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        by_suite: dict[str, list[Item]] = {}
+        for item in self.items:
+            by_suite.setdefault(item.suite.name, []).append(item)
+        for suite in self.suites:
+            if suite.name not in by_suite:
+                continue
+            run = SuiteRun(suite, by_suite[suite.name], self.out_dir / suite.name / run_id)
+            try:
+                run.data = self._load_data(suite)
+            except DataError as e:
+                problems.append(Problem(str(suite.path), "data", str(e)))
+            for i, model in enumerate(suite.models):
+                if not any(it.model is model for it in run.items):
+                    continue
+                resolved = self.hook.harness_resolve_model(name=model.base, revision=model.revision)
+                if resolved is None:
+                    problems.append(Problem(str(suite.path), f"models[{i}].base",
+                                            f"model {model.base!r} not found: not a local folder, not on the hub "
+                                            "(offline?) and no bundled copy is installed"))
+                else:
+                    run.models[model.name] = resolved
+            self.runs.append(run)
+        if problems:
+            raise ConfigError(problems)
+        for run in self.runs:
+            for w in run.data.warnings:
+                self.hook.harness_warning(message=f"{run.suite.name}: {w}", item=None)
+
+    def _load_data(self, suite: Suite) -> Prepared:
+        source = self.plugins.registry.pair_sources[suite.data.source]
+        data_dir = os.environ.get("HARNESS_DATA_DIR")
+        cache = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
+        ctx = LoadContext(Path(data_dir) if data_dir else None, suite.path.parent.resolve(), cache,
+                          (suite.data.train_split, suite.data.test_split))
+        return prepare(source.load(source_options(suite, self.plugins.registry), ctx), suite.data)
+
+    # --- one baseline or candidate ------------------------------------------------------------
+
+    def _run_item(self, run: SuiteRun, item: Item) -> dict:
+        suite, resolved = run.suite, run.models[item.model.name]
+        self.hook.harness_candidate_start(item=item)
+        result: dict[str, Any] = {
+            "name": item.name, "nodeid": item.nodeid, "base_model": item.model.base,
+            "base_model_revision": resolved.revision, "resolver": resolved.resolver,
+            "baseline": item.baseline, "loss": None if item.loss is None else {"type": item.loss.type, **item.loss.options},
+            "status": "error", "metrics": {}, "gates": [], "encoder": None, "timings": {},
+        }
+        work = run.run_dir / "models" / item.name
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            torch_dir = resolved.path
+            if not item.baseline:
+                from .train import train
+
+                tr = train(resolved.path, self.plugins.registry.losses[item.loss.type], item.loss.options, run.data,
+                           suite.training, suite.evaluation.primary_metric, self.device, work / "trained",
+                           item.model.query_prompt, item.model.document_prompt)
+                result["training"] = tr.as_dict()
+                result["timings"]["train_s"] = round(tr.seconds, 1)
+                torch_dir = tr.model_dir
+            result.update(self._export_and_evaluate(run, item, torch_dir, work))
+            if item.baseline:
+                result["status"] = "passed"
+            else:
+                base = run.results.get(f"{item.model.name}-baseline", {}).get("metrics")
+                result["gates"] = gates_for(item.name, result["metrics"], base, suite.thresholds)
+                result["status"] = "passed" if all(g["passed"] for g in result["gates"]) else "failed"
+        except KeyboardInterrupt:
+            result["error"] = "interrupted"
+            run.results[item.name] = result
+            raise
+        except HarnessError as e:
+            result["error"] = str(e)
+        except Exception as e:  # noqa: BLE001 - one candidate's crash must not stop the others
+            result["error"] = f"{type(e).__name__}: {e}"
+            result["traceback"] = traceback.format_exc()
+            if "out of memory" in str(e).lower():
+                result["error"] += " (hint: lower training.batch_size or use CachedMultipleNegativesRankingLoss)"
+        if not (work / "trained").exists() and not (work / "export").exists():
+            shutil.rmtree(work, ignore_errors=True)
+        run.results[item.name] = result
+        self._write(run, None)
+        self.hook.harness_candidate_report(item=item, result=result)
+        return result
+
+    def _export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path) -> dict:
+        from .encode import OnnxEncoder
+        from .export import check_export, export_onnx
+
+        ev = run.suite.evaluation
+        t0 = time.perf_counter()
+        export_dir = export_onnx(torch_dir, work / "export")
+        t1 = time.perf_counter()
+        encoder = OnnxEncoder(export_dir, self.device, batch_size=ev.batch_size, max_seq_length=ev.max_seq_length,
+                              query_prompt=item.model.query_prompt, document_prompt=item.model.document_prompt,
+                              progress=_progress_wanted(self.options))
+        sample = run.data.corpus["text"].head(ev.check_samples).to_list()
+        check = check_export(torch_dir, encoder, sample, self.device, encoder.max_seq_length, ev.min_cosine)
+        t2 = time.perf_counter()
+        metrics: dict[str, float] = {}
+        per_query: dict[str, dict[str, float]] = {}
+        rankings = {}
+        for name in ev.evaluators:
+            res = self.plugins.registry.evaluators[name].evaluate(encoder, run.data.corpus, run.data.test, ev.k_values)
+            metrics.update(res.metrics)
+            for q, vals in res.per_query.items():
+                per_query.setdefault(q, {}).update(vals)
+            rankings.update(res.rankings)
+        t3 = time.perf_counter()
+        info = encoder.describe()
+        info["file"] = os.path.relpath(info["file"], run.run_dir)
+        return {
+            "metrics": {k: round(v, 6) for k, v in metrics.items()},
+            "encoder": info, "export_check": check,
+            "per_query": {q: {m: round(v, 4) for m, v in vals.items() if m.endswith("@10")} for q, vals in per_query.items()},
+            "rankings": rankings,
+            "timings": {"export_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1),
+                        "docs_per_s": round(run.data.corpus.height / max(t3 - t2, 1e-9), 1)},
+        }
+
+    # --- output ---------------------------------------------------------------------------------
+
+    def _write(self, run: SuiteRun, code: ExitCode | None) -> None:
+        """Write results.json (atomically) and, once the suite is done, report.html and ``latest``."""
+        from .report import write_report
+
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        data = run.data
+        doc = {
+            "suite": run.suite.name, "suite_file": str(run.suite.path), "suite_sha256": run.suite.sha256,
+            "description": run.suite.suite.description, "profile": run.suite.profile, "run_id": run.run_dir.name,
+            "exit_code": None if code is None else int(code), "device": self.device,
+            "started": dt.datetime.fromtimestamp(self.started).isoformat(timespec="seconds"),
+            "finished": dt.datetime.now().isoformat(timespec="seconds") if code is not None else None,
+            "primary_metric": run.suite.evaluation.primary_metric,
+            "data": None if data is None else {"source": run.suite.data.source, "fingerprint": data.fingerprint,
+                                               **data.stats()},
+            "training": {k: v for k, v in vars(run.suite.training).items()},
+            "environment": environment(),
+            "candidates": list(run.results.values()),
+            "not_run": [i.name for i in run.items if i.name not in run.results],
+        }
+        tmp = run.run_dir / "results.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=1, default=str))
+        tmp.replace(run.run_dir / "results.json")
+        if code is not None:
+            write_report(run.run_dir)
+            latest = run.run_dir.parent / "latest"
+            if latest.is_symlink() or latest.exists():
+                latest.unlink()
+            latest.symlink_to(run.run_dir.name)
+
+
+def _progress_wanted(options) -> bool:
+    import sys
+
+    return sys.stderr.isatty() and not getattr(options, "quiet", False)

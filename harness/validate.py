@@ -1,0 +1,72 @@
+"""Checks of a typed suite against what the loaded plugins provide (sources, options, losses,
+evaluators, metrics). Every problem is collected; nothing here loads data or models."""
+
+from __future__ import annotations
+
+from .api import Option
+from .config import Suite, did_you_mean
+from .errors import Problem
+from .plugins import Registry
+
+
+def _check_options(file: str, table: str, given: dict, declared: dict[str, Option] | tuple[str, ...],
+                   owner: str) -> list[Problem]:
+    problems = []
+    names = list(declared)
+    for k, v in given.items():
+        if k not in declared:
+            problems.append(Problem(file, f"{table}.{k}", f"unknown key for {owner}{did_you_mean(k, names)}"))
+        elif isinstance(declared, dict):
+            opt = declared[k]
+            ok_types = opt.type if isinstance(opt.type, tuple) else (opt.type,)
+            if float in ok_types and isinstance(v, int) and not isinstance(v, bool):
+                continue
+            if not isinstance(v, ok_types) or (isinstance(v, bool) and bool not in ok_types):
+                want = " or ".join(t.__name__ for t in ok_types)
+                problems.append(Problem(file, f"{table}.{k}", f"expected {want}, got {type(v).__name__} ({v!r})"))
+            elif opt.choices and v not in opt.choices:
+                problems.append(Problem(file, f"{table}.{k}", f"expected one of {list(opt.choices)}, got {v!r}"))
+    if isinstance(declared, dict):
+        for k, opt in declared.items():
+            if opt.required and k not in given:
+                problems.append(Problem(file, f"{table}.{k}", f"missing required key for {owner}"))
+    return problems
+
+
+def source_options(suite: Suite, registry: Registry) -> dict:
+    """The pair source's options with its defaults filled in."""
+    source = registry.pair_sources[suite.data.source]
+    return {k: suite.data.options.get(k, opt.default) for k, opt in source.options.items()}
+
+
+def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
+    file = str(suite.path)
+    problems: list[Problem] = []
+    source = registry.pair_sources.get(suite.data.source)
+    if source is None:
+        problems.append(Problem(file, "data.source",
+                                f"unknown pair source {suite.data.source!r}{did_you_mean(suite.data.source, registry.pair_sources)}"))
+    else:
+        problems += _check_options(file, "data", suite.data.options, source.options, f"pair source {source.name!r}")
+    for i, loss in enumerate(suite.losses):
+        spec = registry.losses.get(loss.type)
+        if spec is None:
+            problems.append(Problem(file, f"losses[{i}].type", f"unknown loss {loss.type!r}{did_you_mean(loss.type, registry.losses)}"))
+        else:
+            problems += _check_options(file, f"losses[{i}]", loss.options, spec.accepted_options(), f"loss {loss.type!r}")
+    produced: set[str] = set()
+    for i, name in enumerate(suite.evaluation.evaluators):
+        ev = registry.evaluators.get(name)
+        if ev is None:
+            problems.append(Problem(file, f"evaluation.evaluators[{i}]", f"unknown evaluator {name!r}{did_you_mean(name, registry.evaluators)}"))
+        else:
+            produced |= set(ev.metric_names(suite.evaluation.k_values))
+    if produced or not suite.evaluation.evaluators:
+        if not suite.evaluation.evaluators:
+            problems.append(Problem(file, "evaluation.evaluators", "expected at least one evaluator"))
+        for path, metric in [("evaluation.primary_metric", suite.evaluation.primary_metric)] + [
+            (f"thresholds[{i}].metric", t.metric) for i, t in enumerate(suite.thresholds)
+        ]:
+            if produced and metric not in produced:
+                problems.append(Problem(file, path, f"no evaluator produces the metric {metric!r}{did_you_mean(metric, produced)}"))
+    return problems

@@ -1,0 +1,144 @@
+"""Shared fixtures: a tiny sentence-transformers model built in code, synthetic pair data, and a
+helper that writes a suite and runs the real ``harness`` CLI on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import textwrap
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_DIR = Path(os.environ.get("HARNESS_DATA_DIR", SHARED_DATA))
+
+WORDS = [f"w{i}" for i in range(120)] + ["what", "is", "the", "of", "a", "and", "code", "doc", "query"]
+
+
+def _tiny_model(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer BERT of width 32 with a word-level WordPiece vocabulary, saved as sentence-transformers."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import models as st_models
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    torch.manual_seed(seed)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    tok = Tokenizer(WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tok.decoder = decoders.WordPiece()
+    hf_dir = folder / "hf"
+    BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                      sep_token="[SEP]", mask_token="[MASK]", model_max_length=64).save_pretrained(hf_dir)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(hf_dir)
+    transformer = st_models.Transformer(str(hf_dir), max_seq_length=64)
+    pooling = st_models.Pooling(transformer.get_word_embedding_dimension(), "mean")
+    out = folder / "tiny-st"
+    SentenceTransformer(modules=[transformer, pooling, st_models.Normalize()], device="cpu").save(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return _tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+def synthetic_pairs(n: int, seed: int) -> list[dict]:
+    """Queries of two words, documents that contain those words among others: learnable, not trivial."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        a, b = rng.sample(WORDS[:120], 2)
+        noise = rng.sample(WORDS[:120], 4)
+        rows.append({"query": f"what is {a} {b}", "document": f"the {a} of {noise[0]} and {b} {noise[1]} {noise[2]}"})
+    return rows
+
+
+@pytest.fixture()
+def pair_files(tmp_path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    for name, n, seed in (("train", 80, 1), ("test", 20, 2)):
+        (d / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic_pairs(n, seed)))
+    return d
+
+
+def write_suite(folder: Path, body: str, name: str = "tiny.toml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+@pytest.fixture()
+def tiny_suite(tmp_path, tiny_model, pair_files):
+    """Factory: a jsonl suite on the tiny model; ``extra`` TOML is appended."""
+
+    def make(extra: str = "", name: str = "tiny.toml") -> Path:
+        return write_suite(tmp_path, f"""
+            [suite]
+            name = "{Path(name).stem}"
+            [data]
+            source = "jsonl"
+            train = "{pair_files / 'train.jsonl'}"
+            test = "{pair_files / 'test.jsonl'}"
+            dev_fraction = 0.2
+            [[models]]
+            name = "tiny"
+            base = "{tiny_model}"
+            [[losses]]
+            name = "mnrl"
+            type = "MultipleNegativesRankingLoss"
+            [training]
+            epochs = 2
+            batch_size = 16
+            learning_rate = 1e-3
+            [evaluation]
+            check_samples = 8
+            k_values = [1, 3, 10]
+            """ + textwrap.dedent(extra), name)
+
+    return make
+
+
+@pytest.fixture()
+def run_cli(tmp_path, monkeypatch):
+    """Run ``harness`` in-process; returns (exit code, stdout+stderr)."""
+    from harness.cli import main
+
+    def run(*args: str) -> tuple[int, str]:
+        import io
+        from contextlib import redirect_stderr, redirect_stdout
+
+        buf = io.StringIO()
+        with redirect_stdout(buf), redirect_stderr(buf):
+            code = main(list(args))
+        return code, buf.getvalue()
+
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(DATA_DIR))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return run
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        cuda = False
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    skip_data = pytest.mark.skip(reason=f"real data not found at {DATA_DIR} (set HARNESS_DATA_DIR)")
+    for item in items:
+        if "gpu" in item.keywords and not cuda:
+            item.add_marker(skip_gpu)
+        if "integration" in item.keywords and not (DATA_DIR / "scifact" / "corpus.jsonl").is_file():
+            item.add_marker(skip_data)

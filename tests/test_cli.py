@@ -1,0 +1,154 @@
+"""The harness command end to end on the tiny model and synthetic pairs: exit codes, output contract."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def _latest(out, suite="tiny"):
+    run = (out / suite / "latest").resolve()
+    return run, json.loads((run / "results.json").read_text())
+
+
+def test_run_end_to_end_passes_and_writes_the_contract(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite('[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n')
+    out = tmp_path / "out"
+    code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q")
+    assert code == 0, text
+    run, doc = _latest(out)
+    assert {"suite", "exit_code", "device", "candidates"} <= set(doc)
+    assert doc["suite"] == "tiny" and doc["exit_code"] == 0 and doc["device"] == "cpu"
+    names = {c["name"]: c for c in doc["candidates"]}
+    assert set(names) == {"tiny-baseline", "tiny-mnrl"}
+    cand, base = names["tiny-mnrl"], names["tiny-baseline"]
+    assert base["baseline"] is True and cand["baseline"] is False
+    for c in (cand, base):
+        assert c["status"] == "passed"
+        assert {"ndcg@10", "recall@10", "mrr@10", "map@10"} <= set(c["metrics"])
+        assert c["encoder"]["format"] == "onnx" and c["encoder"]["provider"] == "CPUExecutionProvider"
+        assert (run / c["encoder"]["file"]).is_file()
+        assert c["export_check"]["min_cosine"] >= 0.999
+    gate = cand["gates"][0]
+    assert gate["kind"] == "min_gain" and gate["passed"] is True
+    assert gate["value"] == pytest.approx(cand["metrics"]["ndcg@10"] - base["metrics"]["ndcg@10"], abs=1e-5)
+    assert cand["training"]["steps"] > 0 and cand["training"]["chosen_by"].startswith("best dev")
+    assert any("loss" in h for h in cand["training"]["history"])
+    html = (run / "report.html").read_text()
+    assert "tiny-mnrl" in html and "untuned baseline" in html
+    assert "1 passed, 0 failed" in text
+
+
+def test_failed_gate_exits_1_and_report_rerenders(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite('[[thresholds]]\nmetric = "ndcg@10"\nmin = 1.5\n')
+    out = tmp_path / "out"
+    code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q")
+    assert code == 1, text
+    run, doc = _latest(out)
+    assert doc["exit_code"] == 1
+    cand = next(c for c in doc["candidates"] if not c["baseline"])
+    assert cand["status"] == "failed" and cand["gates"][0]["passed"] is False
+    assert "0 passed, 1 failed" in text
+    (run / "report.html").unlink()
+    code, _ = run_cli("report", str(out / "tiny" / "latest"))
+    assert code == 0 and (run / "report.html").is_file()
+
+
+def test_collect_only_and_keyword_selection(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite('[[losses]]\nname = "cached"\ntype = "CachedMultipleNegativesRankingLoss"\nmini_batch_size = 8\n')
+    code, text = run_cli("run", str(suite), "--collect-only")
+    assert code == 0
+    assert "tiny::tiny-mnrl" in text and "tiny::tiny-cached" in text and "tiny::tiny-baseline" in text
+    code, text = run_cli("run", str(suite), "--collect-only", "-k", "cached and not mnrl")
+    assert code == 0 and "tiny-cached" in text and "tiny-mnrl" not in text and "tiny-baseline" in text
+    code, text = run_cli("run", str(suite), "--collect-only", "-k", "nothing_matches_this")
+    assert code == 5
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-k", "nothing_matches_this")
+    assert code == 5
+    code, text = run_cli("run", str(suite), "--collect-only", "-k", "(cached")
+    assert code == 4 and "expected ')'" in text
+
+
+def test_bad_suite_exits_4_with_every_problem_before_training(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite('[[thresholds]]\nmetric = "ndcg@11"\nmin = 0.5\n[[losses]]\nname = "x"\ntype = "NoSuchLoss"\n'
+                       '[[losses]]\nname = "y"\ntype = "MultipleNegativesRankingLoss"\nscale = 20.0\ntemprature = 1.0\n')
+    text = suite.read_text().replace('source = "jsonl"', 'source = "jsonl"\nsplits = 3')
+    suite.write_text(text)
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"))
+    assert code == 4
+    assert "data.splits: unknown key for pair source 'jsonl'" in out
+    assert "losses[1].type: unknown loss 'NoSuchLoss'" in out
+    assert "losses[2].temprature: unknown key for loss 'MultipleNegativesRankingLoss'; did you mean 'temperature'?" in out
+    assert "thresholds[0].metric: no evaluator produces the metric 'ndcg@11'" in out
+    assert "nothing was run" in out
+    assert not (tmp_path / "o").exists()
+    code, out = run_cli("check", str(suite))
+    assert code == 4 and "NoSuchLoss" in out
+
+
+def test_missing_data_file_exits_4(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite()
+    suite.write_text(suite.read_text().replace("train.jsonl", "missing.jsonl"))
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu")
+    assert code == 4 and "missing.jsonl: no such file" in out
+
+
+def test_check_plugins_and_usage(tiny_suite, run_cli, tmp_path):
+    code, out = run_cli("check", str(tiny_suite()))
+    assert code == 0 and "ok:" in out
+    code, out = run_cli("plugins")
+    assert code == 0 and "pair source beir" in out and "evaluator retrieval" in out
+    code, out = run_cli("run", "--no-such-flag")
+    assert code == 4
+    code, out = run_cli("run", str(tmp_path / "nope.toml"))
+    assert code == 4 and "no such suite file" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "_skipped.toml").write_text("not toml at all [")
+    code, out = run_cli("run", str(empty))
+    assert code == 5
+
+
+def test_a_candidate_error_does_not_stop_the_others(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite('[[losses]]\nname = "broken"\ntype = "MultipleNegativesRankingLoss"\nsimilarity_fct = "not-a-function"\n'
+                       '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n')
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
+    assert code == 1
+    doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
+    status = {c["name"]: c["status"] for c in doc["candidates"]}
+    assert status == {"tiny-baseline": "passed", "tiny-mnrl": "passed", "tiny-broken": "error"}
+    assert "1 passed, 0 failed, 1 error" in text
+
+
+def test_shipped_glossary_plugin_through_a_suite(tiny_model, run_cli, tmp_path):
+    from .conftest import synthetic_pairs, write_suite
+
+    rows = synthetic_pairs(60, 9)
+    (tmp_path / "terms.tsv").write_text("".join(f"{r['query']}\t{r['document']}\n" for r in rows))
+    plugin = __import__("pathlib").Path(__file__).resolve().parents[1] / "plugins" / "glossary.py"
+    suite = write_suite(tmp_path, f"""
+        [suite]
+        name = "gloss"
+        plugins = ["{plugin}"]
+        [data]
+        source = "glossary"
+        file = "terms.tsv"
+        dev_fraction = 0.2
+        [[models]]
+        name = "tiny"
+        base = "{tiny_model}"
+        [[losses]]
+        name = "mnrl"
+        type = "MultipleNegativesRankingLoss"
+        [training]
+        batch_size = 8
+        [evaluation]
+        check_samples = 4
+        """, "gloss.toml")
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
+    assert code == 0, text
+    doc = json.loads((tmp_path / "o" / "gloss" / "latest" / "results.json").read_text())
+    assert doc["data"]["test_queries"] == 12 and doc["data"]["corpus"] == 60
+    code, text = run_cli("plugins", "-p", str(plugin))
+    assert "pair source glossary: term -> definition pairs" in text

@@ -1,0 +1,106 @@
+"""Suite loading: types, unknown keys, profiles, and problems reported all at once with their TOML path."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config import load_suite, merge
+from harness.errors import ConfigError
+
+MINIMAL = """
+[data]
+source = "beir"
+dataset = "scifact"
+[[models]]
+name = "m"
+base = "some/model"
+[[losses]]
+name = "l"
+type = "MultipleNegativesRankingLoss"
+"""
+
+
+def problems(tmp_path, text, **kw) -> list[str]:
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_suite(p, **kw)
+    return [str(x) for x in e.value.problems]
+
+
+def test_minimal_suite_gets_defaults(tmp_path):
+    p = tmp_path / "mine.toml"
+    p.write_text(MINIMAL)
+    s = load_suite(p)
+    assert s.name == "mine"
+    assert s.training.epochs == 1 and s.evaluation.primary_metric == "ndcg@10"
+    assert s.data.options == {"dataset": "scifact"}
+    assert s.data.dev_fraction == 0.15
+
+
+def test_every_problem_is_reported_at_once_with_file_and_path(tmp_path):
+    text = MINIMAL.replace('[[models]]', '[training]\nepochs = "three"\nlearning_rat = 1e-5\n[evaluation]\nk_values = []\n[[models]]')
+    text += '[[thresholds]]\nmetric = "ndcg@10"\n'
+    found = problems(tmp_path, text)
+    joined = "\n".join(found)
+    assert "training.epochs: expected an integer, got a string ('three')" in joined
+    assert "training.learning_rat: unknown key; did you mean 'learning_rate'?" in joined
+    assert "evaluation.k_values: expected a non-empty list" in joined
+    assert "thresholds[0]: expected one of the keys min, max, min_gain" in joined
+    assert all(x.startswith(str(tmp_path / "s.toml")) for x in found)
+    assert len(found) == 4
+
+
+def test_typo_in_a_table_with_plugin_options_is_still_caught(tmp_path):
+    found = problems(tmp_path, MINIMAL.replace("source =", "sourc ="))
+    assert any("data.sourc: unknown key; did you mean 'source'?" in f for f in found)
+    assert any("data.source: missing required key" in f for f in found)
+
+
+def test_out_of_range_and_choices(tmp_path):
+    found = problems(tmp_path, MINIMAL + "[training]\nwarmup_ratio = 1.5\nprecision = 'fp64'\nbatch_size = 1\n")
+    joined = "\n".join(found)
+    assert "training.warmup_ratio: expected a number in [0, 1), got 1.5" in joined
+    assert "training.precision: expected one of 'auto', 'fp32', 'fp16', 'bf16'" in joined
+    assert "training.batch_size: expected >= 2" in joined
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    found = problems(tmp_path, "[data\nsource=1")
+    assert "invalid TOML" in found[0] and "s.toml" in found[0]
+
+
+def test_duplicate_names(tmp_path):
+    found = problems(tmp_path, MINIMAL + '[[models]]\nname = "m"\nbase = "x"\n')
+    assert any("models[1].name: duplicate name 'm' (also models[0])" in f for f in found)
+
+
+def test_profile_is_merged_and_unknown_profile_is_an_error(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(MINIMAL + "[training]\nepochs = 20\nbatch_size = 64\n[profiles.cpu.training]\nepochs = 1\n")
+    s = load_suite(p, profile="cpu")
+    assert (s.training.epochs, s.training.batch_size, s.profile) == (1, 64, "cpu")
+    assert load_suite(p).training.epochs == 20
+    with pytest.raises(ConfigError, match="unknown profile 'gpu'; this suite has \\['cpu'\\]"):
+        load_suite(p, profile="gpu")
+
+
+def test_cpu_profile_applies_automatically_on_cpu(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text('[suite]\ncpu_profile = "small"\n' + MINIMAL + "[profiles.small.training]\nepochs = 3\n")
+    assert load_suite(p, device="cpu").training.epochs == 3
+    assert load_suite(p, device="cuda").training.epochs == 1
+
+
+def test_profile_with_unknown_table(tmp_path):
+    found = problems(tmp_path, MINIMAL + "[profiles.cpu.trainig]\nepochs = 1\n")
+    assert any("profiles.cpu.trainig: unknown key; did you mean 'training'?" in f for f in found)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_suite(tmp_path / "nope.toml")
+
+
+def test_merge_replaces_arrays_and_merges_tables():
+    assert merge({"a": {"x": 1, "y": 2}, "l": [1, 2]}, {"a": {"y": 3}, "l": [9]}) == {"a": {"x": 1, "y": 3}, "l": [9]}

