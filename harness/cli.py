@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
                      help="load a plugin file or module (repeatable); -p no:NAME blocks one")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--no-cache", action="store_true",
+                     help="re-evaluate untuned baselines even when an identical evaluation is cached")
 
     check = sub.add_parser("check", help="validate suites without running anything")
     check.add_argument("paths", nargs="*", metavar="PATH")

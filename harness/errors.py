@@ -14,8 +14,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}: {self.path}" if self.path else self.file
-        return f"{where}: {self.message}"
+        where = ": ".join(x for x in (self.file, self.path) if x)
+        return f"{where}: {self.message}" if where else self.message
 
 
 class HarnessError(Exception):

@@ -89,6 +89,16 @@ def harness_candidate_start(item):
 
 
 @hookspec
+def harness_candidate_progress(item, stage, info):
+    """Called as a baseline or candidate moves through its stages, for progress displays.
+
+    :param stage: ``"epoch"`` (after each training epoch; ``info`` has ``epoch``, ``loss`` and,
+        with a dev split, ``dev_<primary metric>``), ``"trained"`` (``seconds``, ``pairs``),
+        ``"exported"`` (``min_cosine``, ``provider``) or ``"evaluated"`` (``seconds``, ``docs_per_s``).
+    """
+
+
+@hookspec
 def harness_candidate_report(item, result):
     """Called when a baseline or candidate is done.
 

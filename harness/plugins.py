@@ -130,7 +130,12 @@ class Plugins:
                 raise ConfigError(Problem(file, path, f"plugin module {spec!r} does not import: {type(e).__name__}: {e}"))
             self._register(module, spec, "module", file, path)
             self.origins[spec] = "module"
-        self._refresh()
+        try:
+            self._refresh()
+        except ConfigError:
+            self.pm.unregister(module)
+            self._refresh()
+            raise
 
     def _refresh(self) -> None:
         """(Re)build the registries by calling each plugin's registration hooks, recording owners."""
@@ -142,7 +147,7 @@ class Plugins:
             ("harness_register_losses", reg.losses),
         ):
             kind = hookname.removeprefix("harness_register_")
-            for impl in reversed(getattr(self.pm.hook, hookname).get_hookimpls()):
+            for impl in getattr(self.pm.hook, hookname).get_hookimpls():  # in load order
 
                 def register(obj, _table=table, _kind=kind, _plugin=impl.plugin_name):
                     name = getattr(obj, "name", "")

@@ -207,7 +207,11 @@ class Session:
 
     def _prepare_all(self) -> None:
         problems = []
-        run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_id = stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        n = 1
+        while any((self.out_dir / s.name / run_id).exists() for s in self.suites):
+            n += 1
+            run_id = f"{stamp}-{n}"
         by_suite: dict[str, list[Item]] = {}
         for item in self.items:
             by_suite.setdefault(item.suite.name, []).append(item)
@@ -257,6 +261,10 @@ class Session:
         }
         work = run.run_dir / "models" / item.name
         work.mkdir(parents=True, exist_ok=True)
+
+        def progress(stage: str, info: dict) -> None:
+            self.hook.harness_candidate_progress(item=item, stage=stage, info=info)
+
         try:
             torch_dir = resolved.path
             if not item.baseline:
@@ -264,11 +272,12 @@ class Session:
 
                 tr = train(resolved.path, self.plugins.registry.losses[item.loss.type], item.loss.options, run.data,
                            suite.training, suite.evaluation.primary_metric, self.device, work / "trained",
-                           item.model.query_prompt, item.model.document_prompt)
+                           item.model.query_prompt, item.model.document_prompt, progress=progress)
                 result["training"] = tr.as_dict()
+                progress("trained", {"seconds": round(tr.seconds, 1), "pairs": tr.pairs, "kept": tr.chosen_by})
                 result["timings"]["train_s"] = round(tr.seconds, 1)
                 torch_dir = tr.model_dir
-            result.update(self._export_and_evaluate(run, item, torch_dir, work))
+            result.update(self._export_and_evaluate(run, item, torch_dir, work, progress))
             if item.baseline:
                 result["status"] = "passed"
             else:
@@ -293,7 +302,7 @@ class Session:
         self.hook.harness_candidate_report(item=item, result=result)
         return result
 
-    def _export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path) -> dict:
+    def _export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress) -> dict:
         from .encode import OnnxEncoder
         from .export import check_export, export_onnx
 
@@ -307,25 +316,50 @@ class Session:
         sample = run.data.corpus["text"].head(ev.check_samples).to_list()
         check = check_export(torch_dir, encoder, sample, self.device, encoder.max_seq_length, ev.min_cosine)
         t2 = time.perf_counter()
+        progress("exported", {"seconds": round(t2 - t0, 1), "min_cosine": check["min_cosine"], "provider": encoder.provider})
+        info = encoder.describe()
+        key = cached = None
+        if item.baseline and not getattr(self.options, "no_cache", False):
+            from . import cache
+
+            key = cache.evaluation_key(encoder.path, run.data, run.suite.evaluation, info, encoder.prompts)
+            cached = cache.load(key)
+        evaluated = cached or self._evaluate(run, encoder)
+        t3 = time.perf_counter()
+        if key and not cached:
+            from . import cache
+
+            cache.store(key, {**evaluated, "run": str(run.run_dir)})
+        progress("evaluated", {"seconds": round(t3 - t2, 1), "docs_per_s": evaluated["docs_per_s"],
+                               "cached_from": cached["run"] if cached else None})
+        info["file"] = os.path.relpath(info["file"], run.run_dir)
+        return {
+            "metrics": evaluated["metrics"], "encoder": info, "export_check": check,
+            "per_query": evaluated["per_query"], "rankings": evaluated["rankings"],
+            "evaluation_cached_from": cached["run"] if cached else None,
+            "timings": {"export_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1),
+                        "docs_per_s": evaluated["docs_per_s"]},
+        }
+
+    def _evaluate(self, run: SuiteRun, encoder) -> dict:
+        """Every evaluator of the suite on the test split, through ``encoder``."""
+        ev = run.suite.evaluation
         metrics: dict[str, float] = {}
         per_query: dict[str, dict[str, float]] = {}
-        rankings = {}
+        rankings: dict[str, list[str]] = {}
+        start = time.perf_counter()
         for name in ev.evaluators:
             res = self.plugins.registry.evaluators[name].evaluate(encoder, run.data.corpus, run.data.test, ev.k_values)
             metrics.update(res.metrics)
             for q, vals in res.per_query.items():
                 per_query.setdefault(q, {}).update(vals)
             rankings.update(res.rankings)
-        t3 = time.perf_counter()
-        info = encoder.describe()
-        info["file"] = os.path.relpath(info["file"], run.run_dir)
+        seconds = time.perf_counter() - start
         return {
             "metrics": {k: round(v, 6) for k, v in metrics.items()},
-            "encoder": info, "export_check": check,
             "per_query": {q: {m: round(v, 4) for m, v in vals.items() if m.endswith("@10")} for q, vals in per_query.items()},
             "rankings": rankings,
-            "timings": {"export_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1),
-                        "docs_per_s": round(run.data.corpus.height / max(t3 - t2, 1e-9), 1)},
+            "docs_per_s": round(run.data.corpus.height / max(seconds, 1e-9), 1),
         }
 
     # --- output ---------------------------------------------------------------------------------

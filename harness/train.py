@@ -48,8 +48,11 @@ def precision_flags(precision: str, device: str) -> dict:
 
 
 def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg: TrainingTable,
-          primary_metric: str, device: str, out_dir: Path, query_prompt: str = "", document_prompt: str = "") -> TrainResult:
-    """Train ``base_dir`` on the train pairs of ``data`` and save the kept model to ``out_dir``."""
+          primary_metric: str, device: str, out_dir: Path, query_prompt: str = "", document_prompt: str = "",
+          progress=None) -> TrainResult:
+    """Train ``base_dir`` on the train pairs of ``data`` and save the kept model to ``out_dir``.
+
+    ``progress(stage, info)`` is called after every epoch with the epoch, its last loss and dev metric."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
@@ -111,6 +114,8 @@ def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cf
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss_module,
                                          evaluator=evaluator)
     _quiet_progress(trainer)
+    if progress is not None:
+        trainer.add_callback(_epoch_reporter(progress, metric_key, "dev_" + primary_metric))
     start = time.perf_counter()
     try:
         trainer.train()
@@ -132,17 +137,36 @@ def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cf
     return TrainResult(out_dir, seconds, len(anchors), trainer.state.global_step, chosen_epoch, chosen_by, history)
 
 
+def _epoch_reporter(progress, metric_key: str | None, name: str):
+    from transformers import TrainerCallback
+
+    class EpochReporter(TrainerCallback):
+        def _last_loss(self, state):
+            return next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if metric_key and metrics and metric_key in metrics:
+                progress("epoch", {"epoch": round(state.epoch or 0, 2), "loss": self._last_loss(state),
+                                   name: metrics[metric_key]})
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if not metric_key:
+                progress("epoch", {"epoch": round(state.epoch or 0, 2), "loss": self._last_loss(state)})
+
+    return EpochReporter()
+
+
 def _quiet_progress(trainer) -> None:
     """Keep the progress bar but not the dict of numbers it prints at every logging step
     (the history goes to results.json and the report instead)."""
-    from transformers.trainer_callback import PrintProgressCallback, ProgressCallback
+    from transformers import trainer_callback as tc
 
-    class Quiet(ProgressCallback):
+    class Quiet(tc.ProgressCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             pass
 
-    trainer.remove_callback(PrintProgressCallback)
-    if trainer.pop_callback(ProgressCallback) is not None:
+    trainer.remove_callback(tc.PrinterCallback)
+    if trainer.pop_callback(tc.ProgressCallback) is not None:
         trainer.add_callback(Quiet())
 
 

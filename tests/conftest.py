@@ -125,6 +125,7 @@ def run_cli(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HARNESS_DATA_DIR", str(DATA_DIR))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     return run
 
 

@@ -72,14 +72,14 @@ def test_collect_only_and_keyword_selection(tiny_suite, run_cli, tmp_path):
 
 def test_bad_suite_exits_4_with_every_problem_before_training(tiny_suite, run_cli, tmp_path):
     suite = tiny_suite('[[thresholds]]\nmetric = "ndcg@11"\nmin = 0.5\n[[losses]]\nname = "x"\ntype = "NoSuchLoss"\n'
-                       '[[losses]]\nname = "y"\ntype = "MultipleNegativesRankingLoss"\nscale = 20.0\ntemprature = 1.0\n')
+                       '[[losses]]\nname = "y"\ntype = "MultipleNegativesRankingLoss"\nscale = 20.0\nscael = 1.0\n')
     text = suite.read_text().replace('source = "jsonl"', 'source = "jsonl"\nsplits = 3')
     suite.write_text(text)
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"))
     assert code == 4
     assert "data.splits: unknown key for pair source 'jsonl'" in out
     assert "losses[1].type: unknown loss 'NoSuchLoss'" in out
-    assert "losses[2].temprature: unknown key for loss 'MultipleNegativesRankingLoss'; did you mean 'temperature'?" in out
+    assert "losses[2].scael: unknown key for loss 'MultipleNegativesRankingLoss'; did you mean 'scale'?" in out
     assert "thresholds[0].metric: no evaluator produces the metric 'ndcg@11'" in out
     assert "nothing was run" in out
     assert not (tmp_path / "o").exists()
@@ -152,3 +152,60 @@ def test_shipped_glossary_plugin_through_a_suite(tiny_model, run_cli, tmp_path):
     assert doc["data"]["test_queries"] == 12 and doc["data"]["corpus"] == 60
     code, text = run_cli("plugins", "-p", str(plugin))
     assert "pair source glossary: term -> definition pairs" in text
+
+
+def test_exitfirst_stops_after_the_first_failure(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite('[[losses]]\nname = "second"\ntype = "MultipleNegativesSymmetricRankingLoss"\n'
+                       '[[thresholds]]\nmetric = "ndcg@10"\nmin = 1.5\n')
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-x")
+    assert code == 1
+    doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
+    assert [c["name"] for c in doc["candidates"]] == ["tiny-baseline", "tiny-mnrl"]
+    assert doc["not_run"] == ["tiny-second"]
+
+
+def test_interrupt_exits_2_and_keeps_what_was_computed(tiny_suite, tmp_path):
+    """SIGINT during training: exit 2, results.json keeps the baseline and says exit_code 2."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite = tiny_suite()
+    suite.write_text(suite.read_text().replace("epochs = 2", "epochs = 500"))
+    out = tmp_path / "o"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out), "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.time() + 240
+    seen = ""
+    for line in proc.stdout:
+        seen += line
+        if "tiny-mnrl ... training" in line:
+            time.sleep(3)
+            proc.send_signal(signal.SIGINT)
+            break
+        assert time.time() < deadline, seen
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, seen + rest
+    results = list(out.glob("tiny/*/results.json"))
+    doc = json.loads(results[0].read_text())
+    assert doc["exit_code"] == 2
+    assert [c["name"] for c in doc["candidates"] if c["status"] == "passed"] == ["tiny-baseline"]
+
+
+def test_unchanged_baseline_evaluation_is_reused(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite('[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n')
+    out = tmp_path / "o"
+    code, _ = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q", "-k", "baseline")
+    assert code == 0
+    first = json.loads((out / "tiny" / "latest" / "results.json").read_text())["candidates"][0]
+    assert first["evaluation_cached_from"] is None
+    code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q", "-k", "baseline")
+    second = json.loads((out / "tiny" / "latest" / "results.json").read_text())["candidates"][0]
+    assert second["evaluation_cached_from"] and "reused from" in text
+    assert second["metrics"] == first["metrics"]
+    code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q", "-k", "baseline", "--no-cache")
+    third = json.loads((out / "tiny" / "latest" / "results.json").read_text())["candidates"][0]
+    assert third["evaluation_cached_from"] is None and third["metrics"] == first["metrics"]

@@ -42,8 +42,10 @@ def test_duplicate_registration_names_both_plugins(tmp_path):
         "def harness_register_pair_sources(register):\n    register(BeirSource())\n"
     )
     p = Plugins(load_entry_points=False)
-    with pytest.raises(ConfigError, match="pair source 'beir' is registered by both 'beir' and 'local:"):
+    with pytest.raises(ConfigError, match="^pair source 'beir' is registered by both 'beir' and 'local:") as e:
         p.load_plugin("dup.py", tmp_path)
+    assert not any(n.startswith("local:") for n, _ in p.pm.list_name_plugin())  # the loser is not left half-loaded
+    assert p.registry.owner[("pair_sources", "beir")] == "beir"
 
 
 def test_missing_and_broken_plugin_files(tmp_path):
@@ -73,3 +75,26 @@ def test_local_path_resolves_as_is(tiny_model):
     p = Plugins(load_entry_points=False)
     r = p.hook.harness_resolve_model(name=str(tiny_model), revision=None)
     assert r.resolver == "local" and r.path == tiny_model.resolve()
+
+
+def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
+    """An installed package registers through the entry-point group ``harness``."""
+    import sys
+
+    (tmp_path / "ep_plugin_mod.py").write_text(
+        "from harness.api import PairSource\n"
+        "class S(PairSource):\n    name = 'from-entry-point'\n"
+        "def harness_register_pair_sources(register):\n    register(S())\n"
+    )
+    dist = tmp_path / "ep_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[harness]\nep = ep_plugin_mod\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        p = Plugins()
+        assert p.registry.owner[("pair_sources", "from-entry-point")] == "ep"
+        assert next(d for d in p.describe() if d["name"] == "ep")["origin"] == "entry point"
+        assert "from-entry-point" not in Plugins(load_entry_points=False).registry.pair_sources
+    finally:
+        sys.modules.pop("ep_plugin_mod", None)

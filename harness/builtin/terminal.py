@@ -50,6 +50,22 @@ def harness_candidate_start(item):
 
 
 @hookimpl
+def harness_candidate_progress(item, stage, info):
+    if stage == "epoch":
+        extra = " ".join(f"{k}={v:.4f}" for k, v in info.items() if k.startswith("dev_") and v is not None)
+        loss = f" loss={info['loss']:.4f}" if info.get("loss") is not None else ""
+        _out(f"    epoch {info['epoch']:g}:{loss} {extra}".rstrip())
+    elif stage == "trained":
+        _out(f"    trained on {info['pairs']} pairs in {_duration(info['seconds'])}; kept: {info['kept']}")
+    elif stage == "exported":
+        _out(f"    exported to ONNX, torch-vs-ONNX cosine >= {info['min_cosine']:.5f}, encoding on {info['provider']}")
+    elif stage == "evaluated" and info.get("cached_from"):
+        _out(f"    test-split numbers of this unchanged baseline reused from {info['cached_from']} (--no-cache to redo)")
+    elif stage == "evaluated":
+        _out(f"    evaluated the test split in {_duration(info['seconds'])} ({info['docs_per_s']} docs/s)")
+
+
+@hookimpl
 def harness_candidate_report(item, result):
     took = _duration(time.time() - _started.get(item.nodeid, time.time()))
     metric = _primary.get(item.suite.name, "ndcg@10")
