@@ -49,7 +49,7 @@ def _plugins(specs: list[str]):
 
     blocked = tuple(s[3:] for s in specs if s.startswith("no:"))
     plugins = Plugins(blocked=blocked)
-    for i, spec in enumerate(s for s in specs if not s.startswith("no:")):
+    for spec in (s for s in specs if not s.startswith("no:")):
         plugins.load_plugin(spec, Path.cwd(), "command line", f"-p {spec}")
     return plugins
 

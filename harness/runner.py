@@ -21,7 +21,7 @@ from . import __version__
 from .api import LoadContext, ResolvedModel
 from .config import LossTable, ModelTable, Suite
 from .data import Prepared, prepare
-from .errors import CandidateError, ConfigError, DataError, HarnessError, Problem
+from .errors import ConfigError, DataError, HarnessError, Problem
 from .exitcodes import ExitCode
 from .gate import gates_for
 from .plugins import Plugins
@@ -180,9 +180,6 @@ class Session:
             code = ExitCode.INTERRUPTED
             for run in self.runs:
                 self._write(run, code)
-        except (ConfigError, DataError) as e:
-            self.hook.harness_warning(message=str(e), item=None)
-            code = ExitCode.USAGE_ERROR
         return self._finish(code)
 
     def _finish(self, code: ExitCode) -> ExitCode:

@@ -69,6 +69,7 @@ def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cf
     if missing:
         raise CandidateError(f"loss {loss.name} needs the column(s) {missing}; the pair source gives {list(columns)}")
     dataset = Dataset.from_dict({c: columns[c] for c in loss.columns})
+    model.model_card_data.widget = [{"text": columns["anchor"][0]}]  # else the trainer samples widget texts itself
     try:
         loss_module = loss.factory(model, **loss_options)
     except TypeError as e:

@@ -42,7 +42,7 @@ def test_duplicate_registration_names_both_plugins(tmp_path):
         "def harness_register_pair_sources(register):\n    register(BeirSource())\n"
     )
     p = Plugins(load_entry_points=False)
-    with pytest.raises(ConfigError, match="^pair source 'beir' is registered by both 'beir' and 'local:") as e:
+    with pytest.raises(ConfigError, match="^pair source 'beir' is registered by both 'beir' and 'local:"):
         p.load_plugin("dup.py", tmp_path)
     assert not any(n.startswith("local:") for n, _ in p.pm.list_name_plugin())  # the loser is not left half-loaded
     assert p.registry.owner[("pair_sources", "beir")] == "beir"
