@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from harness import hookimpl
-from harness.api import LoadContext, Option, PairSource, RetrievalData
+from harness.api import LoadContext, Option, PairSource, RetrievalData, json_lines
 from harness.errors import DataError
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{dataset}.zip"
@@ -31,24 +31,13 @@ def fingerprint(files: list[Path]) -> str:
 
 def read_jsonl(path: Path, columns: dict[str, str]) -> pl.DataFrame:
     """Read a JSON-lines file; ``columns`` maps wanted column -> key in the file. Errors name the line."""
-    import json
-
     rows = {c: [] for c in columns}
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: malformed JSON line ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object")
-            for col, k in columns.items():
-                v = obj.get(k, "")
-                if k == "_id" and k not in obj:
-                    raise DataError(f"{path}:{n}: no {k!r} key")
-                rows[col].append("" if v is None else str(v))
+    for n, obj in json_lines(path):
+        for col, k in columns.items():
+            v = obj.get(k, "")
+            if k == "_id" and k not in obj:
+                raise DataError(f"{path}:{n}: no {k!r} key")
+            rows[col].append("" if v is None else str(v))
     return pl.DataFrame(rows, schema={c: pl.Utf8 for c in columns})
 
 

@@ -9,13 +9,12 @@ the corpus, plus an optional ``corpus`` file of ``{"text": ...}`` lines (distrac
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import polars as pl
 
 from harness import hookimpl
-from harness.api import LoadContext, Option, PairSource, RetrievalData
+from harness.api import LoadContext, Option, PairSource, RetrievalData, json_lines
 from harness.errors import DataError
 
 
@@ -24,20 +23,11 @@ def _id(prefix: str, text: str) -> str:
 
 
 def _lines(path: Path, keys: tuple[str, ...]):
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: malformed JSON line ({e.msg})") from None
-            missing = [k for k in keys if not isinstance(obj, dict) or not isinstance(obj.get(k), str)]
-            if missing:
-                raise DataError(f"{path}:{n}: expected a string under {missing[0]!r}")
-            yield tuple(obj[k] for k in keys)
+    for n, obj in json_lines(path):
+        missing = [k for k in keys if not isinstance(obj.get(k), str)]
+        if missing:
+            raise DataError(f"{path}:{n}: expected a string under {missing[0]!r}")
+        yield tuple(obj[k] for k in keys)
 
 
 class JsonlSource(PairSource):
