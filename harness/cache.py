@@ -27,7 +27,7 @@ def evaluation_key(onnx_file: Path, data, evaluation, encoder_info: dict, prompt
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     settings = {
-        "harness": __version__, "fingerprint": data.fingerprint,
+        "format": 2, "harness": __version__, "fingerprint": data.fingerprint,
         "corpus": hashlib.sha256("\x00".join(data.corpus["id"].to_list()).encode()).hexdigest(),
         "test": hashlib.sha256("\x00".join(data.test.queries["id"].to_list()).encode()).hexdigest(),
         "evaluators": evaluation.evaluators, "k_values": sorted(evaluation.k_values),

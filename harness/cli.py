@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
                      help="load a plugin file or module (repeatable); -p no:NAME blocks one")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--junitxml", metavar="FILE", help="write one JUnit testcase per (candidate, threshold)")
+    run.add_argument("--compare", metavar="RESULTS",
+                     help="a previous run's results.json (or run folder): gate against its shipped model too")
     run.add_argument("--no-cache", action="store_true",
                      help="re-evaluate untuned baselines even when an identical evaluation is cached")
 
@@ -79,12 +82,29 @@ def cmd_run(args) -> int:
                         kind = "Baseline" if item.baseline else f"Candidate loss={item.loss.type}"
                         print(f"    <{kind} {item.nodeid}>")
             for t in suite.thresholds:
-                kinds = ", ".join(f"{k}={getattr(t, k)}" for k in ("min", "max", "min_gain") if getattr(t, k) is not None)
+                kinds = ", ".join(f"{k}={getattr(t, k)}" for k in t.KINDS if getattr(t, k) is not None)
                 print(f"  <Threshold {t.metric} {kinds}{' on ' + ','.join(t.candidates) if t.candidates else ''}>")
         print(f"\n{sum(not i.baseline for i in items)} candidate(s), {sum(i.baseline for i in items)} baseline(s)")
         return ExitCode.OK if items else ExitCode.NO_CANDIDATES
     session = Session(plugins, suites, items, device, Path(args.out), args)
-    return session.run()
+    if args.compare:
+        from .compare import load_reference
+
+        session.compare = load_reference(args.compare)
+        if session.compare["suite"] not in {s.name for s in suites}:
+            raise ConfigError(f"--compare {args.compare}: it is a run of suite {session.compare['suite']!r}, "
+                              f"not of {sorted(s.name for s in suites)}")
+    else:
+        wanting = [Problem(str(s.path), f"thresholds[{i}].against", "'compare' needs --compare RESULTS")
+                   for s in suites for i, t in enumerate(s.thresholds) if t.against == "compare"]
+        if wanting:
+            raise ConfigError(wanting)
+    code = session.run()
+    if args.junitxml:
+        from .junit import write_junit
+
+        write_junit(Path(args.junitxml), session.runs)
+    return code
 
 
 def cmd_check(args) -> int:

@@ -130,13 +130,18 @@ class EvaluationTable:
 
 @dataclass
 class ThresholdTable:
-    metric: str = key(help="metric name, e.g. ndcg@10")
+    metric: str = key(help="metric name, e.g. ndcg@10, or docs_per_s / model_mb for speed and size")
     min: float | None = key(None, "the candidate's value must be >= this")
     max: float | None = key(None, "the candidate's value must be <= this")
-    min_gain: float | None = key(None, "value minus the untuned baseline's must be >= this")
+    min_gain: float | None = key(None, "value minus the reference's must be >= this")
+    min_gain_ci: float | None = key(None, "the lower end of the gain's 95% bootstrap interval must be >= this")
+    max_drop: float | None = key(None, "the reference's value minus the candidate's must be <= this (non-inferiority)")
+    against: str = key("baseline", "reference of min_gain, min_gain_ci and max_drop: the untuned baseline, "
+                       "or the --compare run's model", choices=("baseline", "compare"))
     candidates: list[str] = key([], "glob patterns of candidate names it applies to (default: all)")
 
-    KINDS = ("min", "max", "min_gain")
+    KINDS = ("min", "max", "min_gain", "min_gain_ci", "max_drop")
+    RELATIVE = ("min_gain", "min_gain_ci", "max_drop")
 
     def problems(self):
         if not any(getattr(self, k) is not None for k in self.KINDS):

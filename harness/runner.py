@@ -24,6 +24,9 @@ from .data import Prepared, prepare
 from .errors import ConfigError, DataError, HarnessError, Problem
 from .exitcodes import ExitCode
 from .gate import gates_for
+
+#: metrics the report's ranking shows (besides the primary one), each with its interval
+REPORTED = ("ndcg@10", "recall@10", "mrr@10", "map@100", "recall@100")
 from .plugins import Plugins
 from .select import compile_k
 from .validate import check_suite, source_options
@@ -150,6 +153,8 @@ class Session:
         self.out_dir = out_dir
         self.options = options
         self.exitfirst = bool(getattr(options, "exitfirst", False))
+        #: the model in production (``--compare``), see :func:`harness.compare.load_reference`
+        self.compare: dict | None = None
         self.hook = plugins.hook
         self.runs: list[SuiteRun] = []
         self.started = time.time()
@@ -274,13 +279,13 @@ class Session:
                 progress("trained", {"seconds": round(tr.seconds, 1), "pairs": tr.pairs, "kept": tr.chosen_by})
                 result["timings"]["train_s"] = round(tr.seconds, 1)
                 torch_dir = tr.model_dir
-            result.update(self._export_and_evaluate(run, item, torch_dir, work, progress))
+            evaluated = self._export_and_evaluate(run, item, torch_dir, work, progress)
+            result["timings"].update(evaluated.pop("timings"))
+            result.update(evaluated)
             if item.baseline:
                 result["status"] = "passed"
             else:
-                base = run.results.get(f"{item.model.name}-baseline", {}).get("metrics")
-                result["gates"] = gates_for(item.name, result["metrics"], base, suite.thresholds)
-                result["status"] = "passed" if all(g["passed"] for g in result["gates"]) else "failed"
+                self._judge(run, item, result)
         except KeyboardInterrupt:
             result["error"] = "interrupted"
             run.results[item.name] = result
@@ -298,6 +303,26 @@ class Session:
         self._write(run, None)
         self.hook.harness_candidate_report(item=item, result=result)
         return result
+
+    def _judge(self, run: SuiteRun, item: Item, result: dict) -> None:
+        """Compare a candidate with its references (paired statistics), gate it, pick its per-query view."""
+        from .compare import comparisons, per_query_view
+
+        suite = run.suite
+        base = run.results.get(f"{item.model.name}-baseline")
+        base_ok = base if base and base["status"] == "passed" else None
+        compare = self.compare if self.compare and self.compare["suite"] == suite.name else None
+        references = {"baseline": base_ok, "compare": compare}
+        metrics = sorted({suite.evaluation.primary_metric, *REPORTED, *(t.metric for t in suite.thresholds)})
+        result["comparison"] = comparisons(result["per_query"], references, metrics, suite.data.seed)
+        if compare:
+            result["compared_with"] = {k: compare[k] for k in ("file", "run_id", "name")}
+        result["gates"] = gates_for(item.name, result["metrics"],
+                                    {k: v["metrics"] if v else None for k, v in references.items()},
+                                    result["comparison"], suite.thresholds)
+        result["status"] = "passed" if all(g["passed"] for g in result["gates"]) else "failed"
+        if base_ok:
+            result["per_query_view"] = per_query_view(result, base_ok, suite.evaluation.primary_metric, run.data)
 
     def _export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress) -> dict:
         from .encode import OnnxEncoder
@@ -330,8 +355,9 @@ class Session:
         progress("evaluated", {"seconds": round(t3 - t2, 1), "docs_per_s": evaluated["docs_per_s"],
                                "cached_from": cached["run"] if cached else None})
         info["file"] = os.path.relpath(info["file"], run.run_dir)
+        speed_size = {"docs_per_s": evaluated["docs_per_s"], "model_mb": round(encoder.path.stat().st_size / 2**20, 1)}
         return {
-            "metrics": evaluated["metrics"], "encoder": info, "export_check": check,
+            "metrics": {**evaluated["metrics"], **speed_size}, "encoder": info, "export_check": check,
             "per_query": evaluated["per_query"], "rankings": evaluated["rankings"],
             "evaluation_cached_from": cached["run"] if cached else None,
             "timings": {"export_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1),
@@ -354,7 +380,7 @@ class Session:
         seconds = time.perf_counter() - start
         return {
             "metrics": {k: round(v, 6) for k, v in metrics.items()},
-            "per_query": {q: {m: round(v, 4) for m, v in vals.items() if m.endswith("@10")} for q, vals in per_query.items()},
+            "per_query": {q: {m: round(v, 4) for m, v in vals.items()} for q, vals in per_query.items()},
             "rankings": rankings,
             "docs_per_s": round(run.data.corpus.height / max(seconds, 1e-9), 1),
         }
@@ -363,6 +389,7 @@ class Session:
 
     def _write(self, run: SuiteRun, code: ExitCode | None) -> None:
         """Write results.json (atomically) and, once the suite is done, report.html and ``latest``."""
+        from .compare import shipped
         from .report import write_report
 
         run.run_dir.mkdir(parents=True, exist_ok=True)
@@ -380,6 +407,8 @@ class Session:
             "environment": environment(),
             "candidates": list(run.results.values()),
             "not_run": [i.name for i in run.items if i.name not in run.results],
+            "shipped": (shipped(list(run.results.values()), run.suite.evaluation.primary_metric) or {}).get("name"),
+            "compare": None if not self.compare else {k: self.compare[k] for k in ("file", "run_id", "name", "metrics")},
         }
         tmp = run.run_dir / "results.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1, default=str))

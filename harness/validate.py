@@ -54,19 +54,21 @@ def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
             problems.append(Problem(file, f"losses[{i}].type", f"unknown loss {loss.type!r}{did_you_mean(loss.type, registry.losses)}"))
         else:
             problems += _check_options(file, f"losses[{i}]", loss.options, spec.accepted_options(), f"loss {loss.type!r}")
-    produced: set[str] = set()
+    produced: set[str] = {"docs_per_s", "model_mb"}  # every candidate's speed and size
+    all_known = True
     for i, name in enumerate(suite.evaluation.evaluators):
         ev = registry.evaluators.get(name)
         if ev is None:
+            all_known = False
             problems.append(Problem(file, f"evaluation.evaluators[{i}]", f"unknown evaluator {name!r}{did_you_mean(name, registry.evaluators)}"))
         else:
             produced |= set(ev.metric_names(suite.evaluation.k_values))
-    if produced or not suite.evaluation.evaluators:
-        if not suite.evaluation.evaluators:
-            problems.append(Problem(file, "evaluation.evaluators", "expected at least one evaluator"))
+    if not suite.evaluation.evaluators:
+        problems.append(Problem(file, "evaluation.evaluators", "expected at least one evaluator"))
+    if all_known:  # with an unknown evaluator, which metrics exist is unknown too
         for path, metric in [("evaluation.primary_metric", suite.evaluation.primary_metric)] + [
             (f"thresholds[{i}].metric", t.metric) for i, t in enumerate(suite.thresholds)
         ]:
-            if produced and metric not in produced:
+            if metric not in produced:
                 problems.append(Problem(file, path, f"no evaluator produces the metric {metric!r}{did_you_mean(metric, produced)}"))
     return problems

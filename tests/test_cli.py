@@ -208,4 +208,5 @@ def test_unchanged_baseline_evaluation_is_reused(tiny_suite, run_cli, tmp_path):
     assert second["metrics"] == first["metrics"]
     code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q", "-k", "baseline", "--no-cache")
     third = json.loads((out / "tiny" / "latest" / "results.json").read_text())["candidates"][0]
-    assert third["evaluation_cached_from"] is None and third["metrics"] == first["metrics"]
+    quality = lambda m: {k: v for k, v in m.items() if k != "docs_per_s"}  # noqa: E731 - speed is measured anew
+    assert third["evaluation_cached_from"] is None and quality(third["metrics"]) == quality(first["metrics"])

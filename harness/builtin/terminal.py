@@ -6,6 +6,7 @@ import sys
 import time
 
 from harness import hookimpl
+from harness.gate import describe
 
 _started: dict[str, float] = {}
 _primary: dict[str, str] = {}
@@ -78,10 +79,12 @@ def harness_candidate_report(item, result):
         text += f" ({value - _baseline[key][metric]:+.4f} vs baseline)"
     status = "BASELINE" if item.baseline and result["status"] == "passed" else result["status"].upper()
     _out(f"{item.nodeid} {text} {status} [{took}]")
+    comp = result.get("comparison", {}).get("baseline", {}).get(metric)
+    if comp:
+        _out(f"    vs baseline: {comp['gain']:+.4f} [{comp['ci_low']:+.4f}, {comp['ci_high']:+.4f}] p={comp['p_value']:.4f} "
+             f"({comp['verdict']}; {comp['improved']} queries better, {comp['worsened']} worse)")
     for g in result["gates"]:
-        mark = "ok  " if g["passed"] else "FAIL"
-        shown = "missing" if g["value"] is None else f"{g['value']:.4f}"
-        _out(f"    {mark} {g['metric']} {g['kind']} {g['threshold']}: {shown}")
+        _out(f"    {'ok  ' if g['passed'] else 'FAIL'} {describe(g)}")
     if result.get("error"):
         _out(f"    error: {result['error']}")
     if not item.baseline and value is not None and key in _baseline and value <= _baseline[key][metric]:
