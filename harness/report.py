@@ -1,40 +1,61 @@
 """report.html from results.json alone, so ``harness report RUN_DIR`` re-renders a run without
-re-training. Tables are computed here; the template only lays them out (autoescaped)."""
+re-training. Tables and plots are computed here; the template only lays them out (autoescaped)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from . import plots
+from .compare import shipped
+from .gate import describe
+
 SHOWN = ("ndcg@10", "recall@10", "mrr@10", "map@100", "recall@100")
+MARKS = {"better": "▲ significantly better", "worse": "▼ significantly worse", "not distinguishable": "≈ not distinguishable"}
 
 
 def ranking(doc: dict) -> list[dict]:
-    """Every candidate and baseline, best primary metric first, with gains over its baseline."""
+    """Every candidate and baseline, best primary metric first, with gains, intervals and p-values."""
     primary = doc["primary_metric"]
     base = {c["base_model"]: c["metrics"] for c in doc["candidates"] if c["baseline"]}
+    metrics = [primary] + [m for m in SHOWN if m != primary]
     rows = []
     for c in doc["candidates"]:
+        comp = c.get("comparison", {}).get("baseline", {})
         b = base.get(c["base_model"], {})
-        metrics = [primary] + [m for m in SHOWN if m != primary]
         cells = []
         for m in metrics:
-            v = c["metrics"].get(m)
-            gain = None if c["baseline"] or v is None or m not in b else v - b[m]
-            cells.append({"metric": m, "value": v, "gain": gain})
-        rows.append({**c, "cells": cells, "primary": c["metrics"].get(primary)})
+            s = comp.get(m)
+            cells.append({"metric": m, "value": c["metrics"].get(m),
+                          "gain": s["gain"] if s else None, "ci": (s["ci_low"], s["ci_high"]) if s else None,
+                          "p": s["p_value"] if s else None, "verdict": s["verdict"] if s else None})
+        top = comp.get(primary)
+        rows.append({
+            **c, "cells": cells, "primary": c["metrics"].get(primary),
+            "verdict": top["verdict"] if top else None, "mark": MARKS.get(top["verdict"]) if top else None,
+            "interval": (b[primary] + top["ci_low"], b[primary] + top["ci_high"]) if top and primary in b else None,
+            "outcomes": top, "gate_lines": [(g["passed"], describe(g)) for g in c.get("gates", [])],
+        })
     rows.sort(key=lambda r: (r["primary"] is None, -(r["primary"] or 0), r["name"]))
     return rows
 
 
-def bar_chart(rows: list[dict], metric: str) -> dict:
-    """Geometry of an inline SVG bar chart of the primary metric (no scripts, no network)."""
-    vals = [r["primary"] for r in rows if r["primary"] is not None]
-    top = max(vals, default=1.0) or 1.0
-    bars = [{"name": r["name"], "value": r["primary"], "baseline": r["baseline"], "status": r["status"],
-             "y": 10 + i * 26, "width": round(360 * (r["primary"] / top), 1)}
-            for i, r in enumerate(r for r in rows if r["primary"] is not None)]
-    return {"metric": metric, "bars": bars, "height": 20 + 26 * len(bars)}
+def history(run_dir: Path, doc: dict) -> list[dict]:
+    """The shipped candidate's primary metric in every kept run of this suite up to this one."""
+    primary = doc["primary_metric"]
+    points = []
+    for other in sorted(p for p in run_dir.parent.iterdir() if p.is_dir() and not p.is_symlink()):
+        if other.name > run_dir.name:
+            continue
+        try:
+            d = doc if other == run_dir else json.loads((other / "results.json").read_text())
+        except (OSError, ValueError):
+            continue
+        ship = shipped(d.get("candidates", []), primary)
+        points.append({"run_id": other.name, "name": ship["name"] if ship else None,
+                       "value": ship["metrics"][primary] if ship else None, "current": other == run_dir,
+                       "exit_code": d.get("exit_code")})
+    return points
 
 
 def write_report(run_dir: Path) -> Path:
@@ -44,9 +65,19 @@ def write_report(run_dir: Path) -> Path:
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     rows = ranking(doc)
+    primary = doc["primary_metric"]
+    past = history(run_dir, doc)
+    figures = [
+        ("ndcg", f"{primary} with 95% intervals", plots.metric_with_ci(rows, primary)),
+        ("outcomes", "Per-query outcome against the baseline", plots.query_outcomes([r for r in rows if not r["baseline"]])),
+        ("speed", "Quality against encoding throughput and model size", plots.quality_vs_speed(rows, primary)),
+        ("training", f"Training loss and dev {primary} over steps", plots.training_curves(rows, primary)),
+        ("history", f"Shipped candidate's {primary} across runs", plots.history(past, primary)),
+    ]
     html = env.get_template("report.html.j2").render(
-        doc=doc, rows=rows, chart=bar_chart(rows, doc["primary_metric"]),
-        metrics=[doc["primary_metric"]] + [m for m in SHOWN if m != doc["primary_metric"]],
+        doc=doc, rows=rows, figures=[f for f in figures if f[2]], history=past,
+        metrics=[primary] + [m for m in SHOWN if m != primary],
+        views=[r for r in rows if r.get("per_query_view")],
     )
     out = run_dir / "report.html"
     tmp = out.with_suffix(".tmp")

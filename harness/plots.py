@@ -1,0 +1,141 @@
+"""Inline SVG plots for the report: no scripts, no fonts, no network, every label escaped.
+
+Each function takes finished numbers and returns markup; the report template only places it.
+"""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+
+W = 640
+INK, MUTED, GOOD, BAD, BASE = "#1d2330", "#6b7488", "#3b7d4f", "#c0533f", "#9aa5b8"
+
+
+def _svg(height: int, body: list[str], label: str, width: int = W) -> Markup:
+    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(label)}" '
+                  f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-size="11" '
+                  f'font-family="sans-serif">{"".join(body)}</svg>')
+
+
+def _text(x, y, s, anchor="start", color=INK) -> str:
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" fill="{color}">{escape(str(s))}</text>'
+
+
+def _points(xy) -> str:
+    return " ".join(f"{a:.1f},{b:.1f}" for a, b in xy)
+
+
+def _scale(lo: float, hi: float, a: float, b: float):
+    span = (hi - lo) or 1.0
+    return lambda v: a + (v - lo) / span * (b - a)
+
+
+def metric_with_ci(rows: list[dict], metric: str) -> Markup:
+    """One dot per candidate/baseline at its value, with the 95% interval (baseline + CI of the gain)."""
+    pts = [r for r in rows if r.get("primary") is not None]
+    if not pts:
+        return Markup("")
+    vals = [v for r in pts for v in (r["primary"], *(r.get("interval") or ()))]
+    lo, hi = min(vals), max(vals)
+    pad = (hi - lo) * 0.1 or 0.01
+    x = _scale(lo - pad, hi + pad, 190, W - 20)
+    body = [_text(190, 12, f"{lo - pad:.3f}", color=MUTED), _text(W - 20, 12, f"{hi + pad:.3f}", "end", MUTED)]
+    for i, r in enumerate(pts):
+        y = 30 + i * 24
+        color = BASE if r["baseline"] else GOOD if r.get("verdict") == "better" else BAD if r.get("verdict") == "worse" else INK
+        body.append(_text(0, y + 4, r["name"]))
+        if r.get("interval"):
+            a, b = r["interval"]
+            body.append(f'<line x1="{x(a):.1f}" x2="{x(b):.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="2"/>')
+            body += [f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{y - 5}" y2="{y + 5}" stroke="{color}"/>' for v in (a, b)]
+        cx = x(r["primary"])
+        body.append(f'<circle cx="{cx:.1f}" cy="{y}" r="4" fill="{color}"/>')
+        body.append(_text(x(r["primary"]), y - 7, f"{r['primary']:.4f}", "middle", MUTED))
+    return _svg(40 + 24 * len(pts), body, f"{metric} with 95% intervals")
+
+
+def query_outcomes(rows: list[dict]) -> Markup:
+    """Per candidate, a bar split into queries that got better, stayed the same, got worse."""
+    rows = [r for r in rows if r.get("outcomes")]
+    if not rows:
+        return Markup("")
+    body = []
+    for i, r in enumerate(rows):
+        y, o = 10 + i * 28, r["outcomes"]
+        total = max(1, o["improved"] + o["unchanged"] + o["worsened"])
+        x = 190.0
+        body.append(_text(0, y + 13, r["name"]))
+        for key, color in (("improved", GOOD), ("unchanged", BASE), ("worsened", BAD)):
+            w = (W - 200) * o[key] / total
+            body.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="18" fill="{color}"/>')
+            if w > 24:
+                body.append(_text(x + w / 2, y + 13, o[key], "middle", "#fff"))
+            x += w
+    body.append(_text(190, 20 + 28 * len(rows), "queries better / unchanged / worse than the baseline", color=MUTED))
+    return _svg(30 + 28 * len(rows), body, "per-query outcome against the baseline")
+
+
+def training_curves(rows: list[dict], metric: str) -> Markup:
+    """Training loss (left axis) and the dev metric (right axis) over steps, one panel per candidate."""
+    panels = []
+    for r in rows:
+        hist = (r.get("training") or {}).get("history") or []
+        loss = [(h["step"], h["loss"]) for h in hist if h.get("loss") is not None and "step" in h]
+        dev = [(h["step"], h[f"dev_{metric}"]) for h in hist if h.get(f"dev_{metric}") is not None and "step" in h]
+        if not loss:
+            continue
+        steps = [s for s, _ in loss + dev]
+        x = _scale(min(steps), max(steps), 50, W - 60)
+        yl = _scale(min(v for _, v in loss), max(v for _, v in loss), 150, 20)
+        body = [_text(0, 12, r["name"]), _text(50, 168, f"step {min(steps)}", color=MUTED),
+                _text(W - 60, 168, f"step {max(steps)}", "end", MUTED),
+                _text(46, 24, f"{max(v for _, v in loss):.3f}", "end", MUTED),
+                _text(46, 150, f"{min(v for _, v in loss):.3f}", "end", MUTED),
+                f'<polyline fill="none" stroke="{BAD}" stroke-width="1.5" points="{_points((x(s), yl(v)) for s, v in loss)}"/>',
+                _text(W - 55, 40, "training loss", color=BAD)]
+        if dev:
+            yd = _scale(min(v for _, v in dev) - 0.01, max(v for _, v in dev) + 0.01, 150, 20)
+            body.append(f'<polyline fill="none" stroke="{GOOD}" stroke-width="1.5" points="{_points((x(s), yd(v)) for s, v in dev)}"/>')
+            body += [f'<circle cx="{x(s):.1f}" cy="{yd(v):.1f}" r="3" fill="{GOOD}"/>' for s, v in dev]
+            body += [_text(x(s), yd(v) - 6, f"{v:.3f}", "middle", GOOD) for s, v in dev]
+            body.append(_text(W - 55, 56, f"dev {metric}", color=GOOD))
+        panels.append(_svg(175, body, f"training loss and dev {metric} of {r['name']}", W + 60))
+    return Markup("".join(panels))
+
+
+def quality_vs_speed(rows: list[dict], metric: str) -> Markup:
+    """Primary metric against encoding throughput (docs/s); the dot's area grows with the model's MB."""
+    pts = [r for r in rows if r.get("primary") is not None and r["metrics"].get("docs_per_s")]
+    if not pts:
+        return Markup("")
+    sp = [r["metrics"]["docs_per_s"] for r in pts]
+    q = [r["primary"] for r in pts]
+    x = _scale(min(sp) * 0.9, max(sp) * 1.1, 60, W - 140)
+    y = _scale(min(q) - 0.01, max(q) + 0.01, 200, 20)
+    body = [f'<line x1="60" x2="{W - 140}" y1="210" y2="210" stroke="{MUTED}"/>',
+            f'<line x1="60" x2="60" y1="15" y2="210" stroke="{MUTED}"/>',
+            _text(W - 140, 226, "docs/s (onnxruntime, test corpus) →", "end", MUTED), _text(0, 14, f"{metric} ↑", color=MUTED)]
+    for r in pts:
+        mb = r["metrics"].get("model_mb") or 1
+        cx, cy = x(r["metrics"]["docs_per_s"]), y(r["primary"])
+        color = BASE if r["baseline"] else GOOD
+        body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{min(14, 3 + mb ** 0.5 / 2):.1f}" fill="{color}" fill-opacity="0.7"/>')
+        body.append(_text(cx + 12, cy + 4, f"{r['name']} ({r['metrics']['docs_per_s']:.0f} docs/s, {mb:.0f} MB)"))
+    return _svg(235, body, f"{metric} against encoding throughput and model size")
+
+
+def history(points: list[dict], metric: str) -> Markup:
+    """The shipped candidate's primary metric across the suite's runs, oldest first."""
+    pts = [p for p in points if p.get("value") is not None]
+    if len(pts) < 2:
+        return Markup("")
+    x = _scale(0, len(pts) - 1, 60, W - 60)
+    vals = [p["value"] for p in pts]
+    y = _scale(min(vals) - 0.01, max(vals) + 0.01, 120, 20)
+    body = [f'<polyline fill="none" stroke="{INK}" points="{_points((x(i), y(v)) for i, v in enumerate(vals))}"/>']
+    for i, p in enumerate(pts):
+        color = GOOD if p["current"] else INK
+        body.append(f'<circle cx="{x(i):.1f}" cy="{y(p["value"]):.1f}" r="3.5" fill="{color}"/>')
+        body.append(_text(x(i), y(p["value"]) - 7, f"{p['value']:.4f}", "middle", MUTED))
+        body.append(_text(x(i), 140, p["run_id"][-6:], "middle", MUTED))
+    return _svg(150, body, f"{metric} of the shipped candidate across runs")
