@@ -312,22 +312,31 @@ def read_toml(path: Path) -> dict:
         raise ConfigError(Problem(str(path), "", f"invalid TOML: {e}"))
 
 
+TABLES = ("suite", "data", "models", "losses", "training", "evaluation", "thresholds")
+
+
 def load_suite(path: Path | str, profile: str | None = None, device: str | None = None) -> Suite:
     """Read and type-check one suite file, with ``profile`` (or the suite's ``cpu_profile`` when
     ``device`` is ``"cpu"``) merged over it. Raises :class:`ConfigError` listing every problem."""
     import hashlib
 
     path = Path(path)
-    raw = read_toml(path)
-    file = str(path)
+    suite = build_suite(read_toml(path), str(path), profile, device)
+    suite.path = path
+    suite.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    return suite
+
+
+def build_suite(raw: dict, file: str, profile: str | None = None, device: str | None = None) -> Suite:
+    """Type-check a parsed suite (see :func:`load_suite`)."""
     b = _Builder(file)
     profiles = raw.get("profiles", {})
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise ConfigError(Problem(file, "profiles", "expected tables [profiles.NAME]"))
     for pname, ptable in profiles.items():
         for k in ptable:
-            if k not in ("suite", "data", "models", "losses", "training", "evaluation", "thresholds"):
-                b.err(f"profiles.{pname}.{k}", f"unknown key{did_you_mean(k, ['suite', 'data', 'models', 'losses', 'training', 'evaluation', 'thresholds'])}")
+            if k not in TABLES:
+                b.err(f"profiles.{pname}.{k}", f"unknown key{did_you_mean(k, TABLES)}")
     chosen = profile
     auto = raw.get("suite", {}).get("cpu_profile") if isinstance(raw.get("suite"), dict) else None
     if chosen is None and device == "cpu" and isinstance(auto, str):
@@ -341,9 +350,7 @@ def load_suite(path: Path | str, profile: str | None = None, device: str | None 
     suite = b.table(Suite, raw, "")
     if b.problems or suite is _INVALID:
         raise ConfigError(b.problems)
-    suite.path = path
     suite.profile = chosen
-    suite.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     return suite
 
 

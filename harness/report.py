@@ -58,10 +58,20 @@ def history(run_dir: Path, doc: dict) -> list[dict]:
     return points
 
 
+def _upgrade(doc: dict) -> dict:
+    """Fill keys that results.json files written by older versions lack, so every run re-renders."""
+    for k, v in (("shipped", None), ("compare", None), ("not_run", []), ("description", ""), ("profile", None)):
+        doc.setdefault(k, v)
+    for c in doc["candidates"]:
+        for k, v in (("gates", []), ("metrics", {}), ("timings", {}), ("encoder", None)):
+            c.setdefault(k, v)
+    return doc
+
+
 def write_report(run_dir: Path) -> Path:
     import jinja2
 
-    doc = json.loads((run_dir / "results.json").read_text())
+    doc = _upgrade(json.loads((run_dir / "results.json").read_text()))
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     rows = ranking(doc)

@@ -175,16 +175,14 @@ class Session:
                     if stop:
                         break
                     result = self._run_item(run, item)
-                    if result["status"] != "passed" and not item.baseline and self.exitfirst:
-                        stop = True
-                    if result["status"] == "error" and item.baseline and self.exitfirst:
-                        stop = True
+                    stop = self.exitfirst and result["status"] != "passed"
                 self._write(run, self._suite_code(run))
             code = self._overall()
         except KeyboardInterrupt:
             code = ExitCode.INTERRUPTED
             for run in self.runs:
-                self._write(run, code)
+                if run.results:
+                    self._write(run, code)
         return self._finish(code)
 
     def _finish(self, code: ExitCode) -> ExitCode:

@@ -82,29 +82,30 @@ def write_suite(folder: Path, body: str, name: str = "tiny.toml") -> Path:
 def tiny_suite(tmp_path, tiny_model, pair_files):
     """Factory: a jsonl suite on the tiny model; ``extra`` TOML is appended."""
 
-    def make(extra: str = "", name: str = "tiny.toml") -> Path:
+    def make(extra: str = "", name: str = "tiny.toml", data: str | None = None, plugins: tuple = ()) -> Path:
+        """``data``: the [data] table's lines instead of the synthetic jsonl pairs."""
+        data = data or (f'source = "jsonl"\ntrain = "{pair_files / "train.jsonl"}"\n'
+                        f'test = "{pair_files / "test.jsonl"}"\ndev_fraction = 0.2')
         return write_suite(tmp_path, f"""
-            [suite]
-            name = "{Path(name).stem}"
-            [data]
-            source = "jsonl"
-            train = "{pair_files / 'train.jsonl'}"
-            test = "{pair_files / 'test.jsonl'}"
-            dev_fraction = 0.2
-            [[models]]
-            name = "tiny"
-            base = "{tiny_model}"
-            [[losses]]
-            name = "mnrl"
-            type = "MultipleNegativesRankingLoss"
-            [training]
-            epochs = 2
-            batch_size = 16
-            learning_rate = 1e-3
-            [evaluation]
-            check_samples = 8
-            k_values = [1, 3, 10]
-            """ + textwrap.dedent(extra), name)
+[suite]
+name = "{Path(name).stem}"
+plugins = {json.dumps([str(p) for p in plugins])}
+[data]
+{textwrap.dedent(data).strip()}
+[[models]]
+name = "tiny"
+base = "{tiny_model}"
+[[losses]]
+name = "mnrl"
+type = "MultipleNegativesRankingLoss"
+[training]
+epochs = 2
+batch_size = 16
+learning_rate = 1e-3
+[evaluation]
+check_samples = 8
+k_values = [1, 3, 10]
+""" + textwrap.dedent(extra), name)
 
     return make
 

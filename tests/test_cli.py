@@ -121,31 +121,16 @@ def test_a_candidate_error_does_not_stop_the_others(tiny_suite, run_cli, tmp_pat
     assert "1 passed, 0 failed, 1 error" in text
 
 
-def test_shipped_glossary_plugin_through_a_suite(tiny_model, run_cli, tmp_path):
-    from .conftest import synthetic_pairs, write_suite
+def test_shipped_glossary_plugin_through_a_suite(tiny_suite, run_cli, tmp_path):
+    from pathlib import Path
+
+    from .conftest import synthetic_pairs
 
     rows = synthetic_pairs(60, 9)
     (tmp_path / "terms.tsv").write_text("".join(f"{r['query']}\t{r['document']}\n" for r in rows))
-    plugin = __import__("pathlib").Path(__file__).resolve().parents[1] / "plugins" / "glossary.py"
-    suite = write_suite(tmp_path, f"""
-        [suite]
-        name = "gloss"
-        plugins = ["{plugin}"]
-        [data]
-        source = "glossary"
-        file = "terms.tsv"
-        dev_fraction = 0.2
-        [[models]]
-        name = "tiny"
-        base = "{tiny_model}"
-        [[losses]]
-        name = "mnrl"
-        type = "MultipleNegativesRankingLoss"
-        [training]
-        batch_size = 8
-        [evaluation]
-        check_samples = 4
-        """, "gloss.toml")
+    plugin = Path(__file__).resolve().parents[1] / "plugins" / "glossary.py"
+    suite = tiny_suite(name="gloss.toml", data='source = "glossary"\nfile = "terms.tsv"\ndev_fraction = 0.2',
+                       plugins=(plugin,))
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
     assert code == 0, text
     doc = json.loads((tmp_path / "o" / "gloss" / "latest" / "results.json").read_text())
