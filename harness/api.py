@@ -124,7 +124,8 @@ class PairSource:
 
 
 class Encoder:
-    """What an evaluator gets: encodes texts into L2-normalised float32 vectors (one row each)."""
+    """What an evaluator gets: texts to float32 vectors, one row each, scored by dot product
+    (L2-normalised for cosine models)."""
 
     def encode_queries(self, texts: Sequence[str]):  # pragma: no cover - interface
         raise NotImplementedError

@@ -226,7 +226,11 @@ class Session:
             for i, model in enumerate(suite.models):
                 if not any(it.model is model for it in run.items):
                     continue
-                resolved = self.hook.harness_resolve_model(name=model.base, revision=model.revision)
+                try:
+                    resolved = self.hook.harness_resolve_model(name=model.base, revision=model.revision)
+                except HarnessError as e:
+                    problems.append(Problem(str(suite.path), f"models[{i}].base", str(e)))
+                    continue
                 if resolved is None:
                     problems.append(Problem(str(suite.path), f"models[{i}].base",
                                             f"model {model.base!r} not found: not a local folder, not on the hub "
