@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, Problem
+from .errors import ConfigError, HarnessError, Problem
 from .exitcodes import ExitCode
 
 
@@ -44,6 +44,26 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="re-render report.html of a run from its results.json")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or reports/<suite>/latest")
+
+    rel = sub.add_parser("release", help="write a run's shipped candidate as a self-describing model artifact")
+    rel.add_argument("run_dir", metavar="RUN", help="a run folder, or reports/<suite>/latest")
+    rel.add_argument("--to", required=True, metavar="DIR", help="new (or empty) folder for the artifact")
+    rel.add_argument("--candidate", metavar="NAME", help="default: the run's shipped (best passing) candidate")
+    rel.add_argument("--force", action="store_true", help="release a candidate that did not pass its gates")
+
+    enc = sub.add_parser("encode", help="encode a corpus with an artifact into Parquet, or --check such a file")
+    enc.add_argument("artifact", metavar="ARTIFACT", help="a folder written by `harness release`")
+    enc.add_argument("--corpus", metavar="PATH", help="JSONL (id/_id, text[, title]), CSV or Parquet (id, text)")
+    enc.add_argument("--out", metavar="FILE", help="Parquet file of (id, vector)")
+    enc.add_argument("--append", action="store_true", help="add to --out; refused if another model made it")
+    enc.add_argument("--check", metavar="FILE", help="exit 1 unless FILE's embeddings were made by ARTIFACT")
+    enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    srch = sub.add_parser("search", help="exact top-k search of an embeddings file")
+    srch.add_argument("file", metavar="FILE")
+    srch.add_argument("artifact", metavar="ARTIFACT")
+    srch.add_argument("query", metavar="QUERY")
+    srch.add_argument("-k", type=int, default=10)
     return p
 
 
@@ -164,6 +184,38 @@ def cmd_report(args) -> int:
     return ExitCode.OK
 
 
+def cmd_release(args) -> int:
+    from .artifact import release
+
+    m = release(Path(args.run_dir), Path(args.to), args.candidate, args.force)
+    print(f"released {m['candidate']} of {m['suite']} (run {m['run_id']}) to {args.to}; fingerprint {m['fingerprint']}"
+          + ("; FORCED: it did not pass its gates" if m["forced"] else ""))
+    return ExitCode.OK
+
+
+def cmd_encode(args) -> int:
+    from . import index
+
+    if args.check:
+        ok, message = index.check(Path(args.check), Path(args.artifact))
+        print(message, file=sys.stdout if ok else sys.stderr)
+        return ExitCode.OK if ok else ExitCode.GATES_FAILED
+    if not (args.corpus and args.out):
+        raise ConfigError("harness encode: give --corpus and --out (or --check FILE)")
+    r = index.encode_corpus(Path(args.artifact), Path(args.corpus), Path(args.out), args.append,
+                            progress=sys.stderr.isatty() and not args.quiet)
+    print(f"{r['file']}: {r['rows']} vectors, model fingerprint {r['fingerprint']}")
+    return ExitCode.OK
+
+
+def cmd_search(args) -> int:
+    from .index import search
+
+    for doc_id, score in search(Path(args.file), Path(args.artifact), args.query, args.k):
+        print(f"{score:.4f}\t{doc_id}")
+    return ExitCode.OK
+
+
 def main(argv: list[str] | None = None) -> int:
     def on_term(signum, frame):
         raise KeyboardInterrupt
@@ -174,11 +226,15 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return ExitCode.OK if e.code == 0 else ExitCode.USAGE_ERROR
-    commands = {"run": cmd_run, "check": cmd_check, "plugins": cmd_plugins, "report": cmd_report}
+    commands = {"run": cmd_run, "check": cmd_check, "plugins": cmd_plugins, "report": cmd_report,
+                "release": cmd_release, "encode": cmd_encode, "search": cmd_search}
     try:
         return int(commands[args.command](args))
     except ConfigError as e:
         return int(_error(e))
+    except HarnessError as e:  # refused release, mixed embeddings, unreadable data
+        print(f"ERROR: {e}", file=sys.stderr)
+        return int(ExitCode.GATES_FAILED)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)

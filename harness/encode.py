@@ -118,7 +118,8 @@ class OnnxEncoder(Encoder):
     def describe(self) -> dict:
         return {"format": "onnx", "provider": self.provider, "file": str(self.path),
                 "max_seq_length": self.max_seq_length, "pooling": self.info["pooling"],
-                "normalize": self.info["normalize"], "similarity": self.info["similarity"]}
+                "normalize": self.info["normalize"], "similarity": self.info["similarity"],
+                "query_prompt": self.prompts["query"], "document_prompt": self.prompts["document"]}
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode(texts, "query")
