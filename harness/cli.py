@@ -89,7 +89,7 @@ def cmd_run(args) -> int:
 
     plugins = _plugins(args.plugins)
     files = collect_suite_files(args.paths)
-    device = "cpu" if args.collect_only and args.device == "auto" else resolve_device(args.device)
+    device = resolve_device(args.device)
     suites = load_suites(files, plugins, args.profile, device)
     items = collect_items(suites, args.keyword)
     if args.collect_only:
