@@ -13,8 +13,16 @@ import pytest
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+MARKUP = '<img src="x" onerror="window.injected = 2"><b>bold?</b>'
+
+
 @pytest.fixture()
-def report(tiny_suite, run_cli, tmp_path) -> Path:
+def report(tiny_suite, run_cli, tmp_path, pair_files) -> Path:
+    # dataset text with markup: it must show as text in the per-query view, never as HTML
+    test = pair_files / "test.jsonl"
+    rows = [json.loads(line) for line in test.read_text().splitlines()]
+    test.write_text("".join(json.dumps({"query": r["query"] + " " + MARKUP, "document": r["document"] + " " + MARKUP}) + "\n"
+                            for r in rows))
     suite = tiny_suite('[[losses]]\nname = "sym"\ntype = "MultipleNegativesSymmetricRankingLoss"\n'
                        '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n'
                        '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain_ci = 5.0\ncandidates = ["*-sym"]\n')
@@ -57,6 +65,7 @@ def test_report_renders_offline_in_chromium(report, tmp_path):
         for plot in ("ndcg", "outcomes", "speed", "training", "history"):
             assert page.locator(f"#plot-{plot} svg").count() >= 1, plot
         assert page.locator("#per-query").count() == 1 and page.locator(".q").count() >= 1
+        assert page.locator("img").count() == 0 and MARKUP in page.inner_text(".q")
         meta = page.inner_text("#metadata")
         assert "sha256" in meta and "fingerprint" in meta and "CPUExecutionProvider" in meta and "torch" in meta
         assert page.locator("#history tbody tr").count() == 2
