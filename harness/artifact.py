@@ -15,8 +15,9 @@ import json
 import shutil
 from pathlib import Path
 
-from .compare import shipped
+from .cache import file_digest
 from .errors import ConfigError, HarnessError
+from .metrics import reported
 
 MANIFEST = "harness-artifact.json"
 
@@ -27,9 +28,7 @@ def fingerprint(folder: Path) -> str:
     folder = Path(folder)
     h = hashlib.sha256()
     for part in (folder / "onnx" / "model.onnx", folder / "tokenizer.json"):
-        with part.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        h.update(file_digest(part).encode())
     h.update(json.dumps(read_st_folder(folder), sort_keys=True).encode())
     return h.hexdigest()[:32]
 
@@ -96,7 +95,7 @@ def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
         "## Test-split metrics (through the exported ONNX model)", "",
         "| metric | this model | untuned baseline | gain | 95% CI | p |", "| --- | --- | --- | --- | --- | --- |",
     ]
-    for m in [primary] + [k for k in ("ndcg@10", "recall@10", "mrr@10", "map@100", "recall@100") if k != primary]:
+    for m in reported(primary):
         if m not in cand["metrics"]:
             continue
         b = base["metrics"].get(m) if base else None

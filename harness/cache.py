@@ -21,11 +21,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
 
 
-def evaluation_key(onnx_file: Path, data, evaluation, encoder_info: dict, prompts: dict) -> str:
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
-    with onnx_file.open("rb") as f:
+    with Path(path).open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+    return h.hexdigest()
+
+
+def evaluation_key(onnx_file: Path, data, evaluation, encoder_info: dict, prompts: dict) -> str:
+    h = hashlib.sha256(file_digest(onnx_file).encode())
     settings = {
         "format": 2, "harness": __version__, "fingerprint": data.fingerprint,
         "corpus": hashlib.sha256("\x00".join(data.corpus["id"].to_list()).encode()).hexdigest(),

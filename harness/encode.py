@@ -77,7 +77,7 @@ class OnnxEncoder(Encoder):
 
     def __init__(self, folder: Path, device: str = "cpu", *, file: str = "model.onnx", batch_size: int = 32,
                  max_seq_length: int | None = None, query_prompt: str = "", document_prompt: str = "",
-                 progress: bool = False):
+                 progress: bool = False, cache: bool = True):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -113,7 +113,7 @@ class OnnxEncoder(Encoder):
             )
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.output = self.session.get_outputs()[0].name
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: dict[str, np.ndarray] | None = {} if cache else None
 
     def describe(self) -> dict:
         return {"format": "onnx", "provider": self.provider, "file": str(self.path),
@@ -130,13 +130,15 @@ class OnnxEncoder(Encoder):
     def encode(self, texts: Sequence[str], kind: str = "document") -> np.ndarray:
         """Vectors for ``texts`` (normalised to unit length for cosine models), cached per text list."""
         prompt = self.prompts.get(kind, "")
-        key = hashlib.sha1(("\x00".join([kind, prompt, *texts])).encode()).hexdigest()
-        if key not in self._cache:
-            out = self._encode([prompt + t for t in texts])
-            if self.info["similarity"] == "cosine":
-                out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        key = hashlib.sha1(("\x00".join([kind, prompt, *texts])).encode()).hexdigest() if self._cache is not None else ""
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
+        out = self._encode([prompt + t for t in texts])
+        if self.info["similarity"] == "cosine":
+            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        if self._cache is not None:
             self._cache[key] = out
-        return self._cache[key]
+        return out
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

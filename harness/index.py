@@ -73,7 +73,8 @@ def file_fingerprint(path: Path) -> str | None:
     return value.decode() if value else None
 
 
-def _open_encoder(artifact: Path, progress: bool):
+def _open_encoder(artifact: Path):
+    """The artifact's ONNX encoder (no caching: corpora stream through it) and its fingerprint."""
     from .artifact import fingerprint
     from .encode import OnnxEncoder
 
@@ -84,7 +85,7 @@ def _open_encoder(artifact: Path, progress: bool):
     prompts = {}
     if manifest.is_file():
         prompts = json.loads(manifest.read_text()).get("prompts", {})
-    return OnnxEncoder(artifact, "cpu", progress=progress, **prompts), fingerprint(artifact)
+    return OnnxEncoder(artifact, "cpu", cache=False, **prompts), fingerprint(artifact)
 
 
 def encode_corpus(artifact: Path, corpus: Path, out: Path, append: bool = False, progress: bool = False) -> dict:
@@ -92,7 +93,7 @@ def encode_corpus(artifact: Path, corpus: Path, out: Path, append: bool = False,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    encoder, fp = _open_encoder(artifact, False)
+    encoder, fp = _open_encoder(artifact)
     out = Path(out)
     existing = out.is_file()
     if existing and not append:
@@ -117,7 +118,6 @@ def encode_corpus(artifact: Path, corpus: Path, out: Path, append: bool = False,
                 rows += src.metadata.row_group(i).num_rows
         for ids, texts in read_corpus(corpus):
             vecs = encoder.encode_documents(texts)
-            encoder._cache.clear()  # streaming: keep nothing
             dim = vecs.shape[1]
             table = pa.table({"id": pa.array(ids, pa.string()),
                               "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), dim)})
@@ -139,10 +139,11 @@ def encode_corpus(artifact: Path, corpus: Path, out: Path, append: bool = False,
     return {"file": str(out), "rows": rows, "fingerprint": fp}
 
 
-def check(file: Path, artifact: Path) -> tuple[bool, str]:
+def check(file: Path, artifact: Path, want: str | None = None) -> tuple[bool, str]:
+    """Whether ``file`` was made by ``artifact`` (whose fingerprint is ``want``, computed if not given)."""
     from .artifact import fingerprint
 
-    have, want = file_fingerprint(Path(file)), fingerprint(Path(artifact))
+    have, want = file_fingerprint(Path(file)), want or fingerprint(Path(artifact))
     if have == want:
         return True, f"{file}: made by {artifact} (fingerprint {want})"
     return False, (f"{file}: made by another model (fingerprint {have or 'none'}), not by {artifact} ({want}); "
@@ -154,10 +155,10 @@ def search(file: Path, artifact: Path, query: str, k: int = 10) -> list[tuple[st
     import numpy as np
     import pyarrow.parquet as pq
 
-    ok, message = check(file, artifact)
+    encoder, fp = _open_encoder(artifact)
+    ok, message = check(file, artifact, fp)
     if not ok:
         raise HarnessError(message)
-    encoder, _ = _open_encoder(artifact, False)
     q = encoder.encode_queries([query])[0]
     best: list[tuple[float, str]] = []
     pf = pq.ParquetFile(file)

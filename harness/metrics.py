@@ -10,6 +10,14 @@ import numpy as np
 
 METRICS = ("ndcg", "recall", "mrr", "map", "precision", "accuracy")
 
+#: the metrics reports and model cards show, each with its interval
+REPORTED = ("ndcg@10", "recall@10", "mrr@10", "map@100", "recall@100")
+
+
+def reported(primary: str) -> list[str]:
+    """The primary metric first, then the other reported ones."""
+    return [primary] + [m for m in REPORTED if m != primary]
+
 
 def metric_names(k_values: Sequence[int]) -> list[str]:
     return [f"{m}@{k}" for m in METRICS for k in sorted(set(k_values))]

@@ -9,8 +9,8 @@ from pathlib import Path
 from . import plots
 from .compare import shipped
 from .gate import describe
+from .metrics import reported
 
-SHOWN = ("ndcg@10", "recall@10", "mrr@10", "map@100", "recall@100")
 MARKS = {"better": "▲ significantly better", "worse": "▼ significantly worse", "not distinguishable": "≈ not distinguishable"}
 
 
@@ -18,7 +18,7 @@ def ranking(doc: dict) -> list[dict]:
     """Every candidate and baseline, best primary metric first, with gains, intervals and p-values."""
     primary = doc["primary_metric"]
     base = {c["base_model"]: c["metrics"] for c in doc["candidates"] if c["baseline"]}
-    metrics = [primary] + [m for m in SHOWN if m != primary]
+    metrics = reported(primary)
     rows = []
     for c in doc["candidates"]:
         comp = c.get("comparison", {}).get("baseline", {})
@@ -86,7 +86,7 @@ def write_report(run_dir: Path) -> Path:
     ]
     html = env.get_template("report.html.j2").render(
         doc=doc, rows=rows, figures=[f for f in figures if f[2]], history=past,
-        metrics=[primary] + [m for m in SHOWN if m != primary],
+        metrics=reported(primary),
         views=[r for r in rows if r.get("per_query_view")],
     )
     out = run_dir / "report.html"

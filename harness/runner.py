@@ -24,9 +24,7 @@ from .data import Prepared, prepare
 from .errors import ConfigError, DataError, HarnessError, Problem
 from .exitcodes import ExitCode
 from .gate import gates_for
-
-#: metrics the report's ranking shows (besides the primary one), each with its interval
-REPORTED = ("ndcg@10", "recall@10", "mrr@10", "map@100", "recall@100")
+from .metrics import REPORTED
 from .plugins import Plugins
 from .select import compile_k
 from .validate import check_suite, source_options
@@ -327,6 +325,7 @@ class Session:
             result["per_query_view"] = per_query_view(result, base_ok, suite.evaluation.primary_metric, run.data)
 
     def _export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress) -> dict:
+        from . import cache
         from .encode import OnnxEncoder
         from .export import check_export, export_onnx
 
@@ -344,15 +343,11 @@ class Session:
         info = encoder.describe()
         key = cached = None
         if item.baseline and not getattr(self.options, "no_cache", False):
-            from . import cache
-
             key = cache.evaluation_key(encoder.path, run.data, run.suite.evaluation, info, encoder.prompts)
             cached = cache.load(key)
         evaluated = cached or self._evaluate(run, encoder)
         t3 = time.perf_counter()
         if key and not cached:
-            from . import cache
-
             cache.store(key, {**evaluated, "run": str(run.run_dir)})
         progress("evaluated", {"seconds": round(t3 - t2, 1), "docs_per_s": evaluated["docs_per_s"],
                                "cached_from": cached["run"] if cached else None})

@@ -90,7 +90,7 @@ def test_junit_has_one_testcase_per_candidate_and_threshold(tiny_suite, run_cli,
     assert len(cases) == 2 * 4  # 2 candidates x 4 gates (min_gain, max_drop, min, docs_per_s min)
     mnrl = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")
     failed = {(c.get("classname"), c.get("name")) for c in cases if c.find("failure") is not None}
-    assert failed == {(f"tiny.tiny-mnrl", f"{g['metric']} {g['kind']}") for g in mnrl["gates"] if not g["passed"]}
+    assert failed == {("tiny.tiny-mnrl", f"{g['metric']} {g['kind']}") for g in mnrl["gates"] if not g["passed"]}
     assert failed == {("tiny.tiny-mnrl", "ndcg@10 min")}
     errored = [c for c in cases if c.find("error") is not None]
     assert len(errored) == 4 and all(c.get("classname") == "tiny.tiny-broken" for c in errored)
