@@ -1,7 +1,7 @@
 """Release artifacts and the model fingerprint that keeps embedding spaces apart.
 
-An artifact is a folder: the exported sentence-transformers folder with ``onnx/model.onnx`` at its
-root (what ``harness encode`` loads), the trained torch model under ``sentence-transformers/``, a
+An artifact is a folder: the exported sentence-transformers folder with the shipped export variant
+as its only ``onnx/model.onnx`` (what ``harness encode`` loads), the trained torch model under ``sentence-transformers/``, a
 model card ``README.md`` and ``harness-artifact.json`` (fingerprint, suite, run, metrics, gates).
 
 The fingerprint hashes what decides a vector: the ONNX graph, the tokenizer, pooling,
@@ -18,6 +18,7 @@ from pathlib import Path
 from .cache import file_digest
 from .errors import ConfigError, HarnessError
 from .metrics import reported
+from .variants import copy_variant
 
 MANIFEST = "harness-artifact.json"
 
@@ -54,14 +55,15 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
                            f"{len(failed)} failed{', ' + cand['error'] if cand.get('error') else ''}); "
                            "--force releases it anyway and says so in the model card")
     src = run_dir / "models" / name
-    if not (src / "export" / "onnx" / "model.onnx").is_file():
-        raise HarnessError(f"{src}/export: the exported model is missing")
+    onnx_file = Path((cand.get("encoder") or {}).get("file") or "onnx/model.onnx").name  # the shipped variant
+    if not (src / "export" / "onnx" / onnx_file).is_file():
+        raise HarnessError(f"{src}/export/onnx/{onnx_file}: the exported model is missing")
     to = Path(to)
     if to.exists() and any(to.iterdir()):
         raise ConfigError(f"--to {to}: exists and is not empty")
     tmp = to.with_name(to.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src / "export", tmp)
+    copy_variant(src / "export", onnx_file, tmp)
     if (src / "trained").is_dir():
         shutil.copytree(src / "trained", tmp / "sentence-transformers")
     base = next((c for c in doc["candidates"] if c["baseline"] and c["base_model"] == cand["base_model"]), None)
@@ -70,6 +72,7 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
         "run_dir": str(run_dir.resolve()), "base_model": cand["base_model"], "forced": cand["status"] != "passed",
         "status": cand["status"], "metrics": cand["metrics"], "gates": cand["gates"],
         "baseline_metrics": base["metrics"] if base else None, "encoder": cand["encoder"],
+        "variant": cand.get("variant", "fp32"), "variant_file": onnx_file,
         "data": doc.get("data"), "training": doc.get("training"), "environment": doc.get("environment"),
         "prompts": {k: (cand["encoder"] or {}).get(k, "") for k in ("query_prompt", "document_prompt")},
     }

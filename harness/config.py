@@ -124,8 +124,46 @@ class EvaluationTable:
     k_values: list[int] = key([1, 3, 5, 10, 100], "cut-offs of the @k metrics", k_list)
     batch_size: int = key(32, "encoding batch size", positive)
     max_seq_length: int | None = key(None, "truncate texts at evaluation (default: the model's own)", positive)
-    check_samples: int = key(64, "texts encoded by torch and ONNX to check the export", positive)
-    min_cosine: float = key(0.999, "lowest torch-vs-ONNX cosine similarity an export may have", positive)
+
+
+def variant_list(v):
+    from .variants import VARIANTS
+
+    bad = [x for x in v if x not in VARIANTS]
+    if bad:
+        return f"unknown variant(s) {bad}; expected some of {list(VARIANTS)}"
+    if len(set(v)) != len(v):
+        return "expected each variant once"
+    return None if v else "expected at least one variant"
+
+
+@dataclass
+class ExportTable:
+    variants: list[str] = key(["fp32"], "ONNX variants built, checked and evaluated per candidate, each its own row: "
+                              "fp32, O1, O2, O3, fp16 (CUDA), int8 (CPU); fp32 is always built, as the reference",
+                              variant_list)
+    ship: str | None = key(None, "the variant whose numbers gate the candidate and that `harness release` ships "
+                           "(required when variants lists more than one)")
+    max_drop: float = key(0.01, "largest drop of the primary metric from fp32 a variant may have; more fails its gate",
+                          non_negative)
+    check_samples: int = key(64, "texts encoded by torch and by each variant to compare their embeddings", positive)
+    min_cosine: float = key(0.999, "lowest torch-vs-ONNX cosine of fp32 and O1-O3; lower is an export error", positive)
+    min_cosine_reduced: float = key(0.95, "the same for fp16 and int8, whose real test is max_drop", positive)
+
+    def problems(self):
+        if self.ship is not None and self.ship not in self.variants:
+            yield ".ship", f"expected one of the variants {self.variants}, got {self.ship!r}"
+        if self.ship is None and len(self.variants) > 1:
+            yield ".ship", f"missing: variants lists {len(self.variants)}, say which one ships"
+
+    @property
+    def built(self) -> list[str]:
+        """The variants in build order: fp32 first (every other one is measured against it)."""
+        return ["fp32"] + [v for v in self.variants if v != "fp32"]
+
+    @property
+    def shipped(self) -> str:
+        return self.ship or self.variants[0]
 
 
 @dataclass
@@ -156,6 +194,7 @@ class Suite:
     suite: SuiteTable = key(SuiteTable, "")
     training: TrainingTable = key(TrainingTable, "")
     evaluation: EvaluationTable = key(EvaluationTable, "")
+    export: ExportTable = key(ExportTable, "")
     thresholds: list[ThresholdTable] = key([], "")
     profiles: dict = key({}, "named override tables, merged over the suite by --profile NAME")
 
@@ -312,7 +351,7 @@ def read_toml(path: Path) -> dict:
         raise ConfigError(Problem(str(path), "", f"invalid TOML: {e}"))
 
 
-TABLES = ("suite", "data", "models", "losses", "training", "evaluation", "thresholds")
+TABLES = ("suite", "data", "models", "losses", "training", "evaluation", "export", "thresholds")
 
 
 def load_suite(path: Path | str, profile: str | None = None, device: str | None = None) -> Suite:
@@ -348,6 +387,13 @@ def build_suite(raw: dict, file: str, profile: str | None = None, device: str | 
         else:
             raw = merge(raw, profiles[chosen])
     suite = b.table(Suite, raw, "")
+    if suite is not _INVALID and device is not None:
+        from .variants import VARIANTS
+
+        for i, v in enumerate(suite.export.variants):
+            if device not in VARIANTS[v].devices:
+                b.err(f"export.variants[{i}]", f"variant {v!r} runs on {'/'.join(VARIANTS[v].devices)}, and this run's "
+                      f"device is {device}; list it in a profile for that device")
     if b.problems or suite is _INVALID:
         raise ConfigError(b.problems)
     suite.profile = chosen
@@ -358,7 +404,8 @@ def describe_keys() -> str:
     """Every suite key with its type, default and help (for ``harness check --keys`` and the README)."""
     lines = []
     for table, cls in (("suite", SuiteTable), ("data", DataTable), ("models", ModelTable), ("losses", LossTable),
-                       ("training", TrainingTable), ("evaluation", EvaluationTable), ("thresholds", ThresholdTable)):
+                       ("training", TrainingTable), ("evaluation", EvaluationTable), ("export", ExportTable),
+                       ("thresholds", ThresholdTable)):
         hints = typing.get_type_hints(cls)
         header = f"[[{table}]]" if table in ("models", "losses", "thresholds") else f"[{table}]"
         lines.append(header)

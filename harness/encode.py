@@ -73,13 +73,22 @@ def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
 
 
 class OnnxEncoder(Encoder):
-    """Encodes with ``<folder>/onnx/<file>`` through onnxruntime on the requested device."""
+    """Encodes with ``<folder>/onnx/<file>`` through onnxruntime on the requested device.
+
+    Texts are sorted by length so that a batch holds texts of similar length (little padding), and
+    tokenised a batch at a time by the fast tokenizer; on CUDA the next batch is tokenised while the
+    GPU runs the current one (``overlap``) and inputs and the output go through I/O binding. Where the
+    graph has the pooled ``sentence_embedding`` output (every graph the harness exports does), only
+    that one vector per text leaves the session."""
 
     def __init__(self, folder: Path, device: str = "cpu", *, file: str = "model.onnx", batch_size: int = 32,
                  max_seq_length: int | None = None, query_prompt: str = "", document_prompt: str = "",
-                 progress: bool = False, cache: bool = True):
+                 progress: bool = False, cache: bool = True, overlap: bool | None = None,
+                 io_binding: bool | None = None):
         import onnxruntime as ort
         from tokenizers import Tokenizer
+
+        from .variants import POOLED
 
         self.folder = Path(folder)
         self.path = self.folder / "onnx" / file
@@ -89,12 +98,12 @@ class OnnxEncoder(Encoder):
         self.prompts = {"query": query_prompt, "document": document_prompt}
         self.progress = progress
         self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-        self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.max_seq_length)
         tok_cfg = self.folder / "tokenizer_config.json"
         pad_token = json.loads(tok_cfg.read_text()).get("pad_token") if tok_cfg.is_file() else None
-        self.pad_id = self.tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else 0
-        self.pad_id = self.pad_id or 0
+        pad_token = pad_token if isinstance(pad_token, str) else "[PAD]"
+        pad_id = self.tokenizer.token_to_id(pad_token) or 0
+        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the longest text of each batch
         wanted = PROVIDERS[device]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
@@ -112,13 +121,18 @@ class OnnxEncoder(Encoder):
                 "onnxruntime-gpu lists CUDA even without a usable GPU/CUDA runtime; use --device cpu or fix the CUDA install"
             )
         self.inputs = {i.name for i in self.session.get_inputs()}
-        self.output = self.session.get_outputs()[0].name
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.pooled = POOLED in outputs
+        self.output = POOLED if self.pooled else outputs[0]
+        self.overlap = device == "cuda" if overlap is None else overlap
+        self.io_binding = device == "cuda" if io_binding is None else io_binding
         self._cache: dict[str, np.ndarray] | None = {} if cache else None
 
     def describe(self) -> dict:
         return {"format": "onnx", "provider": self.provider, "file": str(self.path),
                 "max_seq_length": self.max_seq_length, "pooling": self.info["pooling"],
-                "normalize": self.info["normalize"], "similarity": self.info["similarity"],
+                "pooled_in_graph": self.pooled, "normalize": self.info["normalize"],
+                "similarity": self.info["similarity"],
                 "query_prompt": self.prompts["query"], "document_prompt": self.prompts["document"]}
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
@@ -140,38 +154,64 @@ class OnnxEncoder(Encoder):
             self._cache[key] = out
         return out
 
+    def _feeds(self, texts: list[str]) -> dict[str, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
+        if "token_type_ids" in self.inputs:
+            feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        return feeds
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        if not self.io_binding:
+            out = self.session.run([self.output], feeds)[0]
+        else:
+            binding = self.session.io_binding()
+            for name, value in feeds.items():
+                binding.bind_cpu_input(name, value)
+            binding.bind_output(self.output, "cpu")
+            self.session.run_with_iobinding(binding)
+            out = binding.copy_outputs_to_cpu()[0]
+        if not self.pooled:
+            out = pool(out, feeds["attention_mask"], self.info["pooling"])
+        return out.astype(np.float32, copy=False)
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch(texts)
-        lengths = np.array([len(e.ids) for e in encodings])
-        order = np.argsort(-lengths, kind="stable")  # length-sorted batches: little padding
+        # longest first, by characters (like sentence-transformers): batches of similar length, little padding
+        order = np.argsort(-np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
+        batches = [order[s : s + self.batch_size] for s in range(0, len(texts), self.batch_size)]
         result: np.ndarray | None = None
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), desc="encoding (onnxruntime)", unit="text", leave=False)
-        for s in range(0, len(texts), self.batch_size):
-            batch = order[s : s + self.batch_size]
-            width = int(lengths[batch].max())
-            ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            types = np.zeros((len(batch), width), dtype=np.int64)
-            for row, i in enumerate(batch):
-                e = encodings[i]
-                n = len(e.ids)
-                ids[row, :n], mask[row, :n], types[row, :n] = e.ids, e.attention_mask, e.type_ids
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self.inputs:
-                feeds["token_type_ids"] = types
-            hidden = self.session.run([self.output], feeds)[0]
-            vecs = pool(hidden, mask, self.info["pooling"]).astype(np.float32)
-            if result is None:
-                result = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
-            result[batch] = vecs
+        pool_ = None
+        if self.overlap and len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool_ = ThreadPoolExecutor(1, thread_name_prefix="harness-tokenize")
+        try:
+            tokenize = (lambda b: self._feeds([texts[i] for i in b]))
+            pending = pool_.submit(tokenize, batches[0]) if pool_ else None
+            for n, batch in enumerate(batches):
+                if pool_:
+                    feeds = pending.result()
+                    if n + 1 < len(batches):  # tokenise the next batch while this one runs
+                        pending = pool_.submit(tokenize, batches[n + 1])
+                else:
+                    feeds = tokenize(batch)
+                vecs = self._run(feeds)
+                if result is None:
+                    result = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+                result[batch] = vecs
+                if bar:
+                    bar.update(len(batch))
+        finally:
+            if pool_:
+                pool_.shutdown(wait=True, cancel_futures=True)
             if bar:
-                bar.update(len(batch))
-        if bar:
-            bar.close()
+                bar.close()
         return result

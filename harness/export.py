@@ -17,7 +17,7 @@ from .errors import CandidateError
 @contextlib.contextmanager
 def quiet_libraries():
     """Silence the tracer warnings and "please save the export" advice the exporters print."""
-    names = ("sentence_transformers", "transformers", "optimum")
+    names = ("", "sentence_transformers", "transformers", "optimum", "onnxruntime")  # "": the root logger
     levels = {n: logging.getLogger(n).level for n in names}
     try:
         for n in names:
@@ -31,7 +31,8 @@ def quiet_libraries():
 
 
 def export_onnx(model_dir: Path, out_dir: Path) -> Path:
-    """Write ``out_dir``: the model folder plus ``onnx/model.onnx``. Returns ``out_dir``."""
+    """Write ``out_dir``: the model folder plus ``onnx/model.onnx`` (with the pooled
+    ``sentence_embedding`` output, see :mod:`harness.variants`). Returns ``out_dir``."""
     from sentence_transformers import SentenceTransformer
 
     tmp = out_dir.with_name(out_dir.name + ".tmp")
@@ -48,28 +49,35 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
         raise CandidateError(f"ONNX export of {model_dir} failed: {type(e).__name__}: {e}") from None
     if not (tmp / "onnx" / "model.onnx").is_file():
         raise CandidateError(f"ONNX export of {model_dir} wrote no onnx/model.onnx")
+    from .variants import add_pooling
+
+    add_pooling(tmp / "onnx" / "model.onnx", tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return out_dir
 
 
-def check_export(model_dir: Path, encoder, texts: list[str], device: str, max_seq_length: int,
-                 min_cosine: float) -> dict:
-    """Cosine similarity between torch and ONNX embeddings of ``texts``; below ``min_cosine`` errors."""
+def torch_embeddings(model_dir: Path, texts: list[str], device: str, max_seq_length: int, prompt: str = "") -> np.ndarray:
+    """Unit-length sentence-transformers (torch) embeddings of ``texts``: the reference of every variant."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(model_dir), device=device)
     model.max_seq_length = max_seq_length
-    prompt = encoder.prompts["document"]
     ref = model.encode([prompt + t for t in texts], batch_size=32, convert_to_numpy=True, normalize_embeddings=True)
+    del model
+    return ref
+
+
+def check_export(reference: np.ndarray, encoder, texts: list[str], min_cosine: float, what: str = "the ONNX export") -> dict:
+    """Cosine similarity between the torch ``reference`` and ``encoder``'s embeddings of ``texts``;
+    below ``min_cosine`` raises :class:`CandidateError`."""
     got = encoder.encode(texts, "document")
     got = got / np.clip(np.linalg.norm(got, axis=1, keepdims=True), 1e-12, None)
-    cos = (ref * got).sum(axis=1)
+    cos = (reference * got).sum(axis=1)
     result = {"samples": len(texts), "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean())}
-    del model
     if cos.min() < min_cosine:
         raise CandidateError(
-            f"the ONNX export differs from the torch model: cosine {cos.min():.5f} < {min_cosine} on "
+            f"{what} differs from the torch model: cosine {cos.min():.5f} < {min_cosine} on "
             f"{int((cos < min_cosine).sum())} of {len(texts)} texts"
         )
     return result

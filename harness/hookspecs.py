@@ -94,7 +94,8 @@ def harness_candidate_progress(item, stage, info):
 
     :param stage: ``"epoch"`` (after each training epoch; ``info`` has ``epoch``, ``loss`` and,
         with a dev split, ``dev_<primary metric>``), ``"trained"`` (``seconds``, ``pairs``),
-        ``"exported"`` (``min_cosine``, ``provider``) or ``"evaluated"`` (``seconds``, ``docs_per_s``).
+        ``"exported"`` (``variant``, ``min_cosine``, ``provider``) or ``"evaluated"`` (``variant``,
+        ``seconds``, ``docs_per_s``), once per export variant.
     """
 
 

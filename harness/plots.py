@@ -104,24 +104,34 @@ def training_curves(rows: list[dict], metric: str) -> Markup:
 
 
 def quality_vs_speed(rows: list[dict], metric: str) -> Markup:
-    """Primary metric against encoding throughput (docs/s); the dot's area grows with the model's MB."""
-    pts = [r for r in rows if r.get("primary") is not None and r["metrics"].get("docs_per_s")]
+    """Primary metric against encoding throughput (docs/s), one dot per export variant of each
+    candidate; the dot's area grows with the model's MB, a ring marks the shipped variant."""
+    pts = []
+    for r in rows:
+        for v in r.get("variants") or [{"variant": None, "metrics": r["metrics"], "shipped": True}]:
+            m = v.get("metrics") or {}
+            if m.get(metric) is not None and m.get("docs_per_s"):
+                label = r["name"] + (f" [{v['variant']}]" if v["variant"] and len(r.get("variants", [])) > 1 else "")
+                pts.append((label, r["baseline"], v.get("shipped"), m))
     if not pts:
         return Markup("")
-    sp = [r["metrics"]["docs_per_s"] for r in pts]
-    q = [r["primary"] for r in pts]
-    x = _scale(min(sp) * 0.9, max(sp) * 1.1, 60, W - 140)
+    sp = [m["docs_per_s"] for *_, m in pts]
+    q = [m[metric] for *_, m in pts]
+    x = _scale(min(sp) * 0.9, max(sp) * 1.1, 60, W - 170)
     y = _scale(min(q) - 0.01, max(q) + 0.01, 200, 20)
-    body = [f'<line x1="60" x2="{W - 140}" y1="210" y2="210" stroke="{MUTED}"/>',
+    body = [f'<line x1="60" x2="{W - 170}" y1="210" y2="210" stroke="{MUTED}"/>',
             f'<line x1="60" x2="60" y1="15" y2="210" stroke="{MUTED}"/>',
-            _text(W - 140, 226, "docs/s (onnxruntime, test corpus) →", "end", MUTED), _text(0, 14, f"{metric} ↑", color=MUTED)]
-    for r in pts:
-        mb = r["metrics"].get("model_mb") or 1
-        cx, cy = x(r["metrics"]["docs_per_s"]), y(r["primary"])
-        color = BASE if r["baseline"] else GOOD
-        body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{min(14, 3 + mb ** 0.5 / 2):.1f}" fill="{color}" fill-opacity="0.7"/>')
-        body.append(_text(cx + 12, cy + 4, f"{r['name']} ({r['metrics']['docs_per_s']:.0f} docs/s, {mb:.0f} MB)"))
-    return _svg(235, body, f"{metric} against encoding throughput and model size")
+            _text(W - 170, 226, "docs/s (onnxruntime, test corpus) →", "end", MUTED), _text(0, 14, f"{metric} ↑", color=MUTED)]
+    for label, baseline, is_shipped, m in pts:
+        mb = m.get("model_mb") or 1
+        cx, cy = x(m["docs_per_s"]), y(m[metric])
+        radius = min(14, 3 + mb ** 0.5 / 2)
+        color = BASE if baseline else GOOD
+        body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius:.1f}" fill="{color}" fill-opacity="0.7"/>')
+        if is_shipped and not baseline:
+            body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius + 3:.1f}" fill="none" stroke="{INK}"/>')
+        body.append(_text(cx + 12, cy + 4, f"{label} ({m['docs_per_s']:.0f} docs/s, {mb:.0f} MB)"))
+    return _svg(235, body, f"{metric} against encoding throughput and model size, per export variant")
 
 
 def history(points: list[dict], metric: str) -> Markup:

@@ -21,7 +21,7 @@ from . import __version__
 from .api import LoadContext, ResolvedModel
 from .config import LossTable, ModelTable, Suite
 from .data import Prepared, prepare
-from .errors import ConfigError, DataError, HarnessError, Problem
+from .errors import CandidateError, ConfigError, DataError, HarnessError, Problem
 from .exitcodes import ExitCode
 from .gate import gates_for
 from .metrics import REPORTED
@@ -320,45 +320,104 @@ class Session:
         result["gates"] = gates_for(item.name, result["metrics"],
                                     {k: v["metrics"] if v else None for k, v in references.items()},
                                     result["comparison"], suite.thresholds)
+        shipped = next((v for v in result.get("variants", []) if v.get("shipped")), None)
+        if shipped and shipped["variant"] != "fp32":  # the shipped variant may lose at most export.max_drop
+            result["gates"].append({"metric": suite.evaluation.primary_metric, "kind": "max_drop", "against": "fp32",
+                                    "threshold": suite.export.max_drop, "value": shipped.get("drop"),
+                                    "passed": bool(shipped.get("passed"))})
         result["status"] = "passed" if all(g["passed"] for g in result["gates"]) else "failed"
         if base_ok:
             result["per_query_view"] = per_query_view(result, base_ok, suite.evaluation.primary_metric, run.data)
 
     def _export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress) -> dict:
-        from . import cache
-        from .encode import OnnxEncoder
-        from .export import check_export, export_onnx
+        """Export to ONNX, build the suite's variants (only fp32 for a baseline), check each against the
+        torch model and evaluate it on the test split. The candidate's numbers are its shipped variant's;
+        every variant's are in ``variants``."""
+        from .export import export_onnx
 
-        ev = run.suite.evaluation
+        ex = run.suite.export
         t0 = time.perf_counter()
         export_dir = export_onnx(torch_dir, work / "export")
+        export_s = time.perf_counter() - t0
+        sample = run.data.corpus["text"].head(ex.check_samples).to_list()
+        max_seq = run.suite.evaluation.max_seq_length or None
+        reference = None
+        rows: list[dict] = []
+        shipped: dict | None = None
+        for name in (["fp32"] if item.baseline else ex.built):
+            is_shipped = name == ("fp32" if item.baseline else ex.shipped)
+            try:
+                row = self._variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress)
+            except HarnessError as e:
+                if is_shipped:
+                    raise
+                rows.append({"variant": name, "error": str(e), "passed": False})
+                self.hook.harness_warning(message=f"{item.nodeid}: variant {name}: {e}", item=item)
+                continue
+            reference = row.pop("reference")
+            if name != "fp32" and rows and "metrics" in rows[0]:
+                primary = run.suite.evaluation.primary_metric
+                base, value = rows[0]["metrics"].get(primary), row["metrics"].get(primary)
+                row["drop"] = None if base is None or value is None else round(base - value, 6)
+                row["passed"] = row["drop"] is not None and row["drop"] <= ex.max_drop
+            rows.append(row)
+            if is_shipped:
+                shipped = row
+        if shipped is None:
+            raise CandidateError(f"the shipped variant {ex.shipped} was not built")
+        evaluated = shipped.pop("evaluated")
+        for row in rows:
+            row.pop("evaluated", None)
+            row["shipped"] = row is shipped and not item.baseline
+        return {
+            "metrics": shipped["metrics"], "encoder": shipped["encoder"], "export_check": shipped["export_check"],
+            "variant": shipped["variant"], "variants": rows,
+            "per_query": evaluated["per_query"], "rankings": evaluated["rankings"],
+            "evaluation_cached_from": shipped["cached_from"],
+            "timings": {"export_s": round(export_s, 1), **shipped["timings"], "docs_per_s": shipped["metrics"]["docs_per_s"]},
+        }
+
+    def _variant(self, run: SuiteRun, item: Item, name: str, torch_dir: Path, export_dir: Path, sample: list[str],
+                 max_seq: int | None, reference, progress) -> dict:
+        from . import cache
+        from .encode import OnnxEncoder
+        from .export import check_export, torch_embeddings
+        from .variants import VARIANTS, build
+
+        ex, ev = run.suite.export, run.suite.evaluation
+        t0 = time.perf_counter()
+        file = build(export_dir, name, self.device)
         t1 = time.perf_counter()
-        encoder = OnnxEncoder(export_dir, self.device, batch_size=ev.batch_size, max_seq_length=ev.max_seq_length,
-                              query_prompt=item.model.query_prompt, document_prompt=item.model.document_prompt,
-                              progress=_progress_wanted(self.options))
-        sample = run.data.corpus["text"].head(ev.check_samples).to_list()
-        check = check_export(torch_dir, encoder, sample, self.device, encoder.max_seq_length, ev.min_cosine)
+        encoder = OnnxEncoder(export_dir, self.device, file=file.name, batch_size=ev.batch_size,
+                              max_seq_length=max_seq, query_prompt=item.model.query_prompt,
+                              document_prompt=item.model.document_prompt, progress=_progress_wanted(self.options))
+        if reference is None:
+            reference = torch_embeddings(torch_dir, sample, self.device, encoder.max_seq_length,
+                                         encoder.prompts["document"])
+        exact = VARIANTS[name].exact
+        check = check_export(reference, encoder, sample, ex.min_cosine if exact else ex.min_cosine_reduced,
+                             f"the ONNX {name} variant")
         t2 = time.perf_counter()
-        progress("exported", {"seconds": round(t2 - t0, 1), "min_cosine": check["min_cosine"], "provider": encoder.provider})
+        progress("exported", {"variant": name, "seconds": round(t1 - t0, 1), "min_cosine": check["min_cosine"],
+                              "provider": encoder.provider})
         info = encoder.describe()
         key = cached = None
         if item.baseline and not getattr(self.options, "no_cache", False):
-            key = cache.evaluation_key(encoder.path, run.data, run.suite.evaluation, info, encoder.prompts)
+            key = cache.evaluation_key(encoder.path, run.data, ev, info, encoder.prompts)
             cached = cache.load(key)
         evaluated = cached or self._evaluate(run, encoder)
         t3 = time.perf_counter()
         if key and not cached:
             cache.store(key, {**evaluated, "run": str(run.run_dir)})
-        progress("evaluated", {"seconds": round(t3 - t2, 1), "docs_per_s": evaluated["docs_per_s"],
+        progress("evaluated", {"variant": name, "seconds": round(t3 - t2, 1), "docs_per_s": evaluated["docs_per_s"],
                                "cached_from": cached["run"] if cached else None})
         info["file"] = os.path.relpath(info["file"], run.run_dir)
-        speed_size = {"docs_per_s": evaluated["docs_per_s"], "model_mb": round(encoder.path.stat().st_size / 2**20, 1)}
+        speed_size = {"docs_per_s": evaluated["docs_per_s"], "model_mb": round(file.stat().st_size / 2**20, 1)}
         return {
+            "variant": name, "file": info["file"], "provider": encoder.provider,
             "metrics": {**evaluated["metrics"], **speed_size}, "encoder": info, "export_check": check,
-            "per_query": evaluated["per_query"], "rankings": evaluated["rankings"],
-            "evaluation_cached_from": cached["run"] if cached else None,
-            "timings": {"export_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1),
-                        "docs_per_s": evaluated["docs_per_s"]},
+            "cached_from": cached["run"] if cached else None, "evaluated": evaluated, "reference": reference,
+            "timings": {"build_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1)},
         }
 
     def _evaluate(self, run: SuiteRun, encoder) -> dict:
@@ -401,6 +460,7 @@ class Session:
             "data": None if data is None else {"source": run.suite.data.source, "fingerprint": data.fingerprint,
                                                **data.stats()},
             "training": dict(vars(run.suite.training)),
+            "export": dict(vars(run.suite.export)),
             "data_seed": run.suite.data.seed,
             "environment": environment(),
             "candidates": list(run.results.values()),

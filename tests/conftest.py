@@ -17,7 +17,7 @@ DATA_DIR = Path(os.environ.get("HARNESS_DATA_DIR", SHARED_DATA))
 WORDS = [f"w{i}" for i in range(120)] + ["what", "is", "the", "of", "a", "and", "code", "doc", "query"]
 
 
-def _tiny_model(folder: Path, seed: int = 0) -> Path:
+def _tiny_model(folder: Path, seed: int = 0, pooling: str = "mean", normalize: bool = True) -> Path:
     """A 2-layer BERT of width 32 with a word-level WordPiece vocabulary, saved as sentence-transformers."""
     import torch
     from sentence_transformers import SentenceTransformer
@@ -41,9 +41,9 @@ def _tiny_model(folder: Path, seed: int = 0) -> Path:
                         intermediate_size=64, max_position_embeddings=128)
     BertModel(config).save_pretrained(hf_dir)
     transformer = st_models.Transformer(str(hf_dir), max_seq_length=64)
-    pooling = st_models.Pooling(transformer.get_word_embedding_dimension(), "mean")
+    modules = [transformer, st_models.Pooling(transformer.get_word_embedding_dimension(), pooling)]
     out = folder / "tiny-st"
-    SentenceTransformer(modules=[transformer, pooling, st_models.Normalize()], device="cpu").save(str(out))
+    SentenceTransformer(modules=modules + ([st_models.Normalize()] if normalize else []), device="cpu").save(str(out))
     return out
 
 
@@ -82,8 +82,10 @@ def write_suite(folder: Path, body: str, name: str = "tiny.toml") -> Path:
 def tiny_suite(tmp_path, tiny_model, pair_files):
     """Factory: a jsonl suite on the tiny model; ``extra`` TOML is appended."""
 
-    def make(extra: str = "", name: str = "tiny.toml", data: str | None = None, plugins: tuple = ()) -> Path:
-        """``data``: the [data] table's lines instead of the synthetic jsonl pairs."""
+    def make(extra: str = "", name: str = "tiny.toml", data: str | None = None, plugins: tuple = (),
+             export: str = "") -> Path:
+        """``data``: the [data] table's lines instead of the synthetic jsonl pairs; ``export``: more
+        lines of the [export] table."""
         data = data or (f'source = "jsonl"\ntrain = "{pair_files / "train.jsonl"}"\n'
                         f'test = "{pair_files / "test.jsonl"}"\ndev_fraction = 0.2')
         return write_suite(tmp_path, f"""
@@ -103,9 +105,10 @@ epochs = 2
 batch_size = 16
 learning_rate = 1e-3
 [evaluation]
-check_samples = 8
 k_values = [1, 3, 10]
-""" + textwrap.dedent(extra), name)
+[export]
+check_samples = 8
+""" + textwrap.dedent(export) + textwrap.dedent(extra), name)
 
     return make
 

@@ -7,7 +7,7 @@ import pytest
 
 from harness.encode import OnnxEncoder, pool, read_st_folder
 from harness.errors import CandidateError
-from harness.export import check_export, export_onnx
+from harness.export import check_export, export_onnx, torch_embeddings
 
 from .conftest import synthetic_pairs
 
@@ -22,7 +22,7 @@ def test_export_encodes_like_torch(tiny_model, exported):
     enc = OnnxEncoder(exported, "cpu", batch_size=7)
     assert enc.provider == "CPUExecutionProvider"
     assert enc.describe()["format"] == "onnx" and enc.max_seq_length == 64
-    result = check_export(tiny_model, enc, texts, "cpu", enc.max_seq_length, 0.999)
+    result = check_export(torch_embeddings(tiny_model, texts, "cpu", enc.max_seq_length), enc, texts, 0.999)
     assert result["min_cosine"] > 0.9999
     vecs = enc.encode_documents(texts)
     assert vecs.shape == (40, 32) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
@@ -34,7 +34,8 @@ def test_a_different_model_fails_the_export_check(exported, tmp_path):
     other = _tiny_model(tmp_path, seed=1)  # same architecture, other weights
     enc = OnnxEncoder(exported, "cpu")
     with pytest.raises(CandidateError, match="differs from the torch model"):
-        check_export(other, enc, ["what is w1 w2", "the w3 of w4"], "cpu", 64, 0.999)
+        texts = ["what is w1 w2", "the w3 of w4"]
+        check_export(torch_embeddings(other, texts, "cpu", 64), enc, texts, 0.999)
 
 
 def test_order_and_batching_do_not_change_vectors(exported):
@@ -79,3 +80,46 @@ def test_reads_sentence_transformers_folder(tiny_model):
     info = read_st_folder(tiny_model)
     assert info == {"pooling": "mean", "normalize": True, "max_seq_length": 64, "similarity": "cosine",
                     "include_prompt": True}
+
+
+@pytest.mark.parametrize("pooling,normalize", [("mean", True), ("cls", False), ("max", True)])
+def test_pooling_in_the_graph_matches_pooling_on_the_host(tmp_path, pooling, normalize):
+    from .conftest import _tiny_model
+
+    model = _tiny_model(tmp_path, seed=3, pooling=pooling, normalize=normalize)
+    folder = export_onnx(model, tmp_path / "export")
+    enc = OnnxEncoder(folder, "cpu", batch_size=5, cache=False)
+    assert enc.pooled and enc.output == "sentence_embedding"
+    texts = [p["document"] for p in synthetic_pairs(12, 7)] + ["w1", "w2 w3"]  # unequal lengths: padding
+    feeds = enc._feeds(texts)
+    pooled, hidden = enc.session.run(["sentence_embedding", "last_hidden_state"], feeds)
+    host = pool(hidden, feeds["attention_mask"], pooling)
+    if normalize:
+        host = host / np.linalg.norm(host, axis=1, keepdims=True)
+    assert np.allclose(pooled, host, atol=1e-5)
+    ref = torch_embeddings(model, texts, "cpu", 64)
+    assert check_export(ref, enc, texts, 0.9999)["min_cosine"] > 0.9999
+
+
+def test_io_binding_and_overlapped_tokenisation_give_the_same_vectors(exported):
+    texts = [p["document"] for p in synthetic_pairs(50, 8)]
+    plain = OnnxEncoder(exported, "cpu", batch_size=8, overlap=False, io_binding=False, cache=False).encode(texts)
+    fast = OnnxEncoder(exported, "cpu", batch_size=8, overlap=True, io_binding=True, cache=False).encode(texts)
+    assert np.allclose(plain, fast, atol=1e-6)
+
+
+def test_variants_are_built_beside_fp32_and_encode_like_it(tiny_model, exported):
+    from harness.variants import VARIANTS, build, cpu_isa
+
+    texts = [p["document"] for p in synthetic_pairs(30, 9)]
+    ref = torch_embeddings(tiny_model, texts, "cpu", 64)
+    for name in ("O1", "O2", "O3", "int8"):
+        path = build(exported, name, "cpu")
+        assert path.parent == exported / "onnx" and path.name == VARIANTS[name].file()
+        enc = OnnxEncoder(exported, "cpu", file=path.name, cache=False)
+        assert enc.pooled, name
+        check = check_export(ref, enc, texts, 0.999 if VARIANTS[name].exact else 0.9)
+        assert check["mean_cosine"] > (0.9999 if name in ("O1", "O2") else 0.97), (name, check)
+    assert VARIANTS["int8"].file() == f"model_qint8_{cpu_isa()}.onnx"
+    with pytest.raises(CandidateError, match="runs on cuda"):
+        build(exported, "fp16", "cpu")

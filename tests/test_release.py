@@ -11,7 +11,8 @@ import pytest
 def finished_run(tiny_suite, run_cli, tmp_path):
     suite = tiny_suite('[[losses]]\nname = "sym"\ntype = "MultipleNegativesSymmetricRankingLoss"\n'
                        '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n'
-                       '[[thresholds]]\nmetric = "ndcg@10"\nmin = 5.0\ncandidates = ["*-sym"]\n')
+                       '[[thresholds]]\nmetric = "ndcg@10"\nmin = 5.0\ncandidates = ["*-sym"]\n',
+                       export='variants = ["fp32", "int8"]\nship = "int8"\nmax_drop = 0.5\n')
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu", "-q")
     assert code == 1, text  # tiny-sym fails its gate, tiny-mnrl passes and is shipped
     return (tmp_path / "out" / "tiny" / "latest").resolve()
@@ -31,7 +32,13 @@ def test_release_encode_check_search(finished_run, run_cli, tmp_path, pair_files
     card = (art / "README.md").read_text()
     assert f"| ndcg@10 | {cand['metrics']['ndcg@10']:.4f} |" in card
     assert f"{cand['comparison']['baseline']['ndcg@10']['gain']:+.4f}" in card
-    assert (art / "onnx" / "model.onnx").is_file() and (art / "sentence-transformers" / "model.safetensors").is_file()
+    assert (art / "sentence-transformers" / "model.safetensors").is_file()
+    # the shipped variant, int8, is the artifact's only graph
+    from harness.variants import VARIANTS
+
+    assert manifest["variant"] == cand["variant"] == "int8" and [p.name for p in (art / "onnx").iterdir()] == ["model.onnx"]
+    int8 = finished_run / "models" / "tiny-mnrl" / "export" / "onnx" / VARIANTS["int8"].file()
+    assert (art / "onnx" / "model.onnx").read_bytes() == int8.read_bytes()
 
     corpus = tmp_path / "corpus.jsonl"
     rows = [json.loads(line) for line in (pair_files / "test.jsonl").read_text().splitlines()]

@@ -25,7 +25,8 @@ def report(tiny_suite, run_cli, tmp_path, pair_files) -> Path:
                             for r in rows))
     suite = tiny_suite('[[losses]]\nname = "sym"\ntype = "MultipleNegativesSymmetricRankingLoss"\n'
                        '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n'
-                       '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain_ci = 5.0\ncandidates = ["*-sym"]\n')
+                       '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain_ci = 5.0\ncandidates = ["*-sym"]\n',
+                       export='variants = ["fp32", "O2"]\nship = "O2"\n')
     text = suite.read_text().replace('[suite]\n', '[suite]\ndescription = "<script>window.injected = 1</script> & <b>not bold</b>"\n')
     suite.write_text(text)
     out = tmp_path / "out"
@@ -64,6 +65,10 @@ def test_report_renders_offline_in_chromium(report, tmp_path):
         assert page.locator("figure svg").count() >= 3
         for plot in ("ndcg", "outcomes", "speed", "training", "history"):
             assert page.locator(f"#plot-{plot} svg").count() >= 1, plot
+        # one row per export variant: the baseline's fp32, each candidate's fp32 and shipped O2
+        assert page.locator("#variants tbody tr").count() == 5
+        assert page.locator("#variants tr.shipped").count() == 2 and "O2 (shipped)" in page.inner_text("#variants")
+        assert page.locator("#plot-speed circle").count() >= 5
         assert page.locator("#per-query").count() == 1 and page.locator(".q").count() >= 1
         assert page.locator("img").count() == 0 and MARKUP in page.inner_text(".q")
         meta = page.inner_text("#metadata")

