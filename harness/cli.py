@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--junitxml", metavar="FILE", help="write one JUnit testcase per (candidate, threshold)")
     run.add_argument("--compare", metavar="RESULTS",
                      help="a previous run's results.json (or run folder): gate against its shipped model too")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the newest run of each suite: re-use every step that finished with the same "
+                          "data and settings (trained models, exports, evaluations), redo the rest")
     run.add_argument("--no-cache", action="store_true",
                      help="re-evaluate untuned baselines even when an identical evaluation is cached")
 

@@ -64,22 +64,62 @@ def _check_frame(df: pl.DataFrame, what: str, columns: tuple[str, ...]) -> None:
         raise DataError(f"{what} lacks the column(s) {missing}; it has {df.columns}")
 
 
+def _examples(values) -> str:
+    values = sorted(map(str, values))
+    return ", ".join(repr(v) for v in values[:3]) + (", ..." if len(values) > 3 else "")
+
+
+def check(data: RetrievalData, train_split: str, test_split: str) -> list[str]:
+    """Every error in ``data``, at once: duplicate ids, judgements of unknown queries or documents,
+    empty splits. (Overlaps between train and test are warnings, see :func:`prepare`.)"""
+    errors = []
+    for what, frame in (("document", data.corpus), ("query", data.queries)):
+        dups = frame.filter(pl.col("id").is_duplicated())["id"].unique()
+        if dups.len():
+            errors.append(f"{dups.len()} {what} ids occur more than once (e.g. {_examples(dups)})")
+    query_ids, doc_ids = data.queries["id"].implode(), data.corpus["id"].implode()
+    for name in (train_split, test_split):
+        if name not in data.qrels:
+            errors.append(f"split {name!r} not found; the data has {sorted(data.qrels)}")
+            continue
+        qrels = data.qrels[name]
+        for col, ids, what in (("query_id", query_ids, "queries"), ("doc_id", doc_ids, "documents")):
+            unknown = qrels.filter(~pl.col(col).is_in(ids))[col].unique()
+            if unknown.len():
+                errors.append(f"qrels of split {name!r} name {unknown.len()} {what} that do not exist "
+                              f"(e.g. {_examples(unknown)})")
+        if data.split(name).queries.height == 0:
+            errors.append(f"split {name!r} has no queries with a relevant document")
+    return errors
+
+
 def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
-    """Split ``data`` as the suite's ``[data]`` table says, applying its ``limit_*`` keys."""
+    """Split ``data`` as the suite's ``[data]`` table says, applying its ``limit_*`` keys.
+
+    Errors (:class:`DataError`, every one at once): missing columns, duplicate ids, judgements of
+    unknown queries or documents, empty splits. Warnings (``Prepared.warnings``): queries in both
+    train and test (dropped from training), test queries' relevant documents that are training
+    positives too (kept: a shared corpus is normal, but the report should say so)."""
     _check_frame(data.corpus, "corpus", ("id", "text"))
     _check_frame(data.queries, "queries", ("id", "text"))
     for name, q in data.qrels.items():
         _check_frame(q, f"qrels[{name}]", ("query_id", "doc_id", "score"))
+    errors = check(data, cfg.train_split, cfg.test_split)
+    if errors:
+        raise DataError(errors)
     train_all, test = data.split(cfg.train_split), data.split(cfg.test_split)
-    for s in (train_all, test):
-        if len(s) == 0:
-            raise DataError(f"split {s.name!r} has no queries with a relevant document")
     warnings = []
     overlap = set(train_all.queries["id"]) & set(test.queries["id"])
     if overlap:
         warnings.append(f"{len(overlap)} queries are in both {train_all.name!r} and {test.name!r}; "
                         f"they are dropped from training (e.g. {sorted(overlap)[:3]})")
         train_all = _restrict(train_all, set(train_all.queries["id"]) - overlap)
+    shared = (set(train_all.qrels.filter(pl.col("score") > 0)["doc_id"])
+              & set(test.qrels.filter(pl.col("score") > 0)["doc_id"]))
+    if shared:
+        warnings.append(f"{len(shared)} documents relevant to {test.name!r} queries are also training positives "
+                        f"(e.g. {_examples(shared)}): the model sees them in training; gains on the queries that "
+                        "need them may partly be memory")
 
     corpus = data.corpus.select("id", "text")
     if cfg.limit_test_queries and len(test) > cfg.limit_test_queries:

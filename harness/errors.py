@@ -35,7 +35,13 @@ class ConfigError(HarnessError):
 
 
 class DataError(HarnessError):
-    """Data that a pair source could not read or that does not make a valid retrieval task."""
+    """Data that a pair source could not read or that does not make a valid retrieval task.
+
+    ``messages``: every problem found, when there were several (the text joins them)."""
+
+    def __init__(self, message: str | list[str]):
+        self.messages = [message] if isinstance(message, str) else list(message)
+        super().__init__("; ".join(self.messages))
 
 
 class CandidateError(HarnessError):

@@ -95,7 +95,9 @@ def harness_candidate_progress(item, stage, info):
     :param stage: ``"epoch"`` (after each training epoch; ``info`` has ``epoch``, ``loss`` and,
         with a dev split, ``dev_<primary metric>``), ``"trained"`` (``seconds``, ``pairs``),
         ``"exported"`` (``variant``, ``min_cosine``, ``provider``) or ``"evaluated"`` (``variant``,
-        ``seconds``, ``docs_per_s``), once per export variant.
+        ``seconds``, ``docs_per_s``), once per export variant; ``"resumed"`` (``run``) when ``--resume``
+        re-uses a finished result. ``"trained"`` and ``"evaluated"`` carry ``resumed: True`` when
+        they re-used a finished step.
     """
 
 

@@ -63,7 +63,8 @@ def _upgrade(doc: dict) -> dict:
     for k, v in (("shipped", None), ("compare", None), ("not_run", []), ("description", ""), ("profile", None)):
         doc.setdefault(k, v)
     for c in doc["candidates"]:
-        for k, v in (("gates", []), ("metrics", {}), ("timings", {}), ("encoder", None)):
+        for k, v in (("gates", []), ("metrics", {}), ("timings", {}), ("encoder", None),
+                     ("base_model_revision", None), ("resolver", None)):
             c.setdefault(k, v)
     return doc
 

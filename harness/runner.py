@@ -65,6 +65,8 @@ class SuiteRun:
     data: Prepared | None = None
     models: dict[str, ResolvedModel] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+    previous: dict[str, Any] = field(default_factory=dict)  #: results of the run being resumed, by name
+    load_error: str | None = None  #: a pair source that crashed: every item of the suite errors with it
 
 
 def resolve_device(requested: str) -> str:
@@ -151,6 +153,7 @@ class Session:
         self.out_dir = out_dir
         self.options = options
         self.exitfirst = bool(getattr(options, "exitfirst", False))
+        self.resume = bool(getattr(options, "resume", False))
         #: the model in production (``--compare``), see :func:`harness.compare.load_reference`
         self.compare: dict | None = None
         self.hook = plugins.hook
@@ -172,7 +175,7 @@ class Session:
                 for item in run.items:
                     if stop:
                         break
-                    result = self._run_item(run, item)
+                    result = self._run_item(run, item) if run.load_error is None else self._not_loaded(run, item)
                     stop = self.exitfirst and result["status"] != "passed"
                 self._write(run, self._suite_code(run))
             code = self._overall()
@@ -216,11 +219,22 @@ class Session:
         for suite in self.suites:
             if suite.name not in by_suite:
                 continue
-            run = SuiteRun(suite, by_suite[suite.name], self.out_dir / suite.name / run_id)
+            run = SuiteRun(suite, by_suite[suite.name], self._resumed_dir(suite) or self.out_dir / suite.name / run_id)
+            if (run.run_dir / "results.json").is_file():
+                try:
+                    old = json.loads((run.run_dir / "results.json").read_text())
+                    run.previous = {c["name"]: c for c in old.get("candidates", [])}
+                except (OSError, ValueError, KeyError, TypeError):
+                    run.previous = {}
             try:
                 run.data = self._load_data(suite)
             except DataError as e:
-                problems.append(Problem(str(suite.path), "data", str(e)))
+                problems += [Problem(str(suite.path), "data", m) for m in e.messages]
+            except Exception as e:  # noqa: BLE001 - a plugin's bug: this suite's items error, the others run
+                owner = self.plugins.registry.owner.get(("pair_sources", suite.data.source), "?")
+                run.load_error = (f"pair source {suite.data.source!r} (plugin {owner}) raised "
+                                  f"{type(e).__name__}: {e}")
+                self.hook.harness_warning(message=f"{suite.name}: {run.load_error}", item=None)
             for i, model in enumerate(suite.models):
                 if not any(it.model is model for it in run.items):
                     continue
@@ -239,8 +253,39 @@ class Session:
         if problems:
             raise ConfigError(problems)
         for run in self.runs:
-            for w in run.data.warnings:
+            if run.data is None:
+                continue
+            for w in run.data.warnings + self._history_warnings(run):
                 self.hook.harness_warning(message=f"{run.suite.name}: {w}", item=None)
+
+    def _resumed_dir(self, suite: Suite) -> Path | None:
+        """With --resume: the suite's newest run folder (finished steps in it are re-used)."""
+        if not self.resume:
+            return None
+        folder = self.out_dir / suite.name
+        runs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()) if folder.is_dir() else []
+        if not runs:
+            self.hook.harness_warning(message=f"{suite.name}: --resume: no earlier run in {folder}, starting anew",
+                                      item=None)
+            return None
+        return runs[-1]
+
+    def _history_warnings(self, run: SuiteRun) -> list[str]:
+        """The report's history compares runs: say when the last finished one had other data or settings."""
+        try:
+            last = json.loads((run.run_dir.parent / "latest" / "results.json").read_text())
+        except (OSError, ValueError):
+            return []
+        out = []
+        if last.get("run_id") == run.run_dir.name:
+            return out
+        if (last.get("data") or {}).get("fingerprint") not in (None, run.data.fingerprint):
+            out.append(f"the previous run {last.get('run_id')} used other data (fingerprint "
+                       f"{last['data']['fingerprint']} vs {run.data.fingerprint}): the history mixes datasets")
+        if last.get("suite_sha256") not in (None, run.suite.sha256) or last.get("profile") != run.suite.profile:
+            out.append(f"the previous run {last.get('run_id')} used other suite settings (suite file or profile "
+                       "changed): compare the history with care")
+        return out
 
     def _load_data(self, suite: Suite) -> Prepared:
         source = self.plugins.registry.pair_sources[suite.data.source]
@@ -252,14 +297,51 @@ class Session:
 
     # --- one baseline or candidate ------------------------------------------------------------
 
+    def _not_loaded(self, run: SuiteRun, item: Item) -> dict:
+        self.hook.harness_candidate_start(item=item)
+        result = {"name": item.name, "nodeid": item.nodeid, "base_model": item.model.base, "baseline": item.baseline,
+                  "base_model_revision": None, "resolver": None,
+                  "loss": None if item.loss is None else {"type": item.loss.type, **item.loss.options},
+                  "status": "error", "error": run.load_error, "metrics": {}, "gates": [], "encoder": None,
+                  "timings": {}}
+        run.results[item.name] = result
+        self._write(run, None)
+        self.hook.harness_candidate_report(item=item, result=result)
+        return result
+
+    def _keys(self, run: SuiteRun, item: Item) -> dict[str, str]:
+        """Step keys of ``item`` (see :mod:`harness.steps`): what decides each step's output."""
+        from .steps import digest
+
+        s, resolved = run.suite, run.models[item.model.name]
+        train = {"harness": __version__, "device": self.device, "data": run.data.fingerprint,
+                 "data_table": vars(s.data), "model": vars(item.model), "model_path": str(resolved.path),
+                 "revision": resolved.revision, "loss": None if item.baseline else vars(item.loss),
+                 "training": None if item.baseline else vars(s.training)}
+        result = {**train, "export": vars(s.export), "evaluation": vars(s.evaluation)}
+        return {"train": digest(train), "export": digest({**train, "step": "export"}), "result": digest(result)}
+
     def _run_item(self, run: SuiteRun, item: Item) -> dict:
         suite, resolved = run.suite, run.models[item.model.name]
+        keys = self._keys(run, item)
         self.hook.harness_candidate_start(item=item)
+        prev = run.previous.get(item.name)
+        if prev and prev.get("step_key") == keys["result"] and prev.get("status") in ("passed", "failed"):
+            # --resume: finished before; only the verdict is recomputed (thresholds may have changed)
+            result = {**prev, "resumed_from": str(run.run_dir)}
+            self.hook.harness_candidate_progress(item=item, stage="resumed", info={"run": str(run.run_dir)})
+            if not item.baseline:
+                self._judge(run, item, result)
+            run.results[item.name] = result
+            self._write(run, None)
+            self.hook.harness_candidate_report(item=item, result=result)
+            return result
         result: dict[str, Any] = {
             "name": item.name, "nodeid": item.nodeid, "base_model": item.model.base,
             "base_model_revision": resolved.revision, "resolver": resolved.resolver,
             "baseline": item.baseline, "loss": None if item.loss is None else {"type": item.loss.type, **item.loss.options},
             "status": "error", "metrics": {}, "gates": [], "encoder": None, "timings": {},
+            "step_key": keys["result"],
         }
         work = run.run_dir / "models" / item.name
         work.mkdir(parents=True, exist_ok=True)
@@ -270,16 +352,10 @@ class Session:
         try:
             torch_dir = resolved.path
             if not item.baseline:
-                from .train import train
-
-                tr = train(resolved.path, self.plugins.registry.losses[item.loss.type], item.loss.options, run.data,
-                           suite.training, suite.evaluation.primary_metric, self.device, work / "trained",
-                           item.model.query_prompt, item.model.document_prompt, progress=progress)
-                result["training"] = tr.as_dict()
-                progress("trained", {"seconds": round(tr.seconds, 1), "pairs": tr.pairs, "kept": tr.chosen_by})
-                result["timings"]["train_s"] = round(tr.seconds, 1)
-                torch_dir = tr.model_dir
-            evaluated = self._export_and_evaluate(run, item, torch_dir, work, progress)
+                result["training"] = self._train(run, item, resolved.path, work / "trained", keys["train"], progress)
+                result["timings"]["train_s"] = result["training"]["seconds"]
+                torch_dir = work / "trained"
+            evaluated = self._export_and_evaluate(run, item, torch_dir, work, progress, keys)
             result["timings"].update(evaluated.pop("timings"))
             result.update(evaluated)
             if item.baseline:
@@ -303,6 +379,29 @@ class Session:
         self._write(run, None)
         self.hook.harness_candidate_report(item=item, result=result)
         return result
+
+    def _train(self, run: SuiteRun, item: Item, base: Path, out: Path, key: str, progress) -> dict:
+        """Train ``item`` into ``out``, or re-use ``out`` when a run with the same key finished it."""
+        from . import steps
+        from .train import train
+
+        info_file = out / ".harness-train.json"
+        if steps.is_done(out, key) and info_file.is_file():
+            info = json.loads(info_file.read_text())
+            progress("trained", {"seconds": info["seconds"], "pairs": info["pairs"], "kept": info["chosen_by"],
+                                 "resumed": True})
+            return info
+        shutil.rmtree(out, ignore_errors=True)
+        for stale in out.parent.glob("harness-train-*"):  # checkpoints of a killed run
+            shutil.rmtree(stale, ignore_errors=True)
+        tr = train(base, self.plugins.registry.losses[item.loss.type], item.loss.options, run.data,
+                   run.suite.training, run.suite.evaluation.primary_metric, self.device, out,
+                   item.model.query_prompt, item.model.document_prompt, progress=progress)
+        info = tr.as_dict()
+        info_file.write_text(json.dumps(info))
+        steps.mark_done(out, key)
+        progress("trained", {"seconds": info["seconds"], "pairs": tr.pairs, "kept": tr.chosen_by})
+        return info
 
     def _judge(self, run: SuiteRun, item: Item, result: dict) -> None:
         """Compare a candidate with its references (paired statistics), gate it, pick its per-query view."""
@@ -329,15 +428,20 @@ class Session:
         if base_ok:
             result["per_query_view"] = per_query_view(result, base_ok, suite.evaluation.primary_metric, run.data)
 
-    def _export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress) -> dict:
+    def _export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress,
+                             keys: dict[str, str]) -> dict:
         """Export to ONNX, build the suite's variants (only fp32 for a baseline), check each against the
         torch model and evaluate it on the test split. The candidate's numbers are its shipped variant's;
         every variant's are in ``variants``."""
+        from . import steps
         from .export import export_onnx
 
         ex = run.suite.export
         t0 = time.perf_counter()
-        export_dir = export_onnx(torch_dir, work / "export")
+        export_dir = work / "export"
+        if not steps.is_done(export_dir, keys["export"]):
+            export_onnx(torch_dir, export_dir)
+            steps.mark_done(export_dir, keys["export"])
         export_s = time.perf_counter() - t0
         sample = run.data.corpus["text"].head(ex.check_samples).to_list()
         max_seq = run.suite.evaluation.max_seq_length or None
@@ -346,15 +450,22 @@ class Session:
         shipped: dict | None = None
         for name in (["fp32"] if item.baseline else ex.built):
             is_shipped = name == ("fp32" if item.baseline else ex.shipped)
+            row_file, row_key = work / "variants" / f"{name}.json", steps.digest([keys["result"], name])
             try:
-                row = self._variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress)
+                row = steps.load(row_file, row_key)
+                if row is None:
+                    row = self._variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress)
+                    steps.store(row_file, row_key, {k: v for k, v in row.items() if k != "reference"})
+                else:
+                    progress("evaluated", {"variant": name, "seconds": 0, "docs_per_s": row["metrics"]["docs_per_s"],
+                                           "resumed": True})
             except HarnessError as e:
                 if is_shipped:
                     raise
                 rows.append({"variant": name, "error": str(e), "passed": False})
                 self.hook.harness_warning(message=f"{item.nodeid}: variant {name}: {e}", item=item)
                 continue
-            reference = row.pop("reference")
+            reference = row.pop("reference", None)
             if name != "fp32" and rows and "metrics" in rows[0]:
                 primary = run.suite.evaluation.primary_metric
                 base, value = rows[0]["metrics"].get(primary), row["metrics"].get(primary)
@@ -428,7 +539,14 @@ class Session:
         rankings: dict[str, list[str]] = {}
         start = time.perf_counter()
         for name in ev.evaluators:
-            res = self.plugins.registry.evaluators[name].evaluate(encoder, run.data.corpus, run.data.test, ev.k_values)
+            try:
+                res = self.plugins.registry.evaluators[name].evaluate(encoder, run.data.corpus, run.data.test,
+                                                                      ev.k_values)
+            except (KeyboardInterrupt, HarnessError):
+                raise
+            except Exception as e:  # noqa: BLE001 - a plugin's bug fails this candidate, not the run
+                owner = self.plugins.registry.owner.get(("evaluators", name), "?")
+                raise CandidateError(f"evaluator {name!r} (plugin {owner}) raised {type(e).__name__}: {e}") from e
             metrics.update(res.metrics)
             for q, vals in res.per_query.items():
                 per_query.setdefault(q, {}).update(vals)

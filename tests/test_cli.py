@@ -195,3 +195,13 @@ def test_unchanged_baseline_evaluation_is_reused(tiny_suite, run_cli, tmp_path):
     third = json.loads((out / "tiny" / "latest" / "results.json").read_text())["candidates"][0]
     quality = lambda m: {k: v for k, v in m.items() if k != "docs_per_s"}  # noqa: E731 - speed is measured anew
     assert third["evaluation_cached_from"] is None and quality(third["metrics"]) == quality(first["metrics"])
+
+
+def test_history_from_other_data_is_warned(tiny_suite, run_cli, tmp_path, pair_files):
+    suite = tiny_suite()
+    out = tmp_path / "o"
+    assert run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q", "-k", "baseline")[0] == 0
+    with (pair_files / "test.jsonl").open("a") as f:
+        f.write(json.dumps({"query": "what is w1 w2", "document": "the w1 of w2"}) + "\n")
+    code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q", "-k", "baseline")
+    assert code == 0 and "used other data" in text and "the history mixes datasets" in text

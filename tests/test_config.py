@@ -104,3 +104,20 @@ def test_missing_file(tmp_path):
 
 def test_merge_replaces_arrays_and_merges_tables():
     assert merge({"a": {"x": 1, "y": 2}, "l": [1, 2]}, {"a": {"y": 3}, "l": [9]}) == {"a": {"x": 1, "y": 3}, "l": [9]}
+
+
+def test_export_variants_are_checked_against_the_device(tmp_path):
+    gpu = MINIMAL + '[export]\nvariants = ["fp32", "fp16"]\nship = "fp16"\n'
+    found = problems(tmp_path, gpu, device="cpu")
+    assert any("export.variants[1]: variant 'fp16' runs on cuda, and this run's device is cpu" in f for f in found)
+    p = tmp_path / "ok.toml"
+    p.write_text(gpu)
+    assert load_suite(p, device="cuda").export.shipped == "fp16"
+    found = problems(tmp_path, MINIMAL + '[export]\nvariants = ["fp32", "int8", "int4"]\n', device="cpu")
+    assert any("export.variants: unknown variant(s) ['int4']" in f for f in found)
+    found = problems(tmp_path, MINIMAL + '[export]\nvariants = ["fp32", "int8"]\n', device="cpu")
+    assert any("export.ship: missing: variants lists 2, say which one ships" in f for f in found)
+    found = problems(tmp_path, MINIMAL + '[export]\nvariants = ["int8"]\nship = "O2"\n', device="cpu")
+    assert any("export.ship: expected one of the variants ['int8'], got 'O2'" in f for f in found)
+    p.write_text(MINIMAL + '[export]\nvariants = ["int8"]\n')
+    assert load_suite(p, device="cpu").export.built == ["fp32", "int8"]

@@ -83,8 +83,34 @@ def test_judgements_of_unknown_documents_are_an_error(tmp_path):
     d = beir_folder(tmp_path)
     with (d / "qrels" / "test.tsv").open("a") as f:
         f.write("q9\tnot-a-doc\t1\n")
-    with pytest.raises(DataError, match="1 judgements of split 'test' name documents that are not in the corpus"):
+    with pytest.raises(DataError, match="qrels of split 'test' name 1 documents that do not exist"):
         prepare(load_beir_folder(d, ["train", "test"]), DataTable(source="beir"))
+
+
+def test_every_data_error_is_reported_at_once(tmp_path):
+    docs = [{"_id": f"d{i % 8}", "title": "", "text": f"text {i}"} for i in range(10)]  # d0, d1 twice
+    d = beir_folder(tmp_path, [json.dumps(x) for x in docs])
+    with (d / "queries.jsonl").open("a") as f:
+        f.write(json.dumps({"_id": "q3", "text": "again"}) + "\n")
+    with (d / "qrels" / "train.tsv").open("a") as f:
+        f.write("ghost-1\td1\t1\nghost-2\td2\t1\nghost-3\td3\t1\nghost-4\td4\t1\n")
+    (d / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n")
+    with pytest.raises(DataError) as err:
+        prepare(load_beir_folder(d, ["train", "test"]), DataTable(source="beir"))
+    messages = err.value.messages
+    assert "2 document ids occur more than once (e.g. 'd0', 'd1')" in messages
+    assert "1 query ids occur more than once (e.g. 'q3')" in messages
+    assert "qrels of split 'train' name 4 queries that do not exist (e.g. 'ghost-1', 'ghost-2', 'ghost-3', ...)" in messages
+    assert "split 'test' has no queries with a relevant document" in messages
+
+
+def test_test_documents_that_are_training_positives_are_a_warning(tmp_path):
+    d = beir_folder(tmp_path)
+    with (d / "qrels" / "train.tsv").open("a") as f:
+        f.write("q1\td8\t1\n")  # d8 is relevant to test query q8
+    data = prepare(load_beir_folder(d, ["train", "test"]), DataTable(source="beir", dev_fraction=0.0))
+    assert any("1 documents relevant to 'test' queries are also training positives (e.g. 'd8')" in w
+               for w in data.warnings)
 
 
 @pytest.mark.integration

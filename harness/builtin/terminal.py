@@ -56,11 +56,17 @@ def harness_candidate_progress(item, stage, info):
         extra = " ".join(f"{k}={v:.4f}" for k, v in info.items() if k.startswith("dev_") and v is not None)
         loss = f" loss={info['loss']:.4f}" if info.get("loss") is not None else ""
         _out(f"    epoch {info['epoch']:g}:{loss} {extra}".rstrip())
+    elif stage == "resumed":
+        _out(f"    finished in {info['run']} with the same data and settings: re-used (--resume)")
+    elif stage == "trained" and info.get("resumed"):
+        _out(f"    trained model re-used (--resume): {info['pairs']} pairs; kept: {info['kept']}")
     elif stage == "trained":
         _out(f"    trained on {info['pairs']} pairs in {_duration(info['seconds'])}; kept: {info['kept']}")
     elif stage == "exported":
         _out(f"    ONNX {info.get('variant', 'fp32')}: torch-vs-ONNX cosine >= {info['min_cosine']:.5f}, "
              f"encoding on {info['provider']}")
+    elif stage == "evaluated" and info.get("resumed"):
+        _out(f"    ONNX {info.get('variant', 'fp32')}: test-split evaluation re-used (--resume)")
     elif stage == "evaluated" and info.get("cached_from"):
         _out(f"    test-split numbers of this unchanged baseline reused from {info['cached_from']} (--no-cache to redo)")
     elif stage == "evaluated":
