@@ -64,7 +64,18 @@ def test_asking_for_cuda_without_a_gpu_is_not_a_silent_fallback(exported):
 @pytest.mark.gpu
 def test_cuda_provider_on_a_gpu(exported):
     enc = OnnxEncoder(exported, "cuda")
-    assert enc.provider == "CUDAExecutionProvider"
+    assert enc.provider == "CUDAExecutionProvider" and enc.io_binding and enc.overlap
+
+
+@pytest.mark.gpu
+def test_fp16_variant_on_a_gpu(tiny_model, exported):
+    from harness.variants import build
+
+    texts = [p["document"] for p in synthetic_pairs(40, 10)]
+    path = build(exported, "fp16", "cuda")
+    enc = OnnxEncoder(exported, "cuda", file=path.name, batch_size=16, cache=False)
+    assert enc.pooled and enc.provider == "CUDAExecutionProvider"
+    assert check_export(torch_embeddings(tiny_model, texts, "cuda", 64), enc, texts, 0.99)["mean_cosine"] > 0.995
 
 
 def test_pooling_modes():

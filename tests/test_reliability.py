@@ -183,3 +183,23 @@ def test_sigterm_stops_at_once_writes_results_and_report_and_exits_2(tiny_suite,
     assert doc["exit_code"] == 2 and (run_dir / "report.html").is_file()
     by = {c["name"]: c for c in doc["candidates"]}
     assert by["tiny-baseline"]["status"] == "passed" and by["tiny-mnrl"]["error"] == "interrupted"
+
+
+def test_an_export_failing_its_fidelity_check_errors_that_candidate_or_that_variant(tiny_suite, run_cli, tmp_path):
+    strict = 'variants = ["fp32", "int8"]\nmin_cosine_reduced = 0.9999999\n'
+    # the shipped variant fails: the candidate errors; the baseline (fp32 only) and the run go on
+    suite = tiny_suite(export=strict + 'ship = "int8"\n')
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "a"), "--device", "cpu", "-q")
+    assert code == 1, text
+    by = {c["name"]: c for c in json.loads(next((tmp_path / "a").glob("tiny/*/results.json")).read_text())["candidates"]}
+    assert by["tiny-baseline"]["status"] == "passed"
+    assert by["tiny-mnrl"]["status"] == "error" and "the ONNX int8 variant differs from the torch model" in by["tiny-mnrl"]["error"]
+    # a variant that is not shipped fails: its row says so, the candidate ships fp32 and passes
+    suite = tiny_suite(export=strict + 'ship = "fp32"\n', name="tiny2.toml")
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "b"), "--device", "cpu", "-q")
+    assert code == 0, text
+    cand = next(c for c in json.loads(next((tmp_path / "b").glob("tiny2/*/results.json")).read_text())["candidates"]
+                if c["name"] == "tiny-mnrl")
+    rows = {v["variant"]: v for v in cand["variants"]}
+    assert cand["status"] == "passed" and rows["fp32"]["shipped"] and "differs from the torch model" in rows["int8"]["error"]
+    assert "variant int8" in text
