@@ -48,7 +48,10 @@ def plain_trainer(model_dir: Path, anchors, positives, args, out: Path, precisio
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.training_args import BatchSamplers, SentenceTransformerTrainingArguments
+    from sentence_transformers.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
 
     model = SentenceTransformer(str(model_dir), device=args.device)
     model.max_seq_length = args.max_seq_length
