@@ -546,7 +546,8 @@ class Session:
                 raise
             except Exception as e:  # noqa: BLE001 - a plugin's bug fails this candidate, not the run
                 owner = self.plugins.registry.owner.get(("evaluators", name), "?")
-                raise CandidateError(f"evaluator {name!r} (plugin {owner}) raised {type(e).__name__}: {e}") from e
+                hint = " (hint: lower evaluation.batch_size)" if "out of memory" in str(e).lower() else ""
+                raise CandidateError(f"evaluator {name!r} (plugin {owner}) raised {type(e).__name__}: {e}{hint}") from e
             metrics.update(res.metrics)
             for q, vals in res.per_query.items():
                 per_query.setdefault(q, {}).update(vals)
