@@ -577,7 +577,7 @@ class Session:
             "finished": dt.datetime.now().isoformat(timespec="seconds") if code is not None else None,
             "primary_metric": run.suite.evaluation.primary_metric,
             "data": None if data is None else {"source": run.suite.data.source, "fingerprint": data.fingerprint,
-                                               **data.stats()},
+                                               **data.stats(), "warnings": data.warnings},
             "training": dict(vars(run.suite.training)),
             "export": dict(vars(run.suite.export)),
             "data_seed": run.suite.data.seed,

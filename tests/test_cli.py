@@ -205,3 +205,14 @@ def test_history_from_other_data_is_warned(tiny_suite, run_cli, tmp_path, pair_f
         f.write(json.dumps({"query": "what is w1 w2", "document": "the w1 of w2"}) + "\n")
     code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q", "-k", "baseline")
     assert code == 0 and "used other data" in text and "the history mixes datasets" in text
+
+
+def test_data_warnings_reach_results_and_report(tiny_suite, run_cli, tmp_path, pair_files):
+    train_doc = json.loads((pair_files / "train.jsonl").read_text().splitlines()[0])["document"]
+    with (pair_files / "test.jsonl").open("a") as f:
+        f.write(json.dumps({"query": "a new test question", "document": train_doc}) + "\n")
+    code, text = run_cli("run", str(tiny_suite()), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-k", "baseline")
+    assert code == 0 and "also training positives" in text
+    run_dir = tmp_path / "o" / "tiny" / "latest"
+    assert any("also training positives" in w for w in json.loads((run_dir / "results.json").read_text())["data"]["warnings"])
+    assert "data warnings" in (run_dir / "report.html").read_text()
