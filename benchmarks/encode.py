@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     q_ids, q_texts = queries["id"].to_list(), queries["text"].to_list()
     variants = (args.variants or ("fp32,O2,int8" if args.device == "cpu" else "fp32,O2,fp16")).split(",")
 
-    # the ways of encoding: name -> (callable(texts) -> unit vectors, provider)
+    # the ways of encoding: name -> (documents -> unit vectors, queries -> unit vectors, provider)
     ways: dict[str, tuple] = {}
     st = SentenceTransformer(str(model_dir), device=args.device)
     st.max_seq_length = args.max_seq_length
@@ -102,11 +102,11 @@ def main(argv=None) -> int:
         return lambda texts: model.encode(texts, batch_size=args.batch_size, convert_to_numpy=True,
                                           normalize_embeddings=True, show_progress_bar=False)
 
-    ways["st-fp32"] = (st_encode(st), f"torch {torch.__version__}")
+    ways["st-fp32"] = (st_encode(st), st_encode(st), f"torch {torch.__version__}")
     if args.device == "cuda":
         st16 = SentenceTransformer(str(model_dir), device="cuda", model_kwargs={"torch_dtype": torch.float16})
         st16.max_seq_length = args.max_seq_length
-        ways["st-fp16"] = (st_encode(st16), f"torch {torch.__version__}")
+        ways["st-fp16"] = (st_encode(st16), st_encode(st16), f"torch {torch.__version__}")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="harness-bench-"))
     export_dir = work / "export"
     if not (export_dir / "onnx" / "model.onnx").is_file():
@@ -115,14 +115,14 @@ def main(argv=None) -> int:
         file = build(export_dir, v, args.device)
         enc = OnnxEncoder(export_dir, args.device, file=file.name, batch_size=args.batch_size,
                           max_seq_length=args.max_seq_length, cache=False)
-        ways[f"onnx-{v}"] = (enc.encode_documents, enc.provider, enc)
+        ways[f"onnx-{v}"] = (enc.encode_documents, enc.encode_queries, enc.provider)
 
-    for name, (fn, *_rest) in ways.items():  # warm-up: sessions, kernels, allocators
+    for fn, _, _ in ways.values():  # warm-up: sessions, kernels, allocators
         fn(docs[: min(len(docs), 2 * args.batch_size)])
     rates: dict[str, list[float]] = {name: [] for name in ways}
     vectors: dict[str, np.ndarray] = {}
     for rep in range(args.reps):
-        for name, (fn, *_rest) in ways.items():
+        for name, (fn, _, _) in ways.items():
             if args.device == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
@@ -133,12 +133,11 @@ def main(argv=None) -> int:
             print(f"rep {rep + 1}/{args.reps} {name}: {rates[name][-1]:.1f} docs/s", file=sys.stderr)
 
     quality: dict[str, float | None] = {}
-    for name, (fn, *rest) in ways.items():
+    for name, (fn, fn_queries, _) in ways.items():
         if args.quality == "none":
             quality[name] = None
             continue
-        enc = rest[1] if len(rest) > 1 else None
-        qv = (enc.encode_queries(q_texts) if enc else fn(q_texts))
+        qv = fn_queries(q_texts)
         if args.quality == "speed" or n == len(all_docs):
             quality[name] = ndcg10(ids, vectors[name], q_ids, qv, relevant)
         else:
@@ -147,7 +146,7 @@ def main(argv=None) -> int:
 
     ref_rate = statistics.median(rates["st-fp32"])
     ref_q = quality["st-fp32"]
-    for name, (fn, provider, *_rest) in ways.items():
+    for name, (_, _, provider) in ways.items():
         rate = statistics.median(rates[name])
         cos = (vectors[name] * vectors["st-fp32"]).sum(axis=1)
         q = quality[name]

@@ -297,17 +297,27 @@ class Session:
 
     # --- one baseline or candidate ------------------------------------------------------------
 
-    def _not_loaded(self, run: SuiteRun, item: Item) -> dict:
-        self.hook.harness_candidate_start(item=item)
-        result = {"name": item.name, "nodeid": item.nodeid, "base_model": item.model.base, "baseline": item.baseline,
-                  "base_model_revision": None, "resolver": None,
-                  "loss": None if item.loss is None else {"type": item.loss.type, **item.loss.options},
-                  "status": "error", "error": run.load_error, "metrics": {}, "gates": [], "encoder": None,
-                  "timings": {}}
+    @staticmethod
+    def _new_result(item: Item, resolved: ResolvedModel | None) -> dict[str, Any]:
+        """The skeleton of a baseline's or candidate's result: an error until it has run."""
+        return {
+            "name": item.name, "nodeid": item.nodeid, "base_model": item.model.base,
+            "base_model_revision": resolved.revision if resolved else None,
+            "resolver": resolved.resolver if resolved else None,
+            "baseline": item.baseline, "loss": None if item.loss is None else {"type": item.loss.type, **item.loss.options},
+            "status": "error", "metrics": {}, "gates": [], "encoder": None, "timings": {},
+        }
+
+    def _record(self, run: SuiteRun, item: Item, result: dict) -> dict:
+        """Keep ``result``, rewrite results.json (so a crash loses nothing) and report it."""
         run.results[item.name] = result
         self._write(run, None)
         self.hook.harness_candidate_report(item=item, result=result)
         return result
+
+    def _not_loaded(self, run: SuiteRun, item: Item) -> dict:
+        self.hook.harness_candidate_start(item=item)
+        return self._record(run, item, {**self._new_result(item, None), "error": run.load_error})
 
     def _keys(self, run: SuiteRun, item: Item) -> dict[str, str]:
         """Step keys of ``item`` (see :mod:`harness.steps`): what decides each step's output."""
@@ -322,7 +332,7 @@ class Session:
         return {"train": digest(train), "export": digest({**train, "step": "export"}), "result": digest(result)}
 
     def _run_item(self, run: SuiteRun, item: Item) -> dict:
-        suite, resolved = run.suite, run.models[item.model.name]
+        resolved = run.models[item.model.name]
         keys = self._keys(run, item)
         self.hook.harness_candidate_start(item=item)
         prev = run.previous.get(item.name)
@@ -332,17 +342,8 @@ class Session:
             self.hook.harness_candidate_progress(item=item, stage="resumed", info={"run": str(run.run_dir)})
             if not item.baseline:
                 self._judge(run, item, result)
-            run.results[item.name] = result
-            self._write(run, None)
-            self.hook.harness_candidate_report(item=item, result=result)
-            return result
-        result: dict[str, Any] = {
-            "name": item.name, "nodeid": item.nodeid, "base_model": item.model.base,
-            "base_model_revision": resolved.revision, "resolver": resolved.resolver,
-            "baseline": item.baseline, "loss": None if item.loss is None else {"type": item.loss.type, **item.loss.options},
-            "status": "error", "metrics": {}, "gates": [], "encoder": None, "timings": {},
-            "step_key": keys["result"],
-        }
+            return self._record(run, item, result)
+        result = {**self._new_result(item, resolved), "step_key": keys["result"]}
         work = run.run_dir / "models" / item.name
         work.mkdir(parents=True, exist_ok=True)
 
@@ -375,10 +376,7 @@ class Session:
                 result["error"] += " (hint: lower training.batch_size or use CachedMultipleNegativesRankingLoss)"
         if not (work / "trained").exists() and not (work / "export").exists():
             shutil.rmtree(work, ignore_errors=True)
-        run.results[item.name] = result
-        self._write(run, None)
-        self.hook.harness_candidate_report(item=item, result=result)
-        return result
+        return self._record(run, item, result)
 
     def _train(self, run: SuiteRun, item: Item, base: Path, out: Path, key: str, progress) -> dict:
         """Train ``item`` into ``out``, or re-use ``out`` when a run with the same key finished it."""
@@ -542,7 +540,7 @@ class Session:
             try:
                 res = self.plugins.registry.evaluators[name].evaluate(encoder, run.data.corpus, run.data.test,
                                                                       ev.k_values)
-            except (KeyboardInterrupt, HarnessError):
+            except HarnessError:
                 raise
             except Exception as e:  # noqa: BLE001 - a plugin's bug fails this candidate, not the run
                 owner = self.plugins.registry.owner.get(("evaluators", name), "?")

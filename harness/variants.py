@@ -41,7 +41,7 @@ class Variant:
     name: str
     help: str
     devices: tuple[str, ...]
-    exact: bool  #: numerically the fp32 model (held to evaluation.min_cosine); else reduced precision
+    exact: bool  #: numerically the fp32 model (held to export.min_cosine); else reduced precision
 
     def file(self) -> str:
         if self.name == "fp32":
