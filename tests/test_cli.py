@@ -216,3 +216,13 @@ def test_data_warnings_reach_results_and_report(tiny_suite, run_cli, tmp_path, p
     run_dir = tmp_path / "o" / "tiny" / "latest"
     assert any("also training positives" in w for w in json.loads((run_dir / "results.json").read_text())["data"]["warnings"])
     assert "data warnings" in (run_dir / "report.html").read_text()
+
+
+def test_unknown_pair_source_and_evaluator_exit_4(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite(data='source = "jsnol"')
+    suite.write_text(suite.read_text().replace("[evaluation]\n", '[evaluation]\nevaluators = ["retreival"]\n'))
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"))
+    assert code == 4
+    assert "data.source: unknown pair source 'jsnol'; did you mean 'jsonl'?" in out
+    assert "evaluation.evaluators[0]: unknown evaluator 'retreival'; did you mean 'retrieval'?" in out
+    assert not (tmp_path / "o").exists()
