@@ -48,6 +48,22 @@ def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
             yield n, obj
 
 
+def json_file(path: Path, expect: type = list, what: str = "a JSON list"):
+    """The JSON value in ``path``. A missing file, text that is not JSON, or a value that is not an
+    ``expect`` raises DataError naming the file (and ``what`` was expected)."""
+    import json
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a JSON file ({e})") from None
+    if not isinstance(value, expect):
+        raise DataError(f"{path}: expected {what}, got a JSON {type(value).__name__}")
+    return value
+
+
 @dataclass
 class Split:
     """Queries and their relevance judgements for one split.
@@ -85,6 +101,12 @@ class RetrievalData:
     qrels: dict[str, pl.DataFrame]
     fingerprint: str = ""  #: a hash of the files read, recorded in results.json
     description: str = ""
+    #: documents that only training pairs point to (``id``, ``text``), never searched at test: e.g. a
+    #: passage with the sentence that became its query cut out. When given, the dev split (carved
+    #: from train) retrieves from these instead of the corpus.
+    train_documents: pl.DataFrame | None = None
+    #: what the user should know about how the data was made (shown with the data warnings)
+    warnings: list[str] = field(default_factory=list)
 
     def split(self, name: str) -> Split:
         if name not in self.qrels:
@@ -95,6 +117,75 @@ class RetrievalData:
         return Split(name, queries, qrels)
 
 
+def fingerprint(files: Sequence[Path]) -> str:
+    """A short hash of the names and bytes of ``files``, for ``RetrievalData.fingerprint``."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in files:
+        h.update(Path(f).name.encode())
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def locate(ctx: "LoadContext", dataset: str, files: Sequence[str], path: str | None = None,
+           downloads: dict[str, str] | None = None, elsewhere: Sequence[Path] = (), hint: str = "") -> Path:
+    """The folder that holds every one of ``files`` for ``dataset``, found the way a user expects.
+
+    Looks, in order, in ``path`` (a suite's ``path`` option, relative to the suite file; if given
+    and wrong, that is the error), ``$HARNESS_DATA_DIR/<dataset>``, each of ``elsewhere`` (e.g. a
+    system folder) and the download cache ``<cache>/<dataset>``. If none has them and
+    ``downloads`` maps each missing file to a URL, fetches them into the cache (a ``.zip`` URL is
+    unpacked and its members found by file name). Otherwise raises DataError listing where it
+    looked, which download failed, and ``hint``.
+    """
+    import shutil
+    import urllib.request
+    import zipfile
+
+    def has_all(folder: Path) -> bool:
+        return all((folder / f).is_file() for f in files)
+
+    if path:
+        folder = ctx.suite_dir / path
+        if not has_all(folder):
+            missing = [f for f in files if not (folder / f).is_file()]
+            raise DataError(f"data.path: {folder} lacks {missing} (expected {list(files)})")
+        return folder
+    looked = ([ctx.data_dir / dataset] if ctx.data_dir else []) + list(elsewhere) + [ctx.cache_dir / dataset]
+    for folder in looked:
+        if has_all(folder):
+            return folder
+    where = ", ".join(str(f) for f in looked)
+    if not downloads:
+        raise DataError(f"{dataset}: {list(files)} not found; looked in {where} (set HARNESS_DATA_DIR or data.path)"
+                        + (f"; {hint}" if hint else ""))
+    cache = ctx.cache_dir / dataset
+    cache.mkdir(parents=True, exist_ok=True)
+    for url in dict.fromkeys(downloads[f] for f in files if not (cache / f).is_file()):
+        tmp = cache / (url.rsplit("/", 1)[-1] + ".part")
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r, tmp.open("wb") as out:
+                shutil.copyfileobj(r, out)
+        except Exception as e:  # noqa: BLE001 - offline, DNS, HTTP errors
+            tmp.unlink(missing_ok=True)
+            raise DataError(f"{dataset}: {list(files)} not found; looked in {where} (set HARNESS_DATA_DIR or "
+                            f"data.path), and downloading {url} failed: {e}" + (f"; {hint}" if hint else "")) from None
+        if url.endswith(".zip"):
+            with zipfile.ZipFile(tmp) as z:
+                for member in z.namelist():
+                    name = member.rsplit("/", 1)[-1]
+                    if name in files:
+                        (cache / name).write_bytes(z.read(member))
+            tmp.unlink()
+        else:
+            tmp.rename(cache / url.rsplit("/", 1)[-1])
+    if not has_all(cache):
+        raise DataError(f"{dataset}: downloaded into {cache}, but {[f for f in files if not (cache / f).is_file()]} "
+                        "are not among the downloaded files")
+    return cache
+
+
 @dataclass
 class LoadContext:
     """What a pair source may use to find its files."""
@@ -103,6 +194,10 @@ class LoadContext:
     suite_dir: Path  #: folder of the suite file (relative ``path`` options resolve against it)
     cache_dir: Path  #: where downloads may be kept (``$HARNESS_CACHE_DIR``, ``~/.cache/harness``)
     splits: tuple[str, ...] = ("train", "test")  #: the qrels splits the suite needs
+    #: ``resolve_model(name)``: a model name (hub id or path) to a local sentence-transformers
+    #: folder, through the same resolvers as ``[[models]].base`` (for sources that embed text)
+    resolve_model: Callable[[str], Path] | None = None
+    device: str = "cpu"  #: where a source that runs a model should run it
 
 
 class PairSource:

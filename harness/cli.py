@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true",
                      help="continue the newest run of each suite: re-use every step that finished with the same "
                           "data and settings (trained models, exports, evaluations), redo the rest")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local: baselines and candidates one after another here (default); ray: each one a task "
+                          "of a Ray cluster (pip install \".[ray]\")")
+    run.add_argument("--ray-address", metavar="ADDRESS",
+                     help="with --executor ray: auto (the cluster this machine belongs to), ray://HOST:10001 "
+                          "(Ray Client); default: $RAY_ADDRESS, else a new local Ray instance")
     run.add_argument("--no-cache", action="store_true",
                      help="re-evaluate untuned baselines even when an identical evaluation is cached")
 
@@ -88,11 +94,31 @@ def _error(e: ConfigError) -> int:
 
 
 def cmd_run(args) -> int:
-    from .runner import Session, collect_items, collect_suite_files, load_suites, resolve_device
+    from .runner import collect_suite_files
 
     plugins = _plugins(args.plugins)
     files = collect_suite_files(args.paths)
-    device = resolve_device(args.device)
+    if args.ray_address and args.executor != "ray":
+        raise ConfigError("--ray-address needs --executor ray")
+    executor = None
+    if args.executor == "ray" and not args.collect_only:
+        from .executors import RayExecutor
+
+        executor = RayExecutor(args.ray_address)
+    try:
+        return _run(args, plugins, files, executor)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _run(args, plugins, files, executor) -> int:
+    from .runner import Session, collect_items, load_suites, resolve_device
+
+    if executor is not None:  # the workers' GPUs decide, not the driver's: a CPU head node can drive a GPU cluster
+        device = "cpu" if args.device == "cpu" else ("cuda" if executor.gpus() or args.device == "cuda" else "cpu")
+    else:
+        device = resolve_device(args.device)
     suites = load_suites(files, plugins, args.profile, device)
     items = collect_items(suites, args.keyword)
     if args.collect_only:
@@ -110,6 +136,7 @@ def cmd_run(args) -> int:
         print(f"\n{sum(not i.baseline for i in items)} candidate(s), {sum(i.baseline for i in items)} baseline(s)")
         return ExitCode.OK if items else ExitCode.NO_CANDIDATES
     session = Session(plugins, suites, items, device, Path(args.out), args)
+    session.executor = executor
     if args.compare:
         from .compare import load_reference
 

@@ -115,6 +115,8 @@ class TrainingTable:
     precision: str = key("auto", "auto: bf16/fp16 on CUDA, fp32 on the CPU", choices=("auto", "fp32", "fp16", "bf16"))
     select: str = key("best_dev", "which epoch is kept: the best on dev, or the last", choices=("best_dev", "last"))
     eval_batch_size: int = key(64, "batch size of the dev evaluation during training", positive)
+    processes: int = key(1, "data-parallel training processes of one candidate (DDP via torchrun): one per GPU; "
+                         "batch_size is per process", positive)
 
 
 @dataclass

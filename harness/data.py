@@ -25,10 +25,13 @@ class Prepared:
     dev_corpus: pl.DataFrame  #: what the dev split retrieves from
     fingerprint: str
     warnings: list[str] = field(default_factory=list)
+    train_documents: pl.DataFrame | None = None  #: see RetrievalData.train_documents
 
     def train_pairs(self) -> tuple[list[str], list[str]]:
         """(anchors, positives) texts, one per relevant (query, document) judgement of train."""
         docs = dict(self.corpus.select("id", "text").iter_rows())
+        if self.train_documents is not None:
+            docs.update(self.train_documents.iter_rows())
         queries = dict(self.train.queries.select("id", "text").iter_rows())
         anchors, positives = [], []
         for q, d, s in self.train.qrels.iter_rows():
@@ -78,12 +81,15 @@ def check(data: RetrievalData, train_split: str, test_split: str) -> list[str]:
         if dups.len():
             errors.append(f"{dups.len()} {what} ids occur more than once (e.g. {_examples(dups)})")
     query_ids, doc_ids = data.queries["id"].implode(), data.corpus["id"].implode()
+    train_doc_ids = (pl.concat([data.corpus["id"], data.train_documents["id"]]).implode()
+                     if data.train_documents is not None else doc_ids)
     for name in (train_split, test_split):
         if name not in data.qrels:
             errors.append(f"split {name!r} not found; the data has {sorted(data.qrels)}")
             continue
         qrels = data.qrels[name]
-        for col, ids, what in (("query_id", query_ids, "queries"), ("doc_id", doc_ids, "documents")):
+        known_docs = train_doc_ids if name == train_split else doc_ids
+        for col, ids, what in (("query_id", query_ids, "queries"), ("doc_id", known_docs, "documents")):
             unknown = qrels.filter(~pl.col(col).is_in(ids))[col].unique()
             if unknown.len():
                 errors.append(f"qrels of split {name!r} name {unknown.len()} {what} that do not exist "
@@ -102,13 +108,15 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
     positives too (kept: a shared corpus is normal, but the report should say so)."""
     _check_frame(data.corpus, "corpus", ("id", "text"))
     _check_frame(data.queries, "queries", ("id", "text"))
+    if data.train_documents is not None:
+        _check_frame(data.train_documents, "train_documents", ("id", "text"))
     for name, q in data.qrels.items():
         _check_frame(q, f"qrels[{name}]", ("query_id", "doc_id", "score"))
     errors = check(data, cfg.train_split, cfg.test_split)
     if errors:
         raise DataError(errors)
     train_all, test = data.split(cfg.train_split), data.split(cfg.test_split)
-    warnings = []
+    warnings = list(data.warnings)
     overlap = set(train_all.queries["id"]) & set(test.queries["id"])
     if overlap:
         warnings.append(f"{len(overlap)} queries are in both {train_all.name!r} and {test.name!r}; "
@@ -142,17 +150,19 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
         keep_ids = judged | set(_sample(others, max(0, cfg.limit_corpus - len(judged)), cfg.seed + 2))
         corpus = corpus.filter(pl.col("id").is_in(pl.Series(sorted(keep_ids), dtype=pl.Utf8).implode()))
     doc_ids = set(corpus["id"])
+    extra = data.train_documents.select("id", "text") if data.train_documents is not None else None
     for s in (train, dev, test):
-        unknown = s.qrels.filter(~pl.col("doc_id").is_in(pl.Series(sorted(doc_ids), dtype=pl.Utf8).implode()))
+        known = doc_ids | set(extra["id"]) if extra is not None and s is not test else doc_ids
+        unknown = s.qrels.filter(~pl.col("doc_id").is_in(pl.Series(sorted(known), dtype=pl.Utf8).implode()))
         if unknown.height:
             raise DataError(f"{unknown.height} judgements of split {s.name!r} name documents that are not in the "
                             f"corpus (e.g. {unknown['doc_id'].head(3).to_list()})")
     if len(train) == 0:
         raise DataError("no training queries are left after carving the dev split; lower data.dev_fraction")
-    dev_corpus = corpus
-    if cfg.dev_corpus_size and corpus.height > cfg.dev_corpus_size:
+    dev_corpus = corpus if extra is None else extra
+    if cfg.dev_corpus_size and dev_corpus.height > cfg.dev_corpus_size:
         rel = set(dev.qrels["doc_id"])
-        others = [d for d in corpus["id"] if d not in rel]
+        others = [d for d in dev_corpus["id"] if d not in rel]
         keep_ids = rel | set(_sample(others, max(0, cfg.dev_corpus_size - len(rel)), cfg.seed + 3))
-        dev_corpus = corpus.filter(pl.col("id").is_in(pl.Series(sorted(keep_ids), dtype=pl.Utf8).implode()))
-    return Prepared(corpus, train, dev, test, dev_corpus, data.fingerprint, warnings)
+        dev_corpus = dev_corpus.filter(pl.col("id").is_in(pl.Series(sorted(keep_ids), dtype=pl.Utf8).implode()))
+    return Prepared(corpus, train, dev, test, dev_corpus, data.fingerprint, warnings, extra)

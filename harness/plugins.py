@@ -24,6 +24,7 @@ from .errors import ConfigError, Problem
 BUILTIN_PLUGINS = (
     "harness.builtin.beir",
     "harness.builtin.jsonl",
+    "harness.builtin.unlabeled",
     "harness.builtin.retrieval",
     "harness.builtin.losses",
     "harness.builtin.models",
@@ -51,6 +52,24 @@ class Registry:
     evaluators: dict[str, Evaluator] = field(default_factory=dict)
     losses: dict[str, LossSpec] = field(default_factory=dict)
     owner: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def _option_clash(source: PairSource) -> str:
+    """Why a pair source's option names cannot work in ``[data]`` beside the harness's own keys: the
+    same name, or one so close that a suite's typo of a harness key would pass as the option."""
+    import dataclasses
+    import difflib
+
+    from .config import DataTable
+
+    own = [f.name for f in dataclasses.fields(DataTable) if f.name != DataTable.EXTRA]
+    for option in getattr(source, "options", {}):
+        close = difflib.get_close_matches(option, own, n=1, cutoff=0.8)
+        if close:
+            what = "is" if close[0] == option else "is too close to"
+            return (f"option {option!r} {what} the harness key data.{close[0]}; a suite could not tell them apart: "
+                    "rename the option")
+    return ""
 
 
 class Plugins:
@@ -153,6 +172,8 @@ class Plugins:
                     name = getattr(obj, "name", "")
                     if not name:
                         problems.append(f"plugin {_plugin!r} registered {_kind[:-1]} {obj!r} without a name")
+                    elif _kind == "pair_sources" and (clash := _option_clash(obj)):
+                        problems.append(f"plugin {_plugin!r}: pair source {name!r} {clash}")
                     elif name in _table:
                         other = reg.owner[(_kind, name)]
                         problems.append(f"{_kind[:-1].replace('_', ' ')} {name!r} is registered by both {other!r} and {_plugin!r}")

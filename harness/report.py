@@ -14,11 +14,19 @@ from .metrics import reported
 MARKS = {"better": "▲ significantly better", "worse": "▼ significantly worse", "not distinguishable": "≈ not distinguishable"}
 
 
+def columns(doc: dict) -> list[str]:
+    """The metrics the report tabulates: the primary and reported ones, then every other metric a
+    threshold gates on (a domain evaluator's, such as ``equivalent@1``)."""
+    out = reported(doc["primary_metric"])
+    gated = {g["metric"] for c in doc["candidates"] for g in c.get("gates", [])}
+    return out + sorted(gated - set(out) - {"docs_per_s", "model_mb"})
+
+
 def ranking(doc: dict) -> list[dict]:
     """Every candidate and baseline, best primary metric first, with gains, intervals and p-values."""
     primary = doc["primary_metric"]
     base = {c["base_model"]: c["metrics"] for c in doc["candidates"] if c["baseline"]}
-    metrics = reported(primary)
+    metrics = columns(doc)
     rows = []
     for c in doc["candidates"]:
         comp = c.get("comparison", {}).get("baseline", {})
@@ -87,7 +95,7 @@ def write_report(run_dir: Path) -> Path:
     ]
     html = env.get_template("report.html.j2").render(
         doc=doc, rows=rows, figures=[f for f in figures if f[2]], history=past,
-        metrics=reported(primary),
+        metrics=columns(doc),
         views=[r for r in rows if r.get("per_query_view")],
     )
     out = run_dir / "report.html"

@@ -159,6 +159,8 @@ class Session:
         self.hook = plugins.hook
         self.runs: list[SuiteRun] = []
         self.started = time.time()
+        #: where items run: ``None`` here, one after another; else a :class:`harness.executors.RayExecutor`
+        self.executor = None
 
     # --- the run --------------------------------------------------------------------------------
 
@@ -170,21 +172,96 @@ class Session:
         code = ExitCode.OK
         try:
             self._prepare_all()  # bad data or an unknown model: exit 4 before any training
-            stop = False
-            for run in self.runs:
-                for item in run.items:
-                    if stop:
-                        break
-                    result = self._run_item(run, item) if run.load_error is None else self._not_loaded(run, item)
-                    stop = self.exitfirst and result["status"] != "passed"
-                self._write(run, self._suite_code(run))
+            if self.executor is None:
+                self._run_here()
+            else:
+                self._run_on(self.executor)
             code = self._overall()
         except KeyboardInterrupt:
             code = ExitCode.INTERRUPTED
+            if self.executor is not None:
+                self.executor.cancel()
             for run in self.runs:
                 if run.results:
                     self._write(run, code)
         return self._finish(code)
+
+    def _run_here(self) -> None:
+        """The local executor: every item in this process, one after another."""
+        stop = False
+        for run in self.runs:
+            for item in run.items:
+                if stop:
+                    break
+                result = self._run_item(run, item) if run.load_error is None else self._not_loaded(run, item)
+                stop = self.exitfirst and result["status"] != "passed"
+            self._write(run, self._suite_code(run))
+
+    def plugin_specs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The command line's ``-p`` plugins and ``-p no:NAME`` blocks, for other processes to load alike."""
+        specs = list(getattr(self.options, "plugins", None) or [])
+        return (tuple(s for s in specs if not s.startswith("no:")), tuple(s[3:] for s in specs if s.startswith("no:")))
+
+    def _run_on(self, executor) -> None:
+        """A distributed executor: every item that must run is submitted at once; results are judged,
+        recorded and reported in suite order as they arrive, exactly as :meth:`_run_here` would."""
+        from .executors import Task, unpack
+
+        specs, blocked = self.plugin_specs()
+        keys: dict[tuple[int, str], dict[str, str]] = {}
+        done: dict[tuple[int, str], dict | None] = {}  # None: resumed, judged from the previous run
+        for r, run in enumerate(self.runs):
+            if run.load_error is not None:
+                continue
+            executor.mark_shared(run.run_dir)
+            data_ref = None
+            for item in run.items:
+                keys[r, item.name] = self._keys(run, item)
+                if self._finished_before(run, item, keys[r, item.name]):
+                    done[r, item.name] = None
+                    continue
+                data_ref = data_ref if data_ref is not None else executor.put(run.data)
+                task = Task(run.suite, item.model.name, None if item.loss is None else item.loss.name,
+                            str(run.run_dir), keys[r, item.name], self.device, specs, blocked, str(Path.cwd()),
+                            executor.token)
+                executor.submit(task, data_ref, (r, item.name))
+        position = [0] * len(self.runs)
+
+        def conclude_ready() -> bool:
+            """Record every item whose turn has come; False once -x says to stop."""
+            for r, run in enumerate(self.runs):
+                while position[r] < len(run.items):
+                    item = run.items[position[r]]
+                    if run.load_error is not None:
+                        result = self._not_loaded(run, item)
+                    elif (r, item.name) in done:
+                        self.hook.harness_candidate_start(item=item)
+                        computed = done.pop((r, item.name))
+                        result = self._conclude(run, item, computed if computed is not None
+                                                else self._resumed(run, item))
+                    else:
+                        break
+                    position[r] += 1
+                    if self.exitfirst and result["status"] != "passed":
+                        return False
+            return True
+
+        if not conclude_ready():  # -x and a resumed failure
+            executor.cancel()
+        for (r, name), result, error in executor.results():
+            run = self.runs[r]
+            item = next(i for i in run.items if i.name == name)
+            if error is not None:
+                result = {**self._new_result(item, run.models.get(item.model.name)),
+                          "step_key": keys[r, name]["result"], "error": error}
+            elif result.get("_archive") is not None:  # no shared file system: the worker sent its folder
+                unpack(result.pop("_archive"), run.run_dir / "models" / item.name)
+            done[r, name] = result
+            if not conclude_ready():
+                executor.cancel()
+                break
+        for run in self.runs:
+            self._write(run, self._suite_code(run))
 
     def _finish(self, code: ExitCode) -> ExitCode:
         statuses = [r["status"] for run in self.runs for r in run.results.values() if not r["baseline"]]
@@ -291,8 +368,15 @@ class Session:
         source = self.plugins.registry.pair_sources[suite.data.source]
         data_dir = os.environ.get("HARNESS_DATA_DIR")
         cache = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
+
+        def resolve_model(name: str) -> Path:
+            resolved = self.hook.harness_resolve_model(name=name, revision=None)
+            if resolved is None:
+                raise DataError(f"model {name!r} not found: not a local folder, not on the hub, not bundled")
+            return resolved.path
+
         ctx = LoadContext(Path(data_dir) if data_dir else None, suite.path.parent.resolve(), cache,
-                          (suite.data.train_split, suite.data.test_split))
+                          (suite.data.train_split, suite.data.test_split), resolve_model, self.device)
         return prepare(source.load(source_options(suite, self.plugins.registry), ctx), suite.data)
 
     # --- one baseline or candidate ------------------------------------------------------------
@@ -331,18 +415,38 @@ class Session:
         result = {**train, "export": vars(s.export), "evaluation": vars(s.evaluation)}
         return {"train": digest(train), "export": digest({**train, "step": "export"}), "result": digest(result)}
 
+    @staticmethod
+    def _finished_before(run: SuiteRun, item: Item, keys: dict[str, str]) -> bool:
+        """--resume: the run being resumed finished ``item`` with the same data and settings."""
+        prev = run.previous.get(item.name)
+        return bool(prev and prev.get("step_key") == keys["result"] and prev.get("status") in ("passed", "failed"))
+
+    def _resumed(self, run: SuiteRun, item: Item) -> dict:
+        """The previous result of an item that finished before (only its verdict is recomputed:
+        thresholds may have changed)."""
+        self.hook.harness_candidate_progress(item=item, stage="resumed", info={"run": str(run.run_dir)})
+        return {**run.previous[item.name], "resumed_from": str(run.run_dir)}
+
     def _run_item(self, run: SuiteRun, item: Item) -> dict:
-        resolved = run.models[item.model.name]
         keys = self._keys(run, item)
         self.hook.harness_candidate_start(item=item)
-        prev = run.previous.get(item.name)
-        if prev and prev.get("step_key") == keys["result"] and prev.get("status") in ("passed", "failed"):
-            # --resume: finished before; only the verdict is recomputed (thresholds may have changed)
-            result = {**prev, "resumed_from": str(run.run_dir)}
-            self.hook.harness_candidate_progress(item=item, stage="resumed", info={"run": str(run.run_dir)})
-            if not item.baseline:
+        result = self._resumed(run, item) if self._finished_before(run, item, keys) else self.compute(run, item, keys)
+        return self._conclude(run, item, result)
+
+    def _conclude(self, run: SuiteRun, item: Item, result: dict) -> dict:
+        """Judge a computed candidate against its baseline (which concluded before it), record, report."""
+        if not item.baseline and "error" not in result:
+            try:
                 self._judge(run, item, result)
-            return self._record(run, item, result)
+            except Exception as e:  # noqa: BLE001 - one candidate's problem must not stop the others
+                result["error"], result["status"] = f"{type(e).__name__}: {e}", "error"
+                result["traceback"] = traceback.format_exc()
+        return self._record(run, item, result)
+
+    def compute(self, run: SuiteRun, item: Item, keys: dict[str, str]) -> dict:
+        """Train (a candidate), export and evaluate ``item``: its result before judging. Errors are
+        kept in the result (``error``); this runs in a worker process under ``--executor ray``."""
+        resolved = run.models[item.model.name]
         result = {**self._new_result(item, resolved), "step_key": keys["result"]}
         work = run.run_dir / "models" / item.name
         work.mkdir(parents=True, exist_ok=True)
@@ -359,10 +463,7 @@ class Session:
             evaluated = self._export_and_evaluate(run, item, torch_dir, work, progress, keys)
             result["timings"].update(evaluated.pop("timings"))
             result.update(evaluated)
-            if item.baseline:
-                result["status"] = "passed"
-            else:
-                self._judge(run, item, result)
+            result["status"] = "passed" if item.baseline else "evaluated"
         except KeyboardInterrupt:
             result["error"] = "interrupted"
             run.results[item.name] = result
@@ -376,7 +477,7 @@ class Session:
                 result["error"] += " (hint: lower training.batch_size or use CachedMultipleNegativesRankingLoss)"
         if not (work / "trained").exists() and not (work / "export").exists():
             shutil.rmtree(work, ignore_errors=True)
-        return self._record(run, item, result)
+        return result
 
     def _train(self, run: SuiteRun, item: Item, base: Path, out: Path, key: str, progress) -> dict:
         """Train ``item`` into ``out``, or re-use ``out`` when a run with the same key finished it."""
@@ -392,13 +493,28 @@ class Session:
         shutil.rmtree(out, ignore_errors=True)
         for stale in out.parent.glob("harness-train-*"):  # checkpoints of a killed run
             shutil.rmtree(stale, ignore_errors=True)
-        tr = train(base, self.plugins.registry.losses[item.loss.type], item.loss.options, run.data,
-                   run.suite.training, run.suite.evaluation.primary_metric, self.device, out,
-                   item.model.query_prompt, item.model.document_prompt, progress=progress)
-        info = tr.as_dict()
+        processes = run.suite.training.processes
+        if processes > 1:
+            from .distributed import train_distributed
+
+            specs, blocked = self.plugin_specs()
+            work = out.parent / "harness-train-ddp"
+            spec = {"suite": run.suite, "base": base, "loss_type": item.loss.type, "loss_options": item.loss.options,
+                    "data": run.data, "primary_metric": run.suite.evaluation.primary_metric, "device": self.device,
+                    "out": out, "query_prompt": item.model.query_prompt, "document_prompt": item.model.document_prompt,
+                    "work_dir": work, "plugin_specs": specs, "blocked": blocked, "cwd": str(Path.cwd())}
+            try:
+                info = train_distributed(spec, processes, self.device, out.parent)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        else:
+            info = train(base, self.plugins.registry.losses[item.loss.type], item.loss.options, run.data,
+                         run.suite.training, run.suite.evaluation.primary_metric, self.device, out,
+                         item.model.query_prompt, item.model.document_prompt, progress=progress).as_dict()
         info_file.write_text(json.dumps(info))
         steps.mark_done(out, key)
-        progress("trained", {"seconds": info["seconds"], "pairs": tr.pairs, "kept": tr.chosen_by})
+        progress("trained", {"seconds": info["seconds"], "pairs": info["pairs"], "kept": info["chosen_by"],
+                             "processes": processes})
         return info
 
     def _judge(self, run: SuiteRun, item: Item, result: dict) -> None:
@@ -571,6 +687,7 @@ class Session:
             "suite": run.suite.name, "suite_file": str(run.suite.path), "suite_sha256": run.suite.sha256,
             "description": run.suite.suite.description, "profile": run.suite.profile, "run_id": run.run_dir.name,
             "exit_code": None if code is None else int(code), "device": self.device,
+            "executor": {"kind": "local"} if self.executor is None else {"kind": "ray", "cluster": self.executor.cluster},
             "started": dt.datetime.fromtimestamp(self.started).isoformat(timespec="seconds"),
             "finished": dt.datetime.now().isoformat(timespec="seconds") if code is not None else None,
             "primary_metric": run.suite.evaluation.primary_metric,

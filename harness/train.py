@@ -49,10 +49,12 @@ def precision_flags(precision: str, device: str) -> dict:
 
 def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg: TrainingTable,
           primary_metric: str, device: str, out_dir: Path, query_prompt: str = "", document_prompt: str = "",
-          progress=None) -> TrainResult:
+          progress=None, work_dir: Path | None = None) -> TrainResult:
     """Train ``base_dir`` on the train pairs of ``data`` and save the kept model to ``out_dir``.
 
-    ``progress(stage, info)`` is called after every epoch with the epoch, its last loss and dev metric."""
+    ``progress(stage, info)`` is called after every epoch with the epoch, its last loss and dev metric.
+    ``work_dir``: the checkpoint folder (default: a new one beside ``out_dir``); the processes of a
+    distributed training share one (see :mod:`harness.distributed`)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
@@ -89,7 +91,7 @@ def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cf
         sim = model.similarity_fn_name or "cosine"
         metric_key = f"eval_dev_{sim}_{primary_metric}"
 
-    work = Path(tempfile.mkdtemp(prefix="harness-train-", dir=out_dir.parent))
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="harness-train-", dir=out_dir.parent))
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work),
         num_train_epochs=cfg.epochs,
@@ -133,8 +135,10 @@ def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cf
         steps_per_epoch = trainer.state.max_steps / cfg.epochs
         chosen_epoch = round(best_step / steps_per_epoch, 2)
         chosen_by = f"best dev {primary_metric} ({trainer.state.best_metric:.4f}) over {cfg.epochs} epoch(s)"
-    model.save_pretrained(str(out_dir))
-    shutil.rmtree(work, ignore_errors=True)
+    if trainer.is_world_process_zero():  # one process saves, also under DDP
+        model.save_pretrained(str(out_dir))
+    if work_dir is None:  # a shared one is removed by whoever made it, once every process is done
+        shutil.rmtree(work, ignore_errors=True)
     return TrainResult(out_dir, seconds, len(anchors), trainer.state.global_step, chosen_epoch, chosen_by, history)
 
 

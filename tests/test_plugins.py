@@ -48,6 +48,20 @@ def test_duplicate_registration_names_both_plugins(tmp_path):
     assert p.registry.owner[("pair_sources", "beir")] == "beir"
 
 
+@pytest.mark.parametrize("option, harness_key", [("test_fraction", "dev_fraction"), ("seed", "seed")])
+def test_a_source_option_that_a_suite_could_not_tell_from_a_harness_key_is_refused(tmp_path, option, harness_key):
+    (tmp_path / "clash.py").write_text(
+        "from harness.api import Option, PairSource\n"
+        "class S(PairSource):\n    name = 'clash'\n"
+        f"    options = {{'{option}': Option(float, 0.2)}}\n"
+        "def harness_register_pair_sources(register):\n    register(S())\n"
+    )
+    p = Plugins(load_entry_points=False)
+    with pytest.raises(ConfigError, match=f"pair source 'clash' option '{option}' .*data.{harness_key}.*rename"):
+        p.load_plugin("clash.py", tmp_path)
+    assert "clash" not in p.registry.pair_sources
+
+
 def test_missing_and_broken_plugin_files(tmp_path):
     p = Plugins(load_entry_points=False)
     with pytest.raises(ConfigError, match="does not exist"):

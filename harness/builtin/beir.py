@@ -8,25 +8,16 @@ listing every place it looked.
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 
 import polars as pl
 
 from harness import hookimpl
-from harness.api import LoadContext, Option, PairSource, RetrievalData, json_lines
+from harness.api import LoadContext, Option, PairSource, RetrievalData, fingerprint, json_lines
 from harness.errors import DataError
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{dataset}.zip"
-
-
-def fingerprint(files: list[Path]) -> str:
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def read_jsonl(path: Path, columns: dict[str, str]) -> pl.DataFrame:

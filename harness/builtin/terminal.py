@@ -34,6 +34,8 @@ def harness_sessionstart(session):
     profiles = sorted({s.profile for s in session.suites if s.profile})
     _out(f"harness {__version__} · device {session.device}"
          + (f" · profile {', '.join(profiles)}" if profiles else "") + f" · output {session.out_dir}")
+    if session.executor is not None:
+        _out(f"executor ray ({session.executor.cluster})")
 
 
 @hookimpl
@@ -76,7 +78,9 @@ def harness_candidate_progress(item, stage, info):
 
 @hookimpl
 def harness_candidate_report(item, result):
-    took = _duration(time.time() - _started.get(item.nodeid, time.time()))
+    worker = result.get("worker")
+    took = _duration(sum(v for k, v in result.get("timings", {}).items() if k != "docs_per_s") if worker
+                     else time.time() - _started.get(item.nodeid, time.time()))
     metric = _primary.get(item.suite.name, "ndcg@10")
     value = result["metrics"].get(metric)
     text = f"{metric}={value:.4f}" if value is not None else ""
@@ -91,6 +95,8 @@ def harness_candidate_report(item, result):
     if comp:
         _out(f"    vs baseline: {comp['gain']:+.4f} [{comp['ci_low']:+.4f}, {comp['ci_high']:+.4f}] p={comp['p_value']:.4f} "
              f"({comp['verdict']}; {comp['improved']} queries better, {comp['worsened']} worse)")
+    if worker:
+        _out(f"    ran on Ray worker {worker['host']} pid {worker['pid']}; artifacts via the {worker['artifacts']}")
     for g in result["gates"]:
         _out(f"    {'ok  ' if g['passed'] else 'FAIL'} {describe(g)}")
     if result.get("error"):
