@@ -69,15 +69,18 @@ def run_task(task: Task, data) -> dict:
     if resolved is None:
         raise ConfigError(f"model {model.base!r} cannot be resolved on worker {socket.gethostname()}")
     run.models[model.name] = resolved
-    result = session.compute(run, item, task.keys)
-    result["worker"] = {"host": socket.gethostname(), "pid": os.getpid(),
-                        "artifacts": "shared path" if shipped_back is None else "object store"}
-    if shipped_back is not None:
-        result["_archive"] = _tar(run_dir / "models" / item.name)
-        import shutil
+    try:
+        result = session.compute(run, item, task.keys)
+        result["worker"] = {"host": socket.gethostname(), "pid": os.getpid(),
+                            "artifacts": "shared path" if shipped_back is None else "object store"}
+        if shipped_back is not None:
+            result["_archive"] = _tar(run_dir / "models" / item.name)
+        return result
+    finally:
+        if shipped_back is not None:
+            import shutil
 
-        shutil.rmtree(shipped_back, ignore_errors=True)
-    return result
+            shutil.rmtree(shipped_back, ignore_errors=True)
 
 
 def _tar(folder: Path) -> bytes:
@@ -91,7 +94,10 @@ def _tar(folder: Path) -> bytes:
 def unpack(archive: bytes, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        tar.extractall(folder, filter="data")
+        try:
+            tar.extractall(folder, filter="data")  # no absolute paths, links out or devices
+        except TypeError:  # Python before 3.10.12 / 3.11.4: no filters; the archive is our own worker's
+            tar.extractall(folder)  # noqa: S202
 
 
 class RayExecutor:

@@ -24,6 +24,7 @@ from .data import Prepared, prepare
 from .errors import CandidateError, ConfigError, DataError, HarnessError, Problem
 from .exitcodes import ExitCode
 from .gate import gates_for
+from .guards import guards
 from .metrics import REPORTED
 from .plugins import Plugins
 from .select import compile_k
@@ -511,11 +512,23 @@ class Session:
             info = train(base, self.plugins.registry.losses[item.loss.type], item.loss.options, run.data,
                          run.suite.training, run.suite.evaluation.primary_metric, self.device, out,
                          item.model.query_prompt, item.model.document_prompt, progress=progress).as_dict()
+        info["embedding_change"] = self._embedding_change(run, item, base, out)
         info_file.write_text(json.dumps(info))
         steps.mark_done(out, key)
         progress("trained", {"seconds": info["seconds"], "pairs": info["pairs"], "kept": info["chosen_by"],
                              "processes": processes})
         return info
+
+    def _embedding_change(self, run: SuiteRun, item: Item, base: Path, trained: Path) -> float:
+        """How far training moved the embeddings of the export check's sample texts (a guard)."""
+        from .export import torch_embeddings
+        from .guards import embedding_change
+
+        sample = run.data.corpus["text"].head(run.suite.export.check_samples).to_list()
+        max_seq = run.suite.evaluation.max_seq_length or 256
+        prompt = item.model.document_prompt
+        return embedding_change(torch_embeddings(base, sample, self.device, max_seq, prompt),
+                                torch_embeddings(trained, sample, self.device, max_seq, prompt))
 
     def _judge(self, run: SuiteRun, item: Item, result: dict) -> None:
         """Compare a candidate with its references (paired statistics), gate it, pick its per-query view."""
@@ -539,6 +552,7 @@ class Session:
                                     "threshold": suite.export.max_drop, "value": shipped.get("drop"),
                                     "passed": bool(shipped.get("passed"))})
         result["status"] = "passed" if all(g["passed"] for g in result["gates"]) else "failed"
+        result["guards"] = guards(result, base_ok, suite.evaluation.primary_metric)
         if base_ok:
             result["per_query_view"] = per_query_view(result, base_ok, suite.evaluation.primary_metric, run.data)
 

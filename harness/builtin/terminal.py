@@ -99,10 +99,10 @@ def harness_candidate_report(item, result):
         _out(f"    ran on Ray worker {worker['host']} pid {worker['pid']}; artifacts via the {worker['artifacts']}")
     for g in result["gates"]:
         _out(f"    {'ok  ' if g['passed'] else 'FAIL'} {describe(g)}")
+    for guard in result.get("guards", []):
+        _out(f"    warning: {guard}")
     if result.get("error"):
         _out(f"    error: {result['error']}")
-    if not item.baseline and value is not None and key in _baseline and value <= _baseline[key][metric]:
-        _out(f"    warning: {item.name} is not better than its untuned baseline on {metric}")
 
 
 @hookimpl

@@ -114,6 +114,8 @@ class Unlabeled(PairSource):
         text = {d.id: d.text for d in docs}
         queries, qrels, extra = {}, {"train": [], "test": []}, {}
         for split, chosen in (("train", train_docs), ("test", held)):
+            if not chosen:
+                continue
             for n, (doc, query, positive) in enumerate(self.pairs(chosen, options, ctx, split == "test", docs)):
                 qid = f"{split}-{n}"
                 queries[qid] = query
