@@ -17,7 +17,7 @@ import hashlib
 import polars as pl
 
 from harness import hookimpl
-from harness.api import EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint
+from harness.api import EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, qrels_frame
 from harness.errors import DataError
 
 
@@ -45,11 +45,10 @@ class FaqSource(PairSource):
                 queries.append((qid, question))
                 digest = int(hashlib.sha1(question.encode()).hexdigest()[:8], 16) / 2**32
                 qrels["test" if digest < options["holdout"] else "train"].append((qid, doc, 1))
-        schema = {"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}
         return RetrievalData(
             corpus=pl.DataFrame({"id": list(answers.values()), "text": list(answers)}),
             queries=pl.DataFrame(queries, schema={"id": pl.Utf8, "text": pl.Utf8}, orient="row"),
-            qrels={split: pl.DataFrame(rows, schema=schema, orient="row") for split, rows in qrels.items()},
+            qrels={split: qrels_frame(rows) for split, rows in qrels.items()},
             fingerprint=fingerprint([path]),  # recorded in results.json; part of the resume/cache keys
         )
 

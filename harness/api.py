@@ -64,6 +64,11 @@ def json_file(path: Path, expect: type = list, what: str = "a JSON list"):
     return value
 
 
+def qrels_frame(rows) -> pl.DataFrame:
+    """``(query_id, doc_id, score)`` tuples as a qrels frame (the schema ``RetrievalData.qrels`` holds)."""
+    return pl.DataFrame(list(rows), schema={"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}, orient="row")
+
+
 @dataclass
 class Split:
     """Queries and their relevance judgements for one split.

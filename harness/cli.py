@@ -77,13 +77,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _plugins(specs: list[str]):
-    from .plugins import Plugins
+    from .plugins import from_command_line
 
-    blocked = tuple(s[3:] for s in specs if s.startswith("no:"))
-    plugins = Plugins(blocked=blocked)
-    for spec in (s for s in specs if not s.startswith("no:")):
-        plugins.load_plugin(spec, Path.cwd(), "command line", f"-p {spec}")
-    return plugins
+    return from_command_line(specs, Path.cwd())
 
 
 def _error(e: ConfigError) -> int:

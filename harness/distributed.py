@@ -59,14 +59,12 @@ def train_distributed(spec: dict, processes: int, device: str, folder: Path) -> 
 
 def main(argv: list[str]) -> int:
     """One torchrun process: rebuild the plugins (for the loss), train, and on rank 0 write the summary."""
-    from .plugins import Plugins
+    from .plugins import from_command_line
     from .train import train
 
     with open(argv[0], "rb") as f:
         spec = pickle.load(f)
-    plugins = Plugins(blocked=tuple(spec["blocked"]) + ("terminal",))
-    for p in spec["plugin_specs"]:
-        plugins.load_plugin(p, Path(spec["cwd"]), "command line", f"-p {p}")
+    plugins = from_command_line(spec["plugin_specs"], Path(spec["cwd"]), quiet=True)
     plugins.load_suite_plugins(spec["suite"])
     tr = train(spec["base"], plugins.registry.losses[spec["loss_type"]], spec["loss_options"], spec["data"],
                spec["suite"].training, spec["primary_metric"], spec["device"], spec["out"],

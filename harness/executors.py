@@ -37,8 +37,7 @@ class Task:
     run_dir: str
     keys: dict[str, str]
     device: str
-    plugin_specs: tuple[str, ...]  #: ``-p`` of the command line, relative to ``cwd``
-    blocked: tuple[str, ...]
+    plugin_specs: tuple[str, ...]  #: ``-p`` of the command line (``no:NAME`` included), relative to ``cwd``
     cwd: str
     shared_token: str  #: the run folder holds ``.harness-shared`` with this text when the worker can see it
 
@@ -47,13 +46,11 @@ def run_task(task: Task, data) -> dict:
     """Run one baseline or candidate in this (worker) process; the unjudged result, plus where it ran."""
     import socket
 
-    from .plugins import Plugins
-    from .runner import Item, Session, SuiteRun
+    from .plugins import from_command_line
+    from .runner import Item, Session, SuiteRun, resolve
 
     suite = task.suite
-    plugins = Plugins(blocked=task.blocked + ("terminal",))  # the driver prints; workers stay quiet
-    for spec in task.plugin_specs:
-        plugins.load_plugin(spec, Path(task.cwd), "command line", f"-p {spec}")
+    plugins = from_command_line(task.plugin_specs, Path(task.cwd), quiet=True)  # the driver prints
     plugins.load_suite_plugins(suite)
     model = next(m for m in suite.models if m.name == task.model)
     loss = None if task.loss is None else next(x for x in suite.losses if x.name == task.loss)
@@ -65,10 +62,7 @@ def run_task(task: Task, data) -> dict:
         run_dir = shipped_back / "run"
     run = SuiteRun(suite, [item], run_dir, data=data)
     session = Session(plugins, [suite], [item], task.device, run_dir.parent)
-    resolved = plugins.hook.harness_resolve_model(name=model.base, revision=model.revision)
-    if resolved is None:
-        raise ConfigError(f"model {model.base!r} cannot be resolved on worker {socket.gethostname()}")
-    run.models[model.name] = resolved
+    run.models[model.name] = resolve(plugins.hook, model.base, model.revision)
     try:
         result = session.compute(run, item, task.keys)
         result["worker"] = {"host": socket.gethostname(), "pid": os.getpid(),

@@ -72,6 +72,17 @@ def _option_clash(source: PairSource) -> str:
     return ""
 
 
+def from_command_line(specs: list[str] | tuple[str, ...], cwd: Path, quiet: bool = False) -> "Plugins":
+    """The plugins of a command line's ``-p`` options (``-p no:NAME`` blocks one), loaded relative to
+    ``cwd``; the same call rebuilds them in a Ray worker or a torchrun process. ``quiet`` blocks the
+    terminal reporter (only the driver prints)."""
+    blocked = tuple(s[3:] for s in specs if s.startswith("no:")) + (("terminal",) if quiet else ())
+    plugins = Plugins(blocked=blocked)
+    for spec in (s for s in specs if not s.startswith("no:")):
+        plugins.load_plugin(spec, cwd, "command line", f"-p {spec}")
+    return plugins
+
+
 class Plugins:
     """The plugin manager plus the registries, built once per command."""
 

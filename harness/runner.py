@@ -70,6 +70,16 @@ class SuiteRun:
     load_error: str | None = None  #: a pair source that crashed: every item of the suite errors with it
 
 
+def resolve(hook, name: str, revision: str | None) -> ResolvedModel:
+    """A model name to a local folder through the ``harness_resolve_model`` hook; DataError if no
+    resolver has it."""
+    resolved = hook.harness_resolve_model(name=name, revision=revision)
+    if resolved is None:
+        raise DataError(f"model {name!r} not found: not a local folder, not on the hub (offline?) and no bundled "
+                        "copy is installed")
+    return resolved
+
+
 def resolve_device(requested: str) -> str:
     if requested == "cpu":
         return "cpu"
@@ -198,17 +208,17 @@ class Session:
                 stop = self.exitfirst and result["status"] != "passed"
             self._write(run, self._suite_code(run))
 
-    def plugin_specs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The command line's ``-p`` plugins and ``-p no:NAME`` blocks, for other processes to load alike."""
-        specs = list(getattr(self.options, "plugins", None) or [])
-        return (tuple(s for s in specs if not s.startswith("no:")), tuple(s[3:] for s in specs if s.startswith("no:")))
+    def plugin_specs(self) -> tuple[str, ...]:
+        """The command line's ``-p`` options, for other processes to load the same plugins
+        (:func:`harness.plugins.from_command_line`)."""
+        return tuple(getattr(self.options, "plugins", None) or ())
 
     def _run_on(self, executor) -> None:
         """A distributed executor: every item that must run is submitted at once; results are judged,
         recorded and reported in suite order as they arrive, exactly as :meth:`_run_here` would."""
         from .executors import Task, unpack
 
-        specs, blocked = self.plugin_specs()
+        specs = self.plugin_specs()
         keys: dict[tuple[int, str], dict[str, str]] = {}
         done: dict[tuple[int, str], dict | None] = {}  # None: resumed, judged from the previous run
         for r, run in enumerate(self.runs):
@@ -223,7 +233,7 @@ class Session:
                     continue
                 data_ref = data_ref if data_ref is not None else executor.put(run.data)
                 task = Task(run.suite, item.model.name, None if item.loss is None else item.loss.name,
-                            str(run.run_dir), keys[r, item.name], self.device, specs, blocked, str(Path.cwd()),
+                            str(run.run_dir), keys[r, item.name], self.device, specs, str(Path.cwd()),
                             executor.token)
                 executor.submit(task, data_ref, (r, item.name))
         position = [0] * len(self.runs)
@@ -317,16 +327,9 @@ class Session:
                 if not any(it.model is model for it in run.items):
                     continue
                 try:
-                    resolved = self.hook.harness_resolve_model(name=model.base, revision=model.revision)
+                    run.models[model.name] = resolve(self.hook, model.base, model.revision)
                 except HarnessError as e:
                     problems.append(Problem(str(suite.path), f"models[{i}].base", str(e)))
-                    continue
-                if resolved is None:
-                    problems.append(Problem(str(suite.path), f"models[{i}].base",
-                                            f"model {model.base!r} not found: not a local folder, not on the hub "
-                                            "(offline?) and no bundled copy is installed"))
-                else:
-                    run.models[model.name] = resolved
             self.runs.append(run)
         if problems:
             raise ConfigError(problems)
@@ -369,15 +372,9 @@ class Session:
         source = self.plugins.registry.pair_sources[suite.data.source]
         data_dir = os.environ.get("HARNESS_DATA_DIR")
         cache = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
-
-        def resolve_model(name: str) -> Path:
-            resolved = self.hook.harness_resolve_model(name=name, revision=None)
-            if resolved is None:
-                raise DataError(f"model {name!r} not found: not a local folder, not on the hub, not bundled")
-            return resolved.path
-
         ctx = LoadContext(Path(data_dir) if data_dir else None, suite.path.parent.resolve(), cache,
-                          (suite.data.train_split, suite.data.test_split), resolve_model, self.device)
+                          (suite.data.train_split, suite.data.test_split),
+                          lambda name: resolve(self.hook, name, None).path, self.device)
         return prepare(source.load(source_options(suite, self.plugins.registry), ctx), suite.data)
 
     # --- one baseline or candidate ------------------------------------------------------------
@@ -462,6 +459,10 @@ class Session:
                 result["timings"]["train_s"] = result["training"]["seconds"]
                 torch_dir = work / "trained"
             evaluated = self._export_and_evaluate(run, item, torch_dir, work, progress, keys)
+            if not item.baseline:  # a guard: did training move the embeddings at all?
+                result["training"]["embedding_change"] = next(
+                    (v["export_check"]["embedding_change"] for v in evaluated["variants"]
+                     if "embedding_change" in v.get("export_check", {})), None)
             result["timings"].update(evaluated.pop("timings"))
             result.update(evaluated)
             result["status"] = "passed" if item.baseline else "evaluated"
@@ -498,12 +499,11 @@ class Session:
         if processes > 1:
             from .distributed import train_distributed
 
-            specs, blocked = self.plugin_specs()
             work = out.parent / "harness-train-ddp"
             spec = {"suite": run.suite, "base": base, "loss_type": item.loss.type, "loss_options": item.loss.options,
                     "data": run.data, "primary_metric": run.suite.evaluation.primary_metric, "device": self.device,
                     "out": out, "query_prompt": item.model.query_prompt, "document_prompt": item.model.document_prompt,
-                    "work_dir": work, "plugin_specs": specs, "blocked": blocked, "cwd": str(Path.cwd())}
+                    "work_dir": work, "plugin_specs": self.plugin_specs(), "cwd": str(Path.cwd())}
             try:
                 info = train_distributed(spec, processes, self.device, out.parent)
             finally:
@@ -512,23 +512,11 @@ class Session:
             info = train(base, self.plugins.registry.losses[item.loss.type], item.loss.options, run.data,
                          run.suite.training, run.suite.evaluation.primary_metric, self.device, out,
                          item.model.query_prompt, item.model.document_prompt, progress=progress).as_dict()
-        info["embedding_change"] = self._embedding_change(run, item, base, out)
         info_file.write_text(json.dumps(info))
         steps.mark_done(out, key)
         progress("trained", {"seconds": info["seconds"], "pairs": info["pairs"], "kept": info["chosen_by"],
                              "processes": processes})
         return info
-
-    def _embedding_change(self, run: SuiteRun, item: Item, base: Path, trained: Path) -> float:
-        """How far training moved the embeddings of the export check's sample texts (a guard)."""
-        from .export import torch_embeddings
-        from .guards import embedding_change
-
-        sample = run.data.corpus["text"].head(run.suite.export.check_samples).to_list()
-        max_seq = run.suite.evaluation.max_seq_length or 256
-        prompt = item.model.document_prompt
-        return embedding_change(torch_embeddings(base, sample, self.device, max_seq, prompt),
-                                torch_embeddings(trained, sample, self.device, max_seq, prompt))
 
     def _judge(self, run: SuiteRun, item: Item, result: dict) -> None:
         """Compare a candidate with its references (paired statistics), gate it, pick its per-query view."""
@@ -582,7 +570,9 @@ class Session:
             try:
                 row = steps.load(row_file, row_key)
                 if row is None:
-                    row = self._variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress)
+                    base = None if item.baseline else run.models[item.model.name].path
+                    row = self._variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress,
+                                        base)
                     steps.store(row_file, row_key, {k: v for k, v in row.items() if k != "reference"})
                 else:
                     progress("evaluated", {"variant": name, "seconds": 0, "docs_per_s": row["metrics"]["docs_per_s"],
@@ -617,10 +607,14 @@ class Session:
         }
 
     def _variant(self, run: SuiteRun, item: Item, name: str, torch_dir: Path, export_dir: Path, sample: list[str],
-                 max_seq: int | None, reference, progress) -> dict:
+                 max_seq: int | None, reference, progress, base: Path | None = None) -> dict:
+        """Build, check and evaluate one variant. The first one (fp32) computes the torch ``reference``
+        embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
+        model's (``export_check.embedding_change``, a guard)."""
         from . import cache
         from .encode import OnnxEncoder
         from .export import check_export, torch_embeddings
+        from .guards import embedding_change
         from .variants import VARIANTS, build
 
         ex, ev = run.suite.export, run.suite.evaluation
@@ -630,12 +624,18 @@ class Session:
         encoder = OnnxEncoder(export_dir, self.device, file=file.name, batch_size=ev.batch_size,
                               max_seq_length=max_seq, query_prompt=item.model.query_prompt,
                               document_prompt=item.model.document_prompt, progress=_progress_wanted(self.options))
+        change = None
         if reference is None:
             reference = torch_embeddings(torch_dir, sample, self.device, encoder.max_seq_length,
                                          encoder.prompts["document"])
+            if base is not None:
+                change = embedding_change(torch_embeddings(base, sample, self.device, encoder.max_seq_length,
+                                                           encoder.prompts["document"]), reference)
         exact = VARIANTS[name].exact
         check = check_export(reference, encoder, sample, ex.min_cosine if exact else ex.min_cosine_reduced,
                              f"the ONNX {name} variant")
+        if change is not None:
+            check["embedding_change"] = change
         t2 = time.perf_counter()
         progress("exported", {"variant": name, "seconds": round(t1 - t0, 1), "min_cosine": check["min_cosine"],
                               "provider": encoder.provider})

@@ -21,12 +21,13 @@ import re
 import polars as pl
 
 from harness import hookimpl
-from harness.api import EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, json_file, locate
+from harness.api import (
+    EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, json_file, locate, qrels_frame,
+)
 from harness.errors import DataError
 
 FILES = {"train": "conala-train.json", "test": "conala-test.json"}
 URL = "http://www.phontron.com/download/conala-corpus-v1.1.zip"
-QRELS = {"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}
 
 
 class Conala(PairSource):
@@ -61,7 +62,7 @@ class Conala(PairSource):
         return RetrievalData(
             corpus=pl.DataFrame({"id": list(snippets.values()), "text": list(snippets)}),
             queries=pl.DataFrame({"id": list(queries.values()), "text": [t for _, t in queries]}),
-            qrels={s: pl.DataFrame(r, schema=QRELS, orient="row") for s, r in qrels.items()},
+            qrels={s: qrels_frame(r) for s, r in qrels.items()},
             fingerprint=fingerprint([folder / f for f in FILES.values()]),
             description=f"CoNaLa annotated pairs from {folder}",
         )

@@ -27,11 +27,10 @@ from pathlib import Path
 import polars as pl
 
 from harness import hookimpl
-from harness.api import EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, locate
+from harness.api import EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, locate, qrels_frame
 from harness.errors import DataError
 
 B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
-QRELS = {"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}
 
 
 def b64_number(text: str) -> int:
@@ -112,7 +111,7 @@ class Dictd(PairSource):
         return RetrievalData(
             corpus=pl.DataFrame(docs, schema={"id": pl.Utf8, "text": pl.Utf8}, orient="row"),
             queries=pl.DataFrame(queries, schema={"id": pl.Utf8, "text": pl.Utf8}, orient="row"),
-            qrels={s: pl.DataFrame(r, schema=QRELS, orient="row") for s, r in qrels.items()},
+            qrels={s: qrels_frame(r) for s, r in qrels.items()},
             fingerprint=fingerprint([folder / index, data]),
             description=f"dictd dictionary {name} from {folder}",
         )

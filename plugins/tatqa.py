@@ -19,11 +19,12 @@ from __future__ import annotations
 import polars as pl
 
 from harness import hookimpl
-from harness.api import EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, json_file, locate
+from harness.api import (
+    EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, json_file, locate, qrels_frame,
+)
 from harness.errors import DataError
 
 URL = "https://raw.githubusercontent.com/NExTplusplus/TAT-QA/master/dataset_raw/{file}"
-QRELS = {"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}
 
 
 def table_text(rows) -> str:
@@ -70,7 +71,7 @@ class TatQA(PairSource):
         return RetrievalData(
             corpus=pl.DataFrame({"id": list(docs), "text": list(docs.values())}),
             queries=pl.DataFrame({"id": list(queries), "text": list(queries.values())}),
-            qrels={s: pl.DataFrame(r, schema=QRELS, orient="row") for s, r in qrels.items()},
+            qrels={s: qrels_frame(r) for s, r in qrels.items()},
             fingerprint=fingerprint([folder / f for f in files.values()]),
             description=f"TAT-QA reports from {folder}",
         )

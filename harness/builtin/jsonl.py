@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from harness import hookimpl
-from harness.api import LoadContext, Option, PairSource, RetrievalData, json_lines
+from harness.api import LoadContext, Option, PairSource, RetrievalData, json_lines, qrels_frame
 from harness.errors import DataError
 
 
@@ -64,8 +64,7 @@ class JsonlSource(PairSource):
         frame = lambda m: pl.DataFrame({"id": list(m), "text": list(m.values())}, schema={"id": pl.Utf8, "text": pl.Utf8})  # noqa: E731
         return RetrievalData(
             frame(docs), frame(queries),
-            {s: pl.DataFrame(r, schema={"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}, orient="row")
-             for s, r in qrels.items()},
+            {s: qrels_frame(r) for s, r in qrels.items()},
             h, "JSONL pairs",
         )
 

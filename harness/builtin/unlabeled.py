@@ -22,10 +22,9 @@ from pathlib import Path
 import polars as pl
 
 from harness import hookimpl
-from harness.api import LoadContext, Option, PairSource, RetrievalData, fingerprint, json_lines
+from harness.api import LoadContext, Option, PairSource, RetrievalData, fingerprint, json_lines, qrels_frame
 from harness.errors import DataError
 
-QRELS = {"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}
 TEXT = {"id": pl.Utf8, "text": pl.Utf8}
 
 
@@ -137,7 +136,7 @@ class Unlabeled(PairSource):
             queries.update(zip(labelled_queries["id"].to_list(), labelled_queries["text"].to_list()))
             test = read_qrels(rfile)
         else:
-            test = pl.DataFrame(qrels["test"], schema=QRELS, orient="row")
+            test = qrels_frame(qrels["test"])
             warnings.append(f"no labelled test queries (data.queries, data.qrels): the test split is {len(held)} "
                             f"held-out documents' made-up queries, a proxy for your users' questions")
         if not qrels["train"]:
@@ -145,7 +144,7 @@ class Unlabeled(PairSource):
         return RetrievalData(
             corpus=pl.DataFrame({"id": list(text), "text": list(text.values())}, schema=TEXT),
             queries=pl.DataFrame({"id": list(queries), "text": list(queries.values())}, schema=TEXT),
-            qrels={"train": pl.DataFrame(qrels["train"], schema=QRELS, orient="row"), "test": test},
+            qrels={"train": qrels_frame(qrels["train"]), "test": test},
             fingerprint=fingerprint(files) + "-" + hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8],
             description=f"{self.name} pairs from {corpus_file}",
             train_documents=pl.DataFrame({"id": list(extra), "text": list(extra.values())}, schema=TEXT) if extra else None,
