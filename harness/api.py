@@ -262,13 +262,24 @@ class Evaluator:
 # --- training --------------------------------------------------------------------------------
 
 
+#: The training columns a loss can ask for. Every pair source gives ``anchor`` (the query) and
+#: ``positive`` (a relevant document). ``negative`` (one mined hard negative per row) needs a
+#: ``[losses.hard_negatives]`` table. ``sentence1``/``sentence2``/``score`` are scored pairs: the
+#: relevant pairs with their relevance grade scaled to (0, 1], plus mined negatives with score 0.
+COLUMNS = ("anchor", "positive", "negative", "sentence1", "sentence2", "score")
+
+
 @dataclass(frozen=True)
 class LossSpec:
     """A training loss: how to build it and which dataset columns it needs.
 
     ``factory(model, **options)`` returns a ``torch.nn.Module`` loss. ``columns`` are the training
-    columns it consumes, in order (``anchor``, ``positive``, ``negative``...). ``option_names``
-    lists the options a suite may set (``None``: take them from the factory's signature).
+    columns it consumes, in order (from :data:`COLUMNS`). ``takes_negatives``: the loss also takes
+    any number of hard-negative columns after them (in-batch negative losses), filled when the suite
+    mines negatives. ``model_options`` name options whose value is a model (a hub id or a path, e.g.
+    GISTEmbedLoss's ``guide``): the harness resolves them to a local folder, as it does
+    ``[[models]].base``, before calling ``factory``. ``option_names`` lists the options a suite may
+    set (``None``: take them from the factory's signature).
     """
 
     name: str
@@ -278,6 +289,8 @@ class LossSpec:
     option_names: tuple[str, ...] | None = None
     #: sentence-transformers batch sampler to use ("no_duplicates" for in-batch negative losses)
     batch_sampler: str = "batch_sampler"
+    takes_negatives: bool = False
+    model_options: tuple[str, ...] = ()
 
     def accepted_options(self) -> tuple[str, ...]:
         if self.option_names is not None:
@@ -286,6 +299,33 @@ class LossSpec:
 
         params = inspect.signature(self.factory).parameters
         return tuple(p for p in params if p not in ("self", "model"))
+
+    def build(self, model, options: dict):
+        """The loss module for ``model``; options in ``model_options`` (already resolved to local
+        folders) are loaded as sentence-transformers models on the model's device first."""
+        options = dict(options)
+        for name in self.model_options:
+            if isinstance(options.get(name), str):
+                from sentence_transformers import SentenceTransformer
+
+                options[name] = SentenceTransformer(options[name], device=str(model.device))
+        return self.factory(model, **options)
+
+    def columns_for(self, options: dict) -> tuple[str, ...]:
+        """The columns the loss needs with these options (a wrapping loss: its inner loss's)."""
+        return self.columns
+
+    def negatives_for(self, options: dict) -> bool:
+        """Whether, with these options, mined negatives can be added as extra columns."""
+        return self.takes_negatives
+
+    def evaluation_dims(self, options: dict) -> list[int]:
+        """Embedding sizes the trained model is also evaluated at (Matryoshka losses), largest first."""
+        return []
+
+    def problems(self, options: dict) -> list[tuple[str, str]]:
+        """``(option, message)`` for each invalid option value, checked when the suite is loaded."""
+        return []
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
         raise HarnessError(f"{name} did not pass its gates ({cand['status']}: "
                            f"{len(failed)} failed{', ' + cand['error'] if cand.get('error') else ''}); "
                            "--force releases it anyway and says so in the model card")
-    src = run_dir / "models" / name
+    src = run_dir / "models" / name / cand.get("model_dir", ".")  # with seeds: the seed that ships
     onnx_file = Path((cand.get("encoder") or {}).get("file") or "onnx/model.onnx").name  # the shipped variant
     if not (src / "export" / "onnx" / onnx_file).is_file():
         raise HarnessError(f"{src}/export/onnx/{onnx_file}: the exported model is missing")
@@ -70,7 +70,7 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
     manifest = {
         "fingerprint": fingerprint(tmp), "candidate": name, "suite": doc["suite"], "run_id": doc.get("run_id"),
         "run_dir": str(run_dir.resolve()), "base_model": cand["base_model"], "forced": cand["status"] != "passed",
-        "status": cand["status"], "metrics": cand["metrics"], "gates": cand["gates"],
+        "status": cand["status"], "metrics": released_metrics(cand), "gates": cand["gates"],
         "baseline_metrics": base["metrics"] if base else None, "encoder": cand["encoder"],
         "variant": cand.get("variant", "fp32"), "variant_file": onnx_file,
         "data": doc.get("data"), "training": doc.get("training"), "environment": doc.get("environment"),
@@ -82,6 +82,15 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
         to.rmdir()
     tmp.rename(to)
     return manifest
+
+
+def released_metrics(cand: dict) -> dict:
+    """The metrics of the model a release ships: with seeds, those of the seed that ships (the
+    candidate's own numbers are the mean over seeds)."""
+    seeds = cand.get("seeds")
+    if not seeds:
+        return cand["metrics"]
+    return next(r["metrics"] for r in seeds["runs"] if r["seed"] == seeds["shipped"])
 
 
 def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
@@ -98,15 +107,21 @@ def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
         "## Test-split metrics (through the exported ONNX model)", "",
         "| metric | this model | untuned baseline | gain | 95% CI | p |", "| --- | --- | --- | --- | --- | --- |",
     ]
+    own = released_metrics(cand)
     for m in reported(primary):
-        if m not in cand["metrics"]:
+        if m not in own:
             continue
         b = base["metrics"].get(m) if base else None
         s = comp.get(m)
-        cells = [m, f"{cand['metrics'][m]:.4f}", "" if b is None else f"{b:.4f}"]
+        cells = [m, f"{own[m]:.4f}", "" if b is None else f"{b:.4f}"]
         cells += ["", "", ""] if s is None else [
             f"{s['gain']:+.4f}", f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]", f"{s['p_value']:.4f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    seeds = cand.get("seeds")
+    if seeds and primary in seeds["mean"]:
+        lines += ["", f"This model is seed {seeds['shipped']} of {len(seeds['runs'])} ({seeds['by']}). Over the seeds, "
+                  f"{primary} is {seeds['mean'][primary]:.4f} ± {seeds['std'][primary]:.4f} (worst "
+                  f"{seeds['worst'][primary]:.4f}); the gains and intervals above are those of the mean over seeds."]
     lines += ["", "## Gates", ""]
     lines += [f"- {'passed' if g['passed'] else 'FAILED'}: {g['metric']} {g['kind']} {g['threshold']}"
               f"{' vs ' + g['against'] if g.get('against') else ''}: {g['value']}" for g in cand["gates"]] or ["- none"]
@@ -117,6 +132,8 @@ def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
               f"documents, train {data.get('train_queries')} / dev {data.get('dev_queries')} / test {data.get('test_queries')} queries",
               f"- training: {json.dumps(doc.get('training'))}",
               f"- kept: epoch {tr.get('chosen_epoch')} ({tr.get('chosen_by')}), {tr.get('pairs')} pairs",
+              *([f"- setting: {json.dumps(tr['setting'])} ({tr['grid']['by']})"] if tr.get("grid") else []),
+              *([f"- hard negatives: {json.dumps(cand['mining']['settings'])}"] if cand.get("mining") else []),
               f"- encoder: {json.dumps(cand['encoder'])}",
               "", "## Library versions", "",
               ", ".join(f"{k} {v}" for k, v in (doc.get("environment") or {}).items()), ""]

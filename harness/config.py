@@ -96,10 +96,41 @@ class ModelTable:
 
 
 @dataclass
+class HardNegativesTable:
+    """``[losses.hard_negatives]``: mine hard negatives for this loss's training pairs with
+    sentence-transformers' ``mine_hard_negatives`` (before training, cached in the run folder)."""
+
+    num_negatives: int = key(1, "negatives per (query, positive) pair", positive)
+    range_min: int = key(0, "skip this many of each query's top-ranked documents (the likeliest unlabelled "
+                         "positives)", non_negative)
+    range_max: int | None = key(None, "consider only the top this many documents (default: derived from "
+                                "num_negatives and the margins)", positive)
+    absolute_margin: float | None = key(None, "keep a negative only if its score is below the positive's minus this")
+    relative_margin: float | None = key(None, "keep a negative only if its score is below the positive's minus "
+                                        "|positive's| times this (0.05: 5% below)", fraction)
+    max_score: float | None = key(None, "keep a negative only if its score is at most this")
+    sampling: str = key("top", "take the top-ranked candidates in the range, or a random sample of them",
+                        choices=("top", "random"))
+    model: str = key("base", "the model that mines: 'base' (the candidate's base model), the name of a "
+                     "[[models]] entry, the name of another candidate of this suite listed before this one "
+                     "(its trained model), or a hub id / local path")
+    batch_size: int = key(64, "encoding batch size of the mining model", positive)
+    false_negative_share: float = key(0.1, "warn when more than this share of the mined negatives score at "
+                                      "least as high as their positive (likely unlabelled positives)", fraction)
+
+    def problems(self):
+        if self.range_max is not None and self.range_max - self.range_min < self.num_negatives:
+            yield ".range_max", (f"expected range_max - range_min >= num_negatives ({self.num_negatives}), got "
+                                 f"{self.range_max} - {self.range_min}")
+
+
+@dataclass
 class LossTable:
     EXTRA = "options"
     name: str = key(help="short name used in candidate names", check=a_name)
     type: str = key(help="loss name (see `harness plugins`), e.g. MultipleNegativesRankingLoss")
+    hard_negatives: HardNegativesTable | None = key(None, "mine hard negatives for this loss (a table, see "
+                                                    "[losses.hard_negatives])")
     options: dict = key({}, "")
 
 
@@ -117,6 +148,42 @@ class TrainingTable:
     eval_batch_size: int = key(64, "batch size of the dev evaluation during training", positive)
     processes: int = key(1, "data-parallel training processes of one candidate (DDP via torchrun): one per GPU; "
                          "batch_size is per process", positive)
+    seeds: list[int] = key([], "train every candidate once per seed (instead of `seed`): the report gives the mean "
+                           "and spread, thresholds gate on the mean or the worst seed, the best seed on dev ships")
+    grid: dict = key({}, "settings to try, each a list (e.g. learning_rate = [2e-5, 5e-5]): every combination is "
+                     "trained, the best on the dev split wins; the test split never chooses")
+    learning_curve: list[float] = key([], "also train on these fractions of the training pairs (e.g. [0.25, 0.5]) "
+                                      "and report the dev metric of each beside 100%: would more data help?",
+                                      lambda v: None if all(0 < f < 1 for f in v) and len(set(v)) == len(v)
+                                      else "expected distinct fractions in (0, 1)")
+
+    #: the keys a ``[training.grid]`` may vary
+    GRID_KEYS = ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "max_seq_length")
+
+    def problems(self):
+        for k, values in self.grid.items():
+            if k not in self.GRID_KEYS:
+                yield f".grid.{k}", f"unknown key{did_you_mean(k, self.GRID_KEYS)} (a grid varies {', '.join(self.GRID_KEYS)})"
+            elif not isinstance(values, list) or not values:
+                yield f".grid.{k}", f"expected a non-empty list of values, got {_describe(values)}"
+            else:
+                for i, v in enumerate(values):
+                    msg = _check_field(TrainingTable, k, v)
+                    if msg:
+                        yield f".grid.{k}[{i}]", msg
+        if len(set(self.seeds)) != len(self.seeds):
+            yield ".seeds", f"expected each seed once, got {self.seeds}"
+
+    def points(self) -> list[dict]:
+        """Every combination of the grid's values, in the order the suite lists them ([{}] without a grid)."""
+        import itertools
+
+        keys = list(self.grid)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(self.seeds) or [self.seed]
 
 
 @dataclass
@@ -179,6 +246,8 @@ class ThresholdTable:
     against: str = key("baseline", "reference of min_gain, min_gain_ci and max_drop: the untuned baseline, "
                        "or the --compare run's model", choices=("baseline", "compare"))
     candidates: list[str] = key([], "glob patterns of candidate names it applies to (default: all)")
+    seeds: str = key("mean", "with [training] seeds: gate on the mean over the seeds or on the worst seed",
+                     choices=("mean", "worst"))
 
     KINDS = ("min", "max", "min_gain", "min_gain_ci", "max_drop")
     RELATIVE = ("min_gain", "min_gain_ci", "max_drop")
@@ -273,6 +342,18 @@ class _Builder:
             return value
         return self.err(path, f"expected {_type_name(tp)}, got {_describe(value)}")
 
+    def field(self, f: dataclasses.Field, tp, raw: Any, path: str) -> Any:
+        """``raw`` as the value of key ``f`` (its type, choices and check), or _INVALID (reported)."""
+        value = self.convert(raw, tp, path)
+        if value is _INVALID:
+            return value
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            return self.err(path, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
+        check = f.metadata.get("check")
+        msg = check(value) if check and value is not None else None
+        return self.err(path, f"{msg}, got {value!r}") if msg else value
+
     def table(self, cls, raw: dict, path: str):
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
@@ -289,21 +370,9 @@ class _Builder:
                 else:
                     self.err(sub, f"unknown key{did_you_mean(k, known)}")
                 continue
-            f = fields[k]
-            value = self.convert(v, hints[k], sub)
-            if value is _INVALID:
-                continue
-            choices = f.metadata.get("choices")
-            if choices and value not in choices:
-                self.err(sub, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
-                continue
-            check = f.metadata.get("check")
-            if check and value is not None:
-                msg = check(value)
-                if msg:
-                    self.err(sub, f"{msg}, got {value!r}")
-                    continue
-            values[k] = value
+            value = self.field(fields[k], hints[k], v, sub)
+            if value is not _INVALID:
+                values[k] = value
         for name, f in fields.items():
             if name == extra_field or name in raw:
                 continue
@@ -318,6 +387,13 @@ class _Builder:
         for sub, message in obj.problems() if hasattr(obj, "problems") else ():
             self.err(f"{path}{sub}", message)
         return obj
+
+
+def _check_field(cls, name: str, value: Any) -> str | None:
+    """The error text for ``value`` as key ``name`` of table ``cls`` (type, choices and check), or None."""
+    b = _Builder("")
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return b.problems[0].message if b.field(f, typing.get_type_hints(cls)[name], value, name) is _INVALID else None
 
 
 def did_you_mean(word: str, candidates) -> str:
@@ -406,8 +482,8 @@ def describe_keys() -> str:
     """Every suite key with its type, default and help (for ``harness check --keys`` and the README)."""
     lines = []
     for table, cls in (("suite", SuiteTable), ("data", DataTable), ("models", ModelTable), ("losses", LossTable),
-                       ("training", TrainingTable), ("evaluation", EvaluationTable), ("export", ExportTable),
-                       ("thresholds", ThresholdTable)):
+                       ("losses.hard_negatives", HardNegativesTable), ("training", TrainingTable),
+                       ("evaluation", EvaluationTable), ("export", ExportTable), ("thresholds", ThresholdTable)):
         hints = typing.get_type_hints(cls)
         header = f"[[{table}]]" if table in ("models", "losses", "thresholds") else f"[{table}]"
         lines.append(header)

@@ -67,8 +67,8 @@ def main(argv: list[str]) -> int:
     plugins = from_command_line(spec["plugin_specs"], Path(spec["cwd"]), quiet=True)
     plugins.load_suite_plugins(spec["suite"])
     tr = train(spec["base"], plugins.registry.losses[spec["loss_type"]], spec["loss_options"], spec["data"],
-               spec["suite"].training, spec["primary_metric"], spec["device"], spec["out"],
-               spec["query_prompt"], spec["document_prompt"], work_dir=spec["work_dir"])
+               spec["training"], spec["primary_metric"], spec["device"], spec["out"],
+               spec["query_prompt"], spec["document_prompt"], work_dir=spec["work_dir"], columns=spec["columns"])
     if int(os.environ.get("RANK", "0")) == 0:
         info = {**tr.as_dict(), "processes": int(os.environ.get("WORLD_SIZE", "1"))}
         (Path(argv[0]).parent / RESULT).write_text(json.dumps(info))

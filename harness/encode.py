@@ -215,3 +215,32 @@ class OnnxEncoder(Encoder):
             if bar:
                 bar.close()
         return result
+
+
+class Truncated(Encoder):
+    """Another encoder's vectors cut to their first ``dim`` values (and renormalised for cosine
+    models): how a Matryoshka-trained model is used at a smaller size. The inner encoder caches its
+    vectors, so evaluating several sizes encodes the texts once."""
+
+    def __init__(self, inner: Encoder, dim: int):
+        self.inner, self.dim = inner, dim
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _cut(self, vectors: np.ndarray) -> np.ndarray:
+        if self.dim > vectors.shape[1]:
+            raise CandidateError(f"cannot evaluate at {self.dim} dimensions: the embeddings have {vectors.shape[1]}")
+        out = np.array(vectors[:, : self.dim], dtype=np.float32, copy=True)
+        if self.inner.info["similarity"] == "cosine":
+            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cut(self.inner.encode_queries(texts))
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cut(self.inner.encode_documents(texts))
+
+    def encode(self, texts: Sequence[str], kind: str = "document") -> np.ndarray:
+        return self._cut(self.inner.encode(texts, kind))

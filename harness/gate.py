@@ -13,19 +13,23 @@ from .config import ThresholdTable
 
 
 def gates_for(name: str, metrics: dict[str, float], references: dict[str, dict | None],
-              comparisons: dict[str, dict], thresholds: list[ThresholdTable]) -> list[dict]:
+              comparisons: dict[str, dict], thresholds: list[ThresholdTable], worst: dict | None = None) -> list[dict]:
     """The gate verdicts of candidate ``name``: ``{metric, kind, against, threshold, value, passed}``
     each, plus ``ci`` (the gain's interval) where one was computed.
 
     ``references``: ``{"baseline": metrics, "compare": metrics or None}``; ``comparisons``: the
-    paired statistics per reference and metric (see :mod:`harness.stats`)."""
+    paired statistics per reference and metric (see :mod:`harness.stats`). With several seeds,
+    ``metrics``/``comparisons`` are the mean over seeds, and ``worst`` holds ``metrics`` and
+    ``comparisons`` of the worst seed per metric, for thresholds with ``seeds = "worst"``."""
     out = []
     for t in thresholds:
         if t.candidates and not any(fnmatch.fnmatchcase(name, p) for p in t.candidates):
             continue
-        value = metrics.get(t.metric)
+        on_worst = worst is not None and t.seeds == "worst"
+        view_metrics, view_comps = (worst["metrics"], worst["comparisons"]) if on_worst else (metrics, comparisons)
+        value = view_metrics.get(t.metric)
         ref = (references.get(t.against) or {}).get(t.metric)
-        comp = (comparisons.get(t.against) or {}).get(t.metric)
+        comp = (view_comps.get(t.against) or {}).get(t.metric)
         for kind in ThresholdTable.KINDS:
             threshold = getattr(t, kind)
             if threshold is None:
@@ -42,6 +46,8 @@ def gates_for(name: str, metrics: dict[str, float], references: dict[str, dict |
             passed = v is not None and (v <= threshold if kind in ("max", "max_drop") else v >= threshold)
             gate = {"metric": t.metric, "kind": kind, "against": t.against if relative else None,
                     "threshold": threshold, "value": None if v is None else round(v, 6), "passed": passed}
+            if worst is not None:
+                gate["seeds"] = t.seeds
             if relative and comp:
                 gate["ci"] = [round(comp["ci_low"], 6), round(comp["ci_high"], 6)]
                 gate["p_value"] = comp["p_value"]
@@ -54,4 +60,5 @@ def describe(gate: dict) -> str:
     value = "missing" if gate["value"] is None else f"{gate['value']:.4f}"
     against = f" vs {gate['against']}" if gate.get("against") else ""
     ci = f" (95% CI of the gain [{gate['ci'][0]:+.4f}, {gate['ci'][1]:+.4f}], p={gate['p_value']:.4f})" if gate.get("ci") else ""
-    return f"{gate['metric']} {gate['kind']} {gate['threshold']}{against}: {value}{ci}"
+    seeds = {"mean": " (mean over seeds)", "worst": " (worst seed)"}.get(gate.get("seeds"), "")
+    return f"{gate['metric']} {gate['kind']} {gate['threshold']}{against}{seeds}: {value}{ci}"

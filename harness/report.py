@@ -48,6 +48,40 @@ def ranking(doc: dict) -> list[dict]:
     return rows
 
 
+def selection(doc: dict) -> list[dict]:
+    """Per candidate: the setting the dev split chose (and the grid it chose from), the seeds' spread
+    and the learning curve."""
+    primary = doc["primary_metric"]
+    out = []
+    for c in doc["candidates"]:
+        t = c.get("training") or {}
+        if c["baseline"] or not t:
+            continue
+        seeds = c.get("seeds")
+        if seeds and primary in seeds["mean"]:
+            seeds = {"mean": seeds["mean"][primary], "std": seeds["std"][primary], "worst": seeds["worst"][primary],
+                     "best": seeds["best"][primary], "shipped": seeds["shipped"],
+                     "runs": [{"seed": r["seed"], "dev": r["dev_score"], "value": r["metrics"].get(primary)}
+                              for r in seeds["runs"]]}
+        else:
+            seeds = None
+        out.append({"name": c["name"], "setting": t.get("setting") or {}, "grid": t.get("grid"), "seeds": seeds,
+                    "seed": t.get("seed"), "curve": t.get("learning_curve"), "epoch": t.get("chosen_epoch")})
+    # worth a section when something was chosen or measured beyond one plain training
+    return out if any(s["grid"] or s["seeds"] or s["curve"] for s in out) else []
+
+
+def dims_table(doc: dict, rows: list[dict]) -> dict | None:
+    """The primary metric at each truncated embedding size, for every model evaluated at them."""
+    primary = doc["primary_metric"]
+    with_dims = [r for r in rows if r.get("dims")]
+    if not with_dims:
+        return None
+    sizes = sorted({int(d) for r in with_dims for d in r["dims"]}, reverse=True)
+    return {"sizes": sizes, "rows": [{"name": r["name"], "scores": [(r["dims"].get(str(d)) or {}).get(primary)
+                                                                     for d in sizes]} for r in with_dims]}
+
+
 def history(run_dir: Path, doc: dict) -> list[dict]:
     """The shipped candidate's primary metric in every kept run of this suite up to this one."""
     primary = doc["primary_metric"]
@@ -97,6 +131,7 @@ def write_report(run_dir: Path) -> Path:
         doc=doc, rows=rows, figures=[f for f in figures if f[2]], history=past,
         metrics=columns(doc),
         views=[r for r in rows if r.get("per_query_view")],
+        selection=selection(doc), mining=[r for r in rows if r.get("mining")], dims=dims_table(doc, rows),
     )
     out = run_dir / "report.html"
     tmp = out.with_suffix(".tmp")

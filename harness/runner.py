@@ -316,6 +316,7 @@ class Session:
                     run.previous = {}
             try:
                 run.data = self._load_data(suite)
+                problems += self._column_problems(suite, run.data)
             except DataError as e:
                 problems += [Problem(str(suite.path), "data", m) for m in e.messages]
             except Exception as e:  # noqa: BLE001 - a plugin's bug: this suite's items error, the others run
@@ -338,6 +339,18 @@ class Session:
                 continue
             for w in run.data.warnings + self._history_warnings(run):
                 self.hook.harness_warning(message=f"{run.suite.name}: {w}", item=None)
+
+    def _column_problems(self, suite: Suite, data: Prepared) -> list[Problem]:
+        """Losses the loaded data cannot feed (scored pairs from ungraded pairs), before any training."""
+        from .trainset import graded, missing_columns
+
+        out = []
+        for i, loss in enumerate(suite.losses):
+            spec = self.plugins.registry.losses[loss.type]
+            missing = missing_columns(spec, loss.options, loss.hard_negatives is not None, graded(data))
+            if missing:
+                out.append(Problem(str(suite.path), f"losses[{i}]", missing))
+        return out
 
     def _resumed_dir(self, suite: Suite) -> Path | None:
         """With --resume: the suite's newest run folder (finished steps in it are re-used)."""
@@ -453,19 +466,15 @@ class Session:
             self.hook.harness_candidate_progress(item=item, stage=stage, info=info)
 
         try:
-            torch_dir = resolved.path
-            if not item.baseline:
-                result["training"] = self._train(run, item, resolved.path, work / "trained", keys["train"], progress)
-                result["timings"]["train_s"] = result["training"]["seconds"]
-                torch_dir = work / "trained"
-            evaluated = self._export_and_evaluate(run, item, torch_dir, work, progress, keys)
-            if not item.baseline:  # a guard: did training move the embeddings at all?
-                result["training"]["embedding_change"] = next(
-                    (v["export_check"]["embedding_change"] for v in evaluated["variants"]
-                     if "embedding_change" in v.get("export_check", {})), None)
-            result["timings"].update(evaluated.pop("timings"))
-            result.update(evaluated)
-            result["status"] = "passed" if item.baseline else "evaluated"
+            if item.baseline:
+                evaluated = self._export_and_evaluate(run, item, resolved.path, work, progress, keys,
+                                                      self._suite_dims(run))
+                result["timings"].update(evaluated.pop("timings"))
+                result.update(evaluated)
+                result["status"] = "passed"
+            else:
+                self._candidate(run, item, resolved, work, keys, progress, result)
+                result["status"] = "evaluated"
         except KeyboardInterrupt:
             result["error"] = "interrupted"
             run.results[item.name] = result
@@ -481,8 +490,147 @@ class Session:
             shutil.rmtree(work, ignore_errors=True)
         return result
 
-    def _train(self, run: SuiteRun, item: Item, base: Path, out: Path, key: str, progress) -> dict:
-        """Train ``item`` into ``out``, or re-use ``out`` when a run with the same key finished it."""
+    def _candidate(self, run: SuiteRun, item: Item, resolved: ResolvedModel, work: Path, keys: dict[str, str],
+                   progress, result: dict) -> None:
+        """Mine (if asked), try the grid's settings on dev, train once per seed at the chosen setting,
+        export and evaluate each seed, and draw the learning curve; the result holds every step."""
+        from dataclasses import replace
+
+        from . import selection, trainset
+        from .steps import digest
+
+        cfg, primary = run.suite.training, run.suite.evaluation.primary_metric
+        spec = self.plugins.registry.losses[item.loss.type]
+        options = self._loss_options(item, spec)
+        mined = None
+        if item.loss.hard_negatives is not None:
+            mined = self._mined(run, item, resolved, progress)
+            result["mining"] = mined["stats"]
+        columns = trainset.build(run.data, spec, options, mined and mined["columns"], item.model.query_prompt,
+                                 item.model.document_prompt)
+        seeds, points = cfg.seed_list, cfg.points()
+        trained: list[dict] = []  # every training's summary, for the total time
+
+        def fit(out: Path, setting: dict, seed: int, rows: dict, tag: list, keep: bool = True) -> dict:
+            info = self._train(run, item, resolved.path, out, digest([keys["train"], setting, seed, *tag]), progress,
+                               spec, options, rows, replace(cfg, **setting, seed=seed), keep)
+            trained.append(info)
+            return info
+
+        chosen, grid = points[0], None
+        if len(points) > 1:
+            trials = []
+            for i, point in enumerate(points):
+                progress("trial", {"index": i + 1, "of": len(points), "setting": point})
+                info = fit(work / "grid" / str(i) / "trained", point, seeds[0], columns, [])
+                trials.append({"setting": point, "dev_score": info["dev_score"], "chosen_epoch": info["chosen_epoch"],
+                               "seconds": info["seconds"]})
+            best = selection.best([t["dev_score"] for t in trials])
+            chosen = points[best]
+            grid = {"trials": trials, "chosen": chosen, "chosen_index": best,
+                    "by": f"best dev {primary} of {len(points)} settings (seed {seeds[0]})"}
+            progress("chosen", {"setting": chosen, "dev_score": trials[best]["dev_score"], "of": len(points)})
+        runs = []
+        for seed in seeds:
+            folder = work if seed == seeds[0] else work / "seeds" / str(seed)
+            adopted = grid is not None and seed == seeds[0] and selection.adopt(
+                work / "grid" / str(grid["chosen_index"]) / "trained", folder / "trained")
+            if adopted:  # the grid's winner is this training: moved, not redone
+                progress("trained", {"adopted": True})
+                info = json.loads((folder / "trained" / ".harness-train.json").read_text())
+            else:
+                info = fit(folder / "trained", chosen, seed, columns, [])
+            skeys = {k: digest([v, chosen, seed]) for k, v in keys.items()}
+            evaluated = self._export_and_evaluate(run, item, folder / "trained", folder, progress, skeys,
+                                                  spec.evaluation_dims(options))
+            runs.append({"seed": seed, "folder": folder, "training": info, "evaluated": evaluated})
+            if len(seeds) > 1:
+                progress("seed", {"seed": seed, "dev_score": info["dev_score"],
+                                  primary: evaluated["metrics"].get(primary)})
+        shutil.rmtree(work / "grid", ignore_errors=True)
+        curve = None
+        if cfg.learning_curve:
+            points_ = []
+            for f in sorted(cfg.learning_curve):
+                info = fit(work / "curve" / f"{f:g}", chosen, seeds[0], trainset.subset(columns, f, seeds[0]), [f],
+                           keep=False)
+                points_.append({"fraction": f, "pairs": info["pairs"], "dev_score": info["dev_score"]})
+                progress("curve", points_[-1])
+            first = runs[0]["training"]
+            points_.append({"fraction": 1.0, "pairs": first["pairs"], "dev_score": first["dev_score"]})
+            curve = {"points": points_, "verdict": selection.curve_verdict(points_, primary)}
+        ship = runs[selection.best([r["training"]["dev_score"] for r in runs])]
+        evaluated = ship["evaluated"]
+        result["training"] = {**ship["training"], "seed": ship["seed"], "setting": chosen, "grid": grid,
+                              "learning_curve": curve, "total_seconds": round(sum(t["seconds"] for t in trained), 1),
+                              "trainings": len(trained)}
+        result["training"]["embedding_change"] = next(
+            (v["export_check"]["embedding_change"] for v in evaluated["variants"]
+             if "embedding_change" in v.get("export_check", {})), None)
+        result["timings"]["train_s"] = result["training"]["total_seconds"]
+        result["timings"].update(evaluated.pop("timings"))
+        result.update(evaluated)
+        result["model_dir"] = os.path.relpath(ship["folder"], work)
+        if len(runs) > 1:
+            gated = {primary, *(t.metric for t in run.suite.thresholds)}
+            result["seeds"] = selection.summarise(runs, ship["seed"], primary, gated)
+            result["metrics"] = {**result["metrics"], **result["seeds"]["mean"]}
+            result["per_query"] = selection.mean_per_query([r["evaluated"]["per_query"] for r in runs])
+            if result.get("dims"):
+                result["dims"] = selection.mean_dims([r["evaluated"]["dims"] for r in runs])
+
+    def _loss_options(self, item: Item, spec) -> dict:
+        """The loss's options, with those that name a model resolved to a local folder."""
+        options = dict(item.loss.options)
+        for name in spec.model_options:
+            if isinstance(options.get(name), str):
+                options[name] = str(resolve(self.hook, options[name], None).path)
+        return options
+
+    def _mined(self, run: SuiteRun, item: Item, resolved: ResolvedModel, progress) -> dict:
+        """The hard negatives of ``item``'s loss entry: mined once per setting and mining model in a run
+        (``mining/<key>.json``), re-used by every loss that asks for the same, and by --resume."""
+        from . import mining, steps
+
+        cfg = item.loss.hard_negatives
+        model_dir = self._mining_model(run, resolved, cfg.model)
+        seq = run.suite.training.max_seq_length
+        key = steps.digest({"harness": __version__, "data": run.data.fingerprint, "data_table": vars(run.suite.data),
+                            "mining": vars(cfg), "model": str(model_dir), "seq": seq,
+                            "prompts": [item.model.query_prompt, item.model.document_prompt],
+                            "fingerprint": steps.folder_key(model_dir)})
+        file = run.run_dir / "mining" / f"{key}.json"
+        found = steps.load(file, key)
+        if found is None:
+            t0 = time.perf_counter()
+            found = mining.mine(run.data, cfg, model_dir, self.device, seq, item.model.query_prompt,
+                                item.model.document_prompt, run.suite.data.seed)
+            found["stats"]["model"] = cfg.model
+            found["stats"]["seconds"] = round(time.perf_counter() - t0, 1)
+            steps.store(file, key, found)
+        found["stats"]["warnings"] = mining.warnings(found["stats"], cfg)
+        progress("mined", found["stats"])
+        return found
+
+    def _mining_model(self, run: SuiteRun, resolved: ResolvedModel, name: str) -> Path:
+        """The folder of the model ``hard_negatives.model`` names (see :class:`harness.config.HardNegativesTable`)."""
+        if name == "base":
+            return resolved.path
+        model = next((m for m in run.suite.models if m.name == name), None)
+        if model is not None:
+            return resolve(self.hook, model.base, model.revision).path
+        if any(f"{m.name}-{loss.name}" == name for m in run.suite.models for loss in run.suite.losses):
+            done = run.results.get(name)
+            if not done or done.get("status") == "error" or "model_dir" not in done:
+                raise CandidateError(f"hard_negatives.model = {name!r}: that candidate has not been trained in this run "
+                                     "(it must be selected, and listed before this loss)")
+            return run.run_dir / "models" / name / done["model_dir"] / "trained"
+        return resolve(self.hook, name, None).path
+
+    def _train(self, run: SuiteRun, item: Item, base: Path, out: Path, key: str, progress, spec, options: dict,
+               columns: dict, cfg, keep: bool = True) -> dict:
+        """Train ``item`` into ``out``, or re-use ``out`` when a run with the same key finished it.
+        ``keep=False``: only the summary is kept (learning-curve points)."""
         from . import steps
         from .train import train
 
@@ -493,29 +641,34 @@ class Session:
                                  "resumed": True})
             return info
         shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
         for stale in out.parent.glob("harness-train-*"):  # checkpoints of a killed run
             shutil.rmtree(stale, ignore_errors=True)
-        processes = run.suite.training.processes
+        processes = cfg.processes
         if processes > 1:
             from .distributed import train_distributed
 
             work = out.parent / "harness-train-ddp"
-            spec = {"suite": run.suite, "base": base, "loss_type": item.loss.type, "loss_options": item.loss.options,
-                    "data": run.data, "primary_metric": run.suite.evaluation.primary_metric, "device": self.device,
-                    "out": out, "query_prompt": item.model.query_prompt, "document_prompt": item.model.document_prompt,
-                    "work_dir": work, "plugin_specs": self.plugin_specs(), "cwd": str(Path.cwd())}
+            spec_ = {"suite": run.suite, "training": cfg, "base": base, "loss_type": item.loss.type,
+                     "loss_options": options, "columns": columns, "data": run.data,
+                     "primary_metric": run.suite.evaluation.primary_metric, "device": self.device, "out": out,
+                     "query_prompt": item.model.query_prompt, "document_prompt": item.model.document_prompt,
+                     "work_dir": work, "plugin_specs": self.plugin_specs(), "cwd": str(Path.cwd())}
             try:
-                info = train_distributed(spec, processes, self.device, out.parent)
+                info = train_distributed(spec_, processes, self.device, out.parent)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         else:
-            info = train(base, self.plugins.registry.losses[item.loss.type], item.loss.options, run.data,
-                         run.suite.training, run.suite.evaluation.primary_metric, self.device, out,
-                         item.model.query_prompt, item.model.document_prompt, progress=progress).as_dict()
+            info = train(base, spec, options, run.data, cfg, run.suite.evaluation.primary_metric, self.device, out,
+                         item.model.query_prompt, item.model.document_prompt, progress=progress,
+                         columns=columns).as_dict()
+        if not keep:
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
         info_file.write_text(json.dumps(info))
         steps.mark_done(out, key)
         progress("trained", {"seconds": info["seconds"], "pairs": info["pairs"], "kept": info["chosen_by"],
-                             "processes": processes})
+                             "processes": processes, "dev_score": info.get("dev_score")})
         return info
 
     def _judge(self, run: SuiteRun, item: Item, result: dict) -> None:
@@ -531,9 +684,19 @@ class Session:
         result["comparison"] = comparisons(result["per_query"], references, metrics, suite.data.seed)
         if compare:
             result["compared_with"] = {k: compare[k] for k in ("file", "run_id", "name")}
+        worst = None
+        if result.get("seeds"):
+            worst = {"metrics": result["seeds"]["worst"], "comparisons": {}}
+            for m in {t.metric for t in suite.thresholds if t.seeds == "worst"}:
+                runs = [r for r in result["seeds"]["runs"] if m in r["metrics"]]
+                if not runs:
+                    continue
+                low = (max if m == "model_mb" else min)(runs, key=lambda r: r["metrics"][m])
+                for ref, stats in comparisons(low["per_query"], references, [m], suite.data.seed).items():
+                    worst["comparisons"].setdefault(ref, {}).update(stats)
         result["gates"] = gates_for(item.name, result["metrics"],
                                     {k: v["metrics"] if v else None for k, v in references.items()},
-                                    result["comparison"], suite.thresholds)
+                                    result["comparison"], suite.thresholds, worst)
         shipped = next((v for v in result.get("variants", []) if v.get("shipped")), None)
         if shipped and shipped["variant"] != "fp32":  # the shipped variant may lose at most export.max_drop
             result["gates"].append({"metric": suite.evaluation.primary_metric, "kind": "max_drop", "against": "fp32",
@@ -541,14 +704,24 @@ class Session:
                                     "passed": bool(shipped.get("passed"))})
         result["status"] = "passed" if all(g["passed"] for g in result["gates"]) else "failed"
         result["guards"] = guards(result, base_ok, suite.evaluation.primary_metric)
+        result["guards"] += (result.get("mining") or {}).get("warnings", [])
         if base_ok:
             result["per_query_view"] = per_query_view(result, base_ok, suite.evaluation.primary_metric, run.data)
 
+    def _suite_dims(self, run: SuiteRun) -> list[int]:
+        """The truncated embedding sizes any loss of the suite is evaluated at (the baseline is too)."""
+        dims: set[int] = set()
+        for loss in run.suite.losses:
+            spec = self.plugins.registry.losses.get(loss.type)
+            dims |= set(spec.evaluation_dims(loss.options)) if spec else set()
+        return sorted(dims, reverse=True)
+
     def _export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress,
-                             keys: dict[str, str]) -> dict:
+                             keys: dict[str, str], dims: list[int] = ()) -> dict:
         """Export to ONNX, build the suite's variants (only fp32 for a baseline), check each against the
         torch model and evaluate it on the test split. The candidate's numbers are its shipped variant's;
-        every variant's are in ``variants``."""
+        every variant's are in ``variants``. ``dims``: embedding sizes the shipped variant is also
+        evaluated at, its embeddings truncated (Matryoshka)."""
         from . import steps
         from .export import export_onnx
 
@@ -572,7 +745,7 @@ class Session:
                 if row is None:
                     base = None if item.baseline else run.models[item.model.name].path
                     row = self._variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress,
-                                        base)
+                                        base, dims if is_shipped else ())
                     steps.store(row_file, row_key, {k: v for k, v in row.items() if k != "reference"})
                 else:
                     progress("evaluated", {"variant": name, "seconds": 0, "docs_per_s": row["metrics"]["docs_per_s"],
@@ -602,12 +775,13 @@ class Session:
             "metrics": shipped["metrics"], "encoder": shipped["encoder"], "export_check": shipped["export_check"],
             "variant": shipped["variant"], "variants": rows,
             "per_query": evaluated["per_query"], "rankings": evaluated["rankings"],
+            "dims": evaluated.get("dims"),
             "evaluation_cached_from": shipped["cached_from"],
             "timings": {"export_s": round(export_s, 1), **shipped["timings"], "docs_per_s": shipped["metrics"]["docs_per_s"]},
         }
 
     def _variant(self, run: SuiteRun, item: Item, name: str, torch_dir: Path, export_dir: Path, sample: list[str],
-                 max_seq: int | None, reference, progress, base: Path | None = None) -> dict:
+                 max_seq: int | None, reference, progress, base: Path | None = None, dims=()) -> dict:
         """Build, check and evaluate one variant. The first one (fp32) computes the torch ``reference``
         embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
         model's (``export_check.embedding_change``, a guard)."""
@@ -642,9 +816,9 @@ class Session:
         info = encoder.describe()
         key = cached = None
         if item.baseline and not getattr(self.options, "no_cache", False):
-            key = cache.evaluation_key(encoder.path, run.data, ev, info, encoder.prompts)
+            key = cache.evaluation_key(encoder.path, run.data, ev, {**info, "dims": list(dims)}, encoder.prompts)
             cached = cache.load(key)
-        evaluated = cached or self._evaluate(run, encoder)
+        evaluated = cached or self._evaluate(run, encoder, dims)
         t3 = time.perf_counter()
         if key and not cached:
             cache.store(key, {**evaluated, "run": str(run.run_dir)})
@@ -659,8 +833,17 @@ class Session:
             "timings": {"build_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1)},
         }
 
-    def _evaluate(self, run: SuiteRun, encoder) -> dict:
-        """Every evaluator of the suite on the test split, through ``encoder``."""
+    def _evaluate(self, run: SuiteRun, encoder, dims=()) -> dict:
+        """Every evaluator of the suite on the test split, through ``encoder``; then, for each of
+        ``dims``, again with the embeddings truncated to that size (encoded once, not timed)."""
+        from .encode import Truncated
+
+        out = self._run_evaluators(run, encoder)
+        if dims:
+            out["dims"] = {str(d): self._run_evaluators(run, Truncated(encoder, d))["metrics"] for d in dims}
+        return out
+
+    def _run_evaluators(self, run: SuiteRun, encoder) -> dict:
         ev = run.suite.evaluation
         metrics: dict[str, float] = {}
         per_query: dict[str, dict[str, float]] = {}

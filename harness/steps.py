@@ -51,3 +51,12 @@ def load(path: Path, key: str) -> Any:
 def store(path: Path, key: str, value: Any) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     _write(Path(path), json.dumps({"key": key, "value": value}, default=str))
+
+
+def folder_key(folder: Path) -> str:
+    """The step key of a folder a step wrote (so that what is derived from it is redone when it changes),
+    or "" for a folder no step wrote (a base model)."""
+    try:
+        return (Path(folder) / MARK).read_text()
+    except OSError:
+        return ""

@@ -8,6 +8,7 @@ import sys
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +27,13 @@ class TrainResult:
     chosen_epoch: float | None
     chosen_by: str
     history: list[dict] = field(default_factory=list)  #: loss and dev metrics over steps
+    dev_score: float | None = None  #: the kept model's dev primary metric (what a grid and seeds choose by)
 
     def as_dict(self) -> dict:
         return {"seconds": round(self.seconds, 1), "pairs": self.pairs, "steps": self.steps,
                 "pairs_per_s": round(self.pairs * max(1, self.epochs_run) / self.seconds, 2) if self.seconds else None,
-                "chosen_epoch": self.chosen_epoch, "chosen_by": self.chosen_by, "history": self.history}
+                "chosen_epoch": self.chosen_epoch, "chosen_by": self.chosen_by, "history": self.history,
+                "dev_score": self.dev_score}
 
     @property
     def epochs_run(self) -> int:
@@ -49,8 +52,10 @@ def precision_flags(precision: str, device: str) -> dict:
 
 def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg: TrainingTable,
           primary_metric: str, device: str, out_dir: Path, query_prompt: str = "", document_prompt: str = "",
-          progress=None, work_dir: Path | None = None) -> TrainResult:
-    """Train ``base_dir`` on the train pairs of ``data`` and save the kept model to ``out_dir``.
+          progress=None, work_dir: Path | None = None, columns: dict[str, list] | None = None) -> TrainResult:
+    """Train ``base_dir`` on ``columns`` (default: the train pairs of ``data``, see
+    :func:`harness.trainset.build`) and save the kept model to ``out_dir``. The dev split of ``data``
+    is evaluated after every epoch; with ``select = "best_dev"`` the best epoch is kept.
 
     ``progress(stage, info)`` is called after every epoch with the epoch, its last loss and dev metric.
     ``work_dir``: the checkpoint folder (default: a new one beside ``out_dir``); the processes of a
@@ -60,24 +65,26 @@ def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cf
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
     from sentence_transformers.training_args import SentenceTransformerTrainingArguments
 
-    anchors, positives = data.train_pairs()
-    if not anchors:
+    from .trainset import build, rows
+
+    if columns is None:
+        columns = build(data, loss, loss_options, None, query_prompt, document_prompt)
+    n_rows = rows(columns)
+    if not n_rows:
         raise CandidateError("the train split has no (query, relevant document) pairs")
     model = SentenceTransformer(str(base_dir), device=device)
     if cfg.max_seq_length:
         model.max_seq_length = cfg.max_seq_length
-    columns = {"anchor": [query_prompt + a for a in anchors], "positive": [document_prompt + p for p in positives]}
-    missing = [c for c in loss.columns if c not in columns]
-    if missing:
-        raise CandidateError(f"loss {loss.name} needs the column(s) {missing}; the pair source gives {list(columns)}")
-    dataset = Dataset.from_dict({c: columns[c] for c in loss.columns})
-    model.model_card_data.widget = [{"text": columns["anchor"][0]}]  # else the trainer samples widget texts itself
+    dataset = Dataset.from_dict(columns)
+    first = next(iter(columns))
+    model.model_card_data.widget = [{"text": columns[first][0]}]  # else the trainer samples widget texts itself
     try:
-        loss_module = loss.factory(model, **loss_options)
-    except TypeError as e:
+        loss_module = loss.build(model, loss_options)
+    except (TypeError, ValueError) as e:
         raise CandidateError(f"loss {loss.name}: {e}") from None
 
-    has_dev = len(data.dev) > 0 and cfg.select == "best_dev"
+    has_dev = len(data.dev) > 0
+    keep_best = has_dev and cfg.select == "best_dev"
     evaluator = None
     metric_key = None
     if has_dev:
@@ -102,12 +109,12 @@ def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cf
         seed=cfg.seed,
         batch_sampler=loss.batch_sampler,
         eval_strategy="epoch" if has_dev else "no",
-        save_strategy="epoch" if has_dev else "no",
+        save_strategy="epoch" if keep_best else "no",
         save_total_limit=1,
-        load_best_model_at_end=has_dev,
-        metric_for_best_model=metric_key,
+        load_best_model_at_end=keep_best,
+        metric_for_best_model=metric_key if keep_best else None,
         greater_is_better=True,
-        logging_steps=max(1, math.ceil(len(anchors) / cfg.batch_size / 10)),
+        logging_steps=max(1, math.ceil(n_rows / cfg.batch_size / 10)),
         report_to="none",
         use_cpu=device == "cpu",
         dataloader_drop_last=False,
@@ -121,7 +128,9 @@ def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cf
         trainer.add_callback(_epoch_reporter(progress, metric_key, "dev_" + primary_metric))
     start = time.perf_counter()
     try:
-        trainer.train()
+        with warnings.catch_warnings():  # the trainer's note on choosing checkpoints by number, on every run
+            warnings.filterwarnings("ignore", message="mtime may not be reliable")
+            trainer.train()
     finally:
         seconds = time.perf_counter() - start
     history = [{k: v for k, v in h.items() if k in ("step", "epoch", "loss", metric_key, "learning_rate")}
@@ -130,16 +139,20 @@ def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cf
         if metric_key and metric_key in h:
             h["dev_" + primary_metric] = h.pop(metric_key)
     chosen_epoch, chosen_by = float(cfg.epochs), "last epoch"
-    if has_dev and trainer.state.best_model_checkpoint:
+    dev_scores = [h["dev_" + primary_metric] for h in history if "dev_" + primary_metric in h]
+    dev_score = dev_scores[-1] if dev_scores else None
+    if keep_best and trainer.state.best_model_checkpoint:
         best_step = int(Path(trainer.state.best_model_checkpoint).name.rsplit("-", 1)[-1])
         steps_per_epoch = trainer.state.max_steps / cfg.epochs
         chosen_epoch = round(best_step / steps_per_epoch, 2)
+        dev_score = trainer.state.best_metric
         chosen_by = f"best dev {primary_metric} ({trainer.state.best_metric:.4f}) over {cfg.epochs} epoch(s)"
     if trainer.is_world_process_zero():  # one process saves, also under DDP
         model.save_pretrained(str(out_dir))
     if work_dir is None:  # a shared one is removed by whoever made it, once every process is done
         shutil.rmtree(work, ignore_errors=True)
-    return TrainResult(out_dir, seconds, len(anchors), trainer.state.global_step, chosen_epoch, chosen_by, history)
+    return TrainResult(out_dir, seconds, n_rows, trainer.state.global_step, chosen_epoch, chosen_by, history,
+                       dev_score)
 
 
 def _epoch_reporter(progress, metric_key: str | None, name: str):

@@ -7,6 +7,7 @@ from .api import Option
 from .config import Suite, did_you_mean
 from .errors import Problem
 from .plugins import Registry
+from .trainset import missing_columns
 
 
 def _check_options(file: str, table: str, given: dict, declared: dict[str, Option] | tuple[str, ...],
@@ -54,6 +55,23 @@ def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
             problems.append(Problem(file, f"losses[{i}].type", f"unknown loss {loss.type!r}{did_you_mean(loss.type, registry.losses)}"))
         else:
             problems += _check_options(file, f"losses[{i}]", loss.options, spec.accepted_options(), f"loss {loss.type!r}")
+            problems += [Problem(file, f"losses[{i}].{k}", m) for k, m in spec.problems(loss.options)]
+            problems += [Problem(file, f"losses[{i}].{k}", f"missing required key for loss {loss.type!r} (a model name "
+                                 "or path)") for k in spec.model_options if k not in loss.options]
+            missing = missing_columns(spec, loss.options, loss.hard_negatives is not None)
+            if missing:
+                problems.append(Problem(file, f"losses[{i}]", missing))
+        if loss.hard_negatives is not None:  # a candidate that mines must be trained after the one it mines with
+            later = [f"{m.name}-{other.name}" for m in suite.models for other in suite.losses[i:]]
+            if loss.hard_negatives.model in later:
+                problems.append(Problem(file, f"losses[{i}].hard_negatives.model",
+                                        f"candidate {loss.hard_negatives.model!r} is trained after this one (or is "
+                                        "this one): list its loss before this loss"))
+    if suite.data.dev_fraction == 0:
+        for k, v in (("grid", suite.training.grid), ("learning_curve", suite.training.learning_curve)):
+            if v:
+                problems.append(Problem(file, f"training.{k}", "needs a dev split to measure on (the test split never "
+                                        "chooses): set data.dev_fraction > 0"))
     produced: set[str] = {"docs_per_s", "model_mb"}  # every candidate's speed and size
     all_known = True
     for i, name in enumerate(suite.evaluation.evaluators):

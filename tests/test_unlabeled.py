@@ -212,7 +212,8 @@ def test_querygen_retries_limits_rate_caches_and_filters(tmp_path, chat, monkeyp
     # 10 documents, two 429s retried (after the server's Retry-After), every request spaced by the rate limit
     assert len(server.times) == 10 + 2 and len(server.prompts) == 10
     gaps = [b - a for a, b in zip(server.times, server.times[1:])]
-    assert min(gaps) >= 0.05 * 0.9
+    # arrival times jitter on a busy machine: each gap near the limit, and all of them together at least it
+    assert min(gaps) >= 0.05 * 0.7 and sum(gaps) >= 0.05 * len(gaps) * 0.95
     assert "{document}" not in server.prompts[0] and "2 different search queries" in server.prompts[0]
     # the round trip keeps "how does <title> work" and drops another document's title
     queries = dict(zip(data.queries["id"], data.queries["text"]))

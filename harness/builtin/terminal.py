@@ -60,6 +60,27 @@ def harness_candidate_progress(item, stage, info):
         _out(f"    epoch {info['epoch']:g}:{loss} {extra}".rstrip())
     elif stage == "resumed":
         _out(f"    finished in {info['run']} with the same data and settings: re-used (--resume)")
+    elif stage == "trained" and info.get("adopted"):
+        _out("    the chosen setting's grid training is the first seed's: re-used")
+    elif stage == "mined":
+        fn = info["likely_false_negatives"]
+        pos, neg = info.get("positive_score") or {}, info.get("negative_score") or {}
+        _out(f"    mined {info['negatives']} hard negatives for {info['pairs_with_negatives']} of {info['pairs']} pairs "
+             f"with {info['model']} from {info['corpus']} documents"
+             + (f" in {_duration(info['seconds'])}" if info.get("seconds") is not None else "")
+             + (f": median score positive {pos['median']:.3f}, negative {neg['median']:.3f}" if pos and neg else "")
+             + f"; likely false negatives {fn['count']} ({fn['share']:.1%})"
+             + (f"; {info['pairs_random']} pairs with random negatives instead" if info.get("pairs_random") else ""))
+    elif stage == "trial":
+        _out(f"    grid {info['index']}/{info['of']}: {_setting(info['setting'])}")
+    elif stage == "chosen":
+        _out(f"    grid: chose {_setting(info['setting'])} (best dev score {info['dev_score']:.4f} of {info['of']} settings)")
+    elif stage == "seed":
+        _out(f"    seed {info['seed']}: dev {info['dev_score']:.4f}, "
+             + ", ".join(f"test {k} {v:.4f}" for k, v in info.items() if k not in ("seed", "dev_score") and v is not None))
+    elif stage == "curve":
+        dev = f"{info['dev_score']:.4f}" if info.get("dev_score") is not None else "n/a"
+        _out(f"    learning curve: {info['fraction']:.0%} of the pairs ({info['pairs']}): dev score {dev}")
     elif stage == "trained" and info.get("resumed"):
         _out(f"    trained model re-used (--resume): {info['pairs']} pairs; kept: {info['kept']}")
     elif stage == "trained":
@@ -74,6 +95,10 @@ def harness_candidate_progress(item, stage, info):
     elif stage == "evaluated":
         _out(f"    ONNX {info.get('variant', 'fp32')}: evaluated the test split in {_duration(info['seconds'])} "
              f"({info['docs_per_s']} docs/s)")
+
+
+def _setting(setting: dict) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items())
 
 
 @hookimpl
@@ -95,6 +120,14 @@ def harness_candidate_report(item, result):
     if comp:
         _out(f"    vs baseline: {comp['gain']:+.4f} [{comp['ci_low']:+.4f}, {comp['ci_high']:+.4f}] p={comp['p_value']:.4f} "
              f"({comp['verdict']}; {comp['improved']} queries better, {comp['worsened']} worse)")
+    seeds = result.get("seeds")
+    if seeds and metric in seeds["mean"]:
+        _out(f"    {len(seeds['runs'])} seeds: {metric} mean {seeds['mean'][metric]:.4f} ± {seeds['std'][metric]:.4f} "
+             f"(worst {seeds['worst'][metric]:.4f}, best {seeds['best'][metric]:.4f}); ships seed {seeds['shipped']} "
+             f"({seeds['by']})")
+    curve = (result.get("training") or {}).get("learning_curve")
+    if curve:
+        _out(f"    learning curve: {curve['verdict']}")
     if worker:
         _out(f"    ran on Ray worker {worker['host']} pid {worker['pid']}; artifacts via the {worker['artifacts']}")
     for g in result["gates"]:

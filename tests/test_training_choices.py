@@ -1,0 +1,311 @@
+"""Issue 4: hard-negative mining, the loss family, honest selection (grid on dev), seeds and the
+learning curve, on the tiny model (and once on the real MiniLM with a slice of SciFact)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.config import HardNegativesTable, build_suite
+from harness.errors import ConfigError
+
+BASE = """
+[data]
+source = "jsonl"
+train = "x"
+test = "y"
+[[models]]
+name = "m"
+base = "m"
+"""
+
+
+def problems(text: str, base: str = BASE) -> list[str]:
+    from harness.plugins import Plugins
+    from harness.validate import check_suite
+
+    try:
+        suite = build_suite(__import__("tomllib").loads(base + text), "s.toml")
+    except ConfigError as e:
+        return [str(p) for p in e.problems]
+    suite.path = __import__("pathlib").Path("s.toml")
+    return [str(p) for p in check_suite(suite, Plugins().registry)]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[[losses]]\nname="t"\ntype="TripletLoss"',
+     "s.toml: losses[0]: TripletLoss needs the column 'negative' (columns ['anchor', 'positive', 'negative']), and "
+     "the pairs give only 'anchor' and 'positive': add a [losses.hard_negatives] table to this loss to mine them"),
+    ('[[losses]]\nname="g"\ntype="GISTEmbedLoss"', "s.toml: losses[0].guide: missing required key for loss 'GISTEmbedLoss'"),
+    ('[[losses]]\nname="x"\ntype="MatryoshkaLoss"\nmatryoshka_dims=[]',
+     "s.toml: losses[0].matryoshka_dims: expected a non-empty list of embedding sizes"),
+    ('[[losses]]\nname="x"\ntype="MatryoshkaLoss"\nloss="GISTEmbedLoss"\nmatryoshka_dims=[8]',
+     "s.toml: losses[0].loss: expected the name of a loss to wrap"),
+    ('[[losses]]\nname="x"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nnum_negative=2',
+     "s.toml: losses[0].hard_negatives.num_negative: unknown key; did you mean 'num_negatives'?"),
+    ('[[losses]]\nname="x"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nrange_max=2\nnum_negatives=3',
+     "s.toml: losses[0].hard_negatives.range_max: expected range_max - range_min >= num_negatives (3), got 2 - 0"),
+    ('[[losses]]\nname="x"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nsampling="best"',
+     "s.toml: losses[0].hard_negatives.sampling: expected one of 'top', 'random', got 'best'"),
+    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nmodel="m-b"\n'
+     '[[losses]]\nname="b"\ntype="MultipleNegativesRankingLoss"',
+     "s.toml: losses[0].hard_negatives.model: candidate 'm-b' is trained after this one"),
+    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training.grid]\nlearning_rte=[1e-5]',
+     "s.toml: training.grid.learning_rte: unknown key; did you mean 'learning_rate'?"),
+    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training.grid]\nepochs=[1, 0]',
+     "s.toml: training.grid.epochs[1]: expected a number > 0, got 0"),
+    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training.grid]\nbatch_size=[]',
+     "s.toml: training.grid.batch_size: expected a non-empty list of values"),
+    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training]\nseeds=[1, 1]',
+     "s.toml: training.seeds: expected each seed once, got [1, 1]"),
+    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training]\nlearning_curve=[0.5, 1.0]',
+     "s.toml: training.learning_curve: expected distinct fractions in (0, 1)"),
+    ('dev_fraction = 0.0\n[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training]\nlearning_curve=[0.5]',
+     "s.toml: training.learning_curve: needs a dev split to measure on"),
+    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[[thresholds]]\nmetric="ndcg@10"\nmin=0.1\nseeds="min"',
+     "s.toml: thresholds[0].seeds: expected one of 'mean', 'worst', got 'min'"),
+])
+def test_bad_training_choices_are_config_errors(text, expected):
+    if text.startswith("dev_fraction"):  # a [data] key: it goes into the base's [data] table
+        line, text = text.split("\n", 1)
+        found = problems(text, BASE.replace('train = "x"', 'train = "x"\n' + line))
+    else:
+        found = problems(text)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_grid_points_and_seed_list():
+    suite = build_suite(__import__("tomllib").loads(BASE + '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n'
+                                                    '[training]\nseed=3\n[training.grid]\nlearning_rate=[1e-5, 2e-5]\n'
+                                                    'epochs=[1, 2]'), "s.toml")
+    assert suite.training.points() == [{"learning_rate": 1e-5, "epochs": 1}, {"learning_rate": 1e-5, "epochs": 2},
+                                       {"learning_rate": 2e-5, "epochs": 1}, {"learning_rate": 2e-5, "epochs": 2}]
+    assert suite.training.seed_list == [3]
+
+
+def test_false_negative_check_and_statistics():
+    from harness.mining import statistics, warnings
+
+    cols = {"anchor": ["q1", "q2", "q3", "q4"], "positive": ["p1", "p2", "p3", "p4"],
+            "negative_1": ["n1", "n2", "n3", "n4"], "negative_2": ["m1", "m2", "m3", "m4"]}
+    scores = [[0.9, 0.95, 0.5], [0.8, 0.7, 0.6], [0.7, 0.69, 0.7], [0.6, 0.3, 0.2]]
+    cfg = HardNegativesTable(num_negatives=2)
+    stats = statistics(cols, scores, 5, 100, cfg)
+    fn = stats["likely_false_negatives"]
+    assert fn["count"] == 2 and fn["share"] == 0.25  # q1's n1 (above) and q3's m3 (equal)
+    assert [e["negative"] for e in fn["examples"]] == ["n1", "m3"]  # the most suspicious first
+    assert stats["pairs_without"] == 1 and stats["positive_score"]["median"] == pytest.approx(0.75)
+    assert any("25% of the mined negatives" in w for w in warnings(stats, cfg))
+    assert any("1 of 5 training pairs" in w for w in warnings(stats, cfg))
+    assert warnings(stats, HardNegativesTable(num_negatives=2, false_negative_share=0.3))[0].startswith("1 of 5")
+
+
+def test_pairs_without_enough_negatives_get_random_ones():
+    from harness.mining import fill_random
+
+    cols = {"anchor": ["q1"], "positive": ["p1"], "negative_1": ["n1"], "negative_2": ["n2"]}
+    anchors, positives = ["q1", "q2", "q2", "q3"], ["p1", "p2", "p2b", "p3"]
+    corpus = ["p2", "p2b", "x", "y", "z"]
+    assert fill_random(cols, anchors, positives, corpus, 2, seed=0) == 3
+    assert sorted(zip(cols["anchor"], cols["positive"])) == sorted(zip(anchors, positives))
+    for a, n1, n2 in zip(cols["anchor"][1:], cols["negative_1"][1:], cols["negative_2"][1:]):
+        assert n1 != n2 and {n1, n2} <= {"x", "y", "z"} | ({"p2", "p2b"} if a != "q2" else set())
+
+
+def test_training_columns_per_loss(pair_files):
+    from harness.builtin.losses import SPECS, Matryoshka
+    from harness.builtin.jsonl import JsonlSource
+    from harness.config import DataTable
+    from harness.data import prepare
+    from harness.mining import corpus_texts
+    from harness.trainset import build, subset
+
+    data = prepare(JsonlSource().load({"train": str(pair_files / "train.jsonl"), "test": str(pair_files / "test.jsonl")},
+                                      _ctx(pair_files)),
+                   DataTable(source="jsonl", dev_fraction=0.2))
+    anchors, positives = data.train_pairs()
+    mined = {"anchor": anchors, "positive": positives, "negative_1": positives[1:] + positives[:1],
+             "negative_2": positives[2:] + positives[:2]}
+    mnrl = build(data, SPECS["MultipleNegativesRankingLoss"], {}, mined, "q: ", "d: ")
+    assert list(mnrl) == ["anchor", "positive", "negative_1", "negative_2"]
+    assert mnrl["anchor"][0] == "q: " + anchors[0] and mnrl["negative_2"][0] == "d: " + positives[2]
+    assert list(build(data, SPECS["MultipleNegativesRankingLoss"], {}, None)) == ["anchor", "positive"]
+    triplets = build(data, SPECS["TripletLoss"], {}, mined)
+    assert list(triplets) == ["anchor", "positive", "negative"] and len(triplets["anchor"]) == 2 * len(anchors)
+    scored = build(data, SPECS["CoSENTLoss"], {}, mined)
+    assert list(scored) == ["sentence1", "sentence2", "score"]
+    assert scored["score"].count(1.0) == len(anchors) and scored["score"].count(0.0) == 2 * len(anchors)
+    mrl = Matryoshka(name="MatryoshkaLoss", factory=None)
+    assert list(build(data, mrl, {"loss": "TripletLoss", "matryoshka_dims": [8]}, mined)) == list(triplets)
+    assert mrl.evaluation_dims({"matryoshka_dims": [8, 32, 16]}) == [32, 16, 8]
+    half = subset(mnrl, 0.5, 1)
+    assert len(half["anchor"]) == round(len(anchors) / 2)
+    rows = set(zip(*mnrl.values()))  # whole rows are sampled: each keeps its own positive and negatives
+    assert set(zip(*half.values())) <= rows
+    # negatives are never documents a dev or test query is judged on
+    held_out = set(data.dev.qrels["doc_id"]) | set(data.test.qrels["doc_id"])
+    texts = dict(data.corpus.iter_rows())
+    assert not {texts[d] for d in held_out} & set(corpus_texts(data))
+
+
+def _ctx(folder):
+    from harness.api import LoadContext
+
+    return LoadContext(None, folder, folder / "cache")
+
+
+def test_selection_helpers():
+    from harness.selection import best, curve_verdict, mean_per_query
+
+    assert best([0.5, None, 0.7, 0.7]) == 2 and best([None, None]) == 0
+    assert mean_per_query([{"a": {"m": 1.0}, "b": {"m": 0.0}}, {"a": {"m": 0.0}}]) == {"a": {"m": 0.5}}
+    pts = [{"fraction": 0.5, "dev_score": 0.60}, {"fraction": 1.0, "dev_score": 0.65}]
+    assert curve_verdict(pts, "ndcg@10").startswith("still rising")
+    assert curve_verdict([{"fraction": 0.5, "dev_score": 0.65}, {"fraction": 1.0, "dev_score": 0.652}], "x").startswith("flat")
+
+
+def test_gates_on_the_worst_seed():
+    from harness.config import ThresholdTable
+    from harness.gate import describe, gates_for
+
+    ts = [ThresholdTable(metric="ndcg@10", min=0.6), ThresholdTable(metric="ndcg@10", min=0.6, seeds="worst")]
+    gates = gates_for("c", {"ndcg@10": 0.65}, {"baseline": None}, {}, ts,
+                      {"metrics": {"ndcg@10": 0.58}, "comparisons": {}})
+    assert [g["passed"] for g in gates] == [True, False]
+    assert describe(gates[1]) == "ndcg@10 min 0.6 (worst seed): 0.5800"
+
+
+HN = """
+[[losses]]
+name = "hn"
+type = "MultipleNegativesRankingLoss"
+[losses.hard_negatives]
+num_negatives = 2
+model = "tiny-mnrl"
+[[losses]]
+name = "mrl"
+type = "MatryoshkaLoss"
+matryoshka_dims = [32, 16]
+[training]
+epochs = 2
+batch_size = 16
+learning_rate = 1e-3
+seeds = [1, 2]
+learning_curve = [0.5]
+[training.grid]
+learning_rate = [1e-3, 1e-4]
+[[thresholds]]
+metric = "ndcg@10"
+min = 0.0
+seeds = "worst"
+"""
+
+
+def test_grid_seeds_curve_mining_and_matryoshka_end_to_end(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite(HN)
+    # the fixture's [training] table is replaced by this one
+    text = suite.read_text().replace("[training]\nepochs = 2\nbatch_size = 16\nlearning_rate = 1e-3\n", "", 1)
+    suite.write_text(text)
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu")
+    assert code == 0, out
+    run_dir = tmp_path / "out" / "tiny" / "latest"
+    doc = json.loads((run_dir / "results.json").read_text())
+    cands = {c["name"]: c for c in doc["candidates"]}
+    for name in ("tiny-mnrl", "tiny-hn", "tiny-mrl"):
+        c = cands[name]
+        assert c["status"] == "passed", (name, c.get("error"))
+        grid, seeds = c["training"]["grid"], c["seeds"]
+        # the grid's winner is the best on dev, and the test split played no part in it
+        devs = [t["dev_score"] for t in grid["trials"]]
+        assert grid["chosen_index"] == devs.index(max(devs)) and c["training"]["setting"] == grid["chosen"]
+        # two seeds: the mean is the candidate's number, the best seed on dev ships
+        values = [r["metrics"]["ndcg@10"] for r in seeds["runs"]]
+        assert c["metrics"]["ndcg@10"] == pytest.approx(sum(values) / 2, abs=1e-6)
+        assert seeds["worst"]["ndcg@10"] == min(values)
+        ship = max(seeds["runs"], key=lambda r: r["dev_score"])
+        assert seeds["shipped"] == ship["seed"]
+        assert c["model_dir"] == ("." if ship["seed"] == 1 else "seeds/2")
+        gate = c["gates"][0]
+        assert gate["seeds"] == "worst" and gate["value"] == pytest.approx(min(values))
+        curve = c["training"]["learning_curve"]
+        assert [p["fraction"] for p in curve["points"]] == [0.5, 1.0]
+        assert curve["points"][1]["dev_score"] == max(devs)
+        assert c["training"]["trainings"] == 2 + 1 + 1  # grid (the winner is seed 1's), seed 2, curve
+    assert cands["tiny-hn"]["mining"]["model"] == "tiny-mnrl" and cands["tiny-hn"]["mining"]["negatives_per_pair"] == 2
+    assert set(cands["tiny-mrl"]["dims"]) == {"32", "16"} and set(cands["tiny-baseline"]["dims"]) == {"32", "16"}
+    assert cands["tiny-mrl"]["dims"]["32"]["ndcg@10"] == pytest.approx(cands["tiny-mrl"]["metrics"]["ndcg@10"], abs=1e-4)
+    assert "grid: chose learning_rate=" in out and "2 seeds: ndcg@10 mean" in out and "mined " in out
+    html = (run_dir / "report.html").read_text()
+    assert 'id="selection"' in html and 'id="mining"' in html and 'id="dims"' in html
+    # release ships the seed the dev split chose
+    code, out = run_cli("release", str(run_dir), "--candidate", "tiny-mnrl", "--to", str(tmp_path / "art"))
+    assert code == 0, out
+    shipped_dir = run_dir / "models" / "tiny-mnrl" / cands["tiny-mnrl"]["model_dir"]
+    assert (tmp_path / "art" / "onnx" / "model.onnx").read_bytes() == (shipped_dir / "export" / "onnx" / "model.onnx").read_bytes()
+    seeds = cands["tiny-mnrl"]["seeds"]
+    own = next(r["metrics"] for r in seeds["runs"] if r["seed"] == seeds["shipped"])
+    manifest = json.loads((tmp_path / "art" / "harness-artifact.json").read_text())
+    assert manifest["metrics"] == own  # the released seed's numbers, not the mean
+    card = (tmp_path / "art" / "README.md").read_text()
+    assert f"This model is seed {seeds['shipped']} of 2" in card and f"| ndcg@10 | {own['ndcg@10']:.4f} |" in card
+
+
+def test_scored_loss_without_grades_or_negatives_stops_before_training(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite('[[losses]]\nname = "cosent"\ntype = "CoSENTLoss"\n')
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu", "-k", "cosent")
+    assert code == 4, out
+    assert "losses[1]: CoSENTLoss needs scored pairs" in out and "add a [losses.hard_negatives] table" in out
+
+
+@pytest.mark.integration
+def test_mining_with_minilm_on_a_scifact_slice(run_cli, tmp_path):
+    from .test_integration import SLICE
+
+    suite = tmp_path / "hn.toml"
+    suite.write_text(SLICE.replace('name = "scifact-slice"', 'name = "scifact-hn"').replace(
+        'name = "mnrl"\ntype = "MultipleNegativesRankingLoss"',
+        'name = "hn"\ntype = "MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nrange_max = 30').replace(
+        'variants = ["fp32", "int8"]\nship = "int8"', 'variants = ["fp32"]'))
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu", "-q")
+    assert code == 0, text
+    doc = json.loads((tmp_path / "out" / "scifact-hn" / "latest" / "results.json").read_text())
+    cand = next(c for c in doc["candidates"] if not c["baseline"])
+    m = cand["mining"]
+    assert m["pairs"] == 96 and m["pairs_with_negatives"] == 96 and m["negatives"] == 96
+    # MiniLM ranks SciFact's labelled abstract first for most claims: its hard negatives score lower
+    assert m["positive_score"]["median"] > m["negative_score"]["median"] > 0.2
+    assert m["likely_false_negatives"]["share"] < 0.5 and m["corpus"] < 400
+    assert cand["training"]["pairs"] == 96 and cand["metrics"]["ndcg@10"] > 0.5
+
+
+def test_triplet_cosent_and_gist_train_end_to_end(tiny_suite, tiny_model, run_cli, tmp_path):
+    suite = tiny_suite(f"""
+[[losses]]
+name = "triplet"
+type = "TripletLoss"
+[losses.hard_negatives]
+range_min = 1
+[[losses]]
+name = "cosent"
+type = "CoSENTLoss"
+[losses.hard_negatives]
+num_negatives = 2
+[[losses]]
+name = "gist"
+type = "GISTEmbedLoss"
+guide = "{tiny_model}"
+""")
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu", "-k", "not mnrl")
+    assert code == 0, out
+    doc = json.loads((tmp_path / "out" / "tiny" / "latest" / "results.json").read_text())
+    cands = {c["name"]: c for c in doc["candidates"]}
+    assert set(cands) == {"tiny-baseline", "tiny-triplet", "tiny-cosent", "tiny-gist"}
+    # one mining per setting: the triplet and CoSENT losses mine differently, so twice
+    assert len(list((tmp_path / "out" / "tiny" / "latest" / "mining").glob("*.json"))) == 2
+    pairs = cands["tiny-gist"]["training"]["pairs"]
+    m = cands["tiny-triplet"]["mining"]
+    assert cands["tiny-triplet"]["training"]["pairs"] == m["pairs"] == m["pairs_with_negatives"] + m["pairs_random"]
+    assert cands["tiny-cosent"]["training"]["pairs"] > pairs  # the positives, and their mined negatives at score 0
+    for c in cands.values():
+        assert c["status"] == "passed" and c["metrics"]["ndcg@10"] > 0
