@@ -317,6 +317,7 @@ class Session:
             try:
                 run.data = self._load_data(suite)
                 problems += self._column_problems(suite, run.data)
+                problems += self._executor_problems(suite)
             except DataError as e:
                 problems += [Problem(str(suite.path), "data", m) for m in e.messages]
             except Exception as e:  # noqa: BLE001 - a plugin's bug: this suite's items error, the others run
@@ -351,6 +352,17 @@ class Session:
             if missing:
                 out.append(Problem(str(suite.path), f"losses[{i}]", missing))
         return out
+
+    def _executor_problems(self, suite: Suite) -> list[Problem]:
+        """Mining with another candidate's model needs that candidate trained first, in this process."""
+        if self.executor is None:
+            return []
+        names = {f"{m.name}-{loss.name}" for m in suite.models for loss in suite.losses}
+        return [Problem(str(suite.path), f"losses[{i}].hard_negatives.model",
+                        f"mining with the candidate {loss.hard_negatives.model!r} needs it trained first: run this "
+                        "suite with --executor local")
+                for i, loss in enumerate(suite.losses)
+                if loss.hard_negatives is not None and loss.hard_negatives.model in names]
 
     def _resumed_dir(self, suite: Suite) -> Path | None:
         """With --resume: the suite's newest run folder (finished steps in it are re-used)."""

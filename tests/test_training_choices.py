@@ -309,3 +309,17 @@ guide = "{tiny_model}"
     assert cands["tiny-cosent"]["training"]["pairs"] > pairs  # the positives, and their mined negatives at score 0
     for c in cands.values():
         assert c["status"] == "passed" and c["metrics"]["ndcg@10"] > 0
+
+
+def test_mining_with_a_candidate_needs_the_local_executor():
+    from harness.runner import Session
+
+    suite = build_suite(__import__("tomllib").loads(
+        BASE + '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[[losses]]\nname="b"\n'
+        'type="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nmodel="m-a"'), "s.toml")
+    session = Session.__new__(Session)
+    session.executor = None
+    assert session._executor_problems(suite) == []
+    session.executor = object()  # a Ray executor: candidates train in parallel, in other processes
+    (problem,) = session._executor_problems(suite)
+    assert problem.path == "losses[1].hard_negatives.model" and "--executor local" in problem.message
