@@ -20,14 +20,30 @@ from .errors import CandidateError
 EXAMPLES = 5  #: likely false negatives shown in the report
 
 
-def corpus_texts(data: Prepared) -> list[str]:
+def corpus_texts(data: Prepared) -> tuple[list[str], set[str]]:
     """The documents negatives may come from: the corpus (and training-only documents) minus every
-    document relevant to a dev or test query."""
+    document relevant to a dev or test query; and the texts of those held-out documents."""
     held_out = set(data.dev.qrels["doc_id"]) | set(data.test.qrels["doc_id"])
-    docs = [t for d, t in data.corpus.select("id", "text").iter_rows() if d not in held_out]
+    rows = list(data.corpus.select("id", "text").iter_rows())
     if data.train_documents is not None:
-        docs += [t for d, t in data.train_documents.iter_rows() if d not in held_out]
-    return docs
+        rows += list(data.train_documents.iter_rows())
+    return [t for d, t in rows if d not in held_out], {t for d, t in rows if d in held_out}
+
+
+def drop_held_out(columns: dict, scores: list, held_out: set[str]) -> int:
+    """Remove the rows with a held-out document among their negatives (in place); how many.
+
+    sentence-transformers adds every training positive to the corpus it mines from, so a document that
+    is a training positive *and* relevant to a dev or test query can come back as another query's
+    negative; such rows are taken out here (and get random negatives, see :func:`fill_random`)."""
+    negs = [k for k in columns if k.startswith("negative_")]
+    keep = [i for i in range(len(columns["anchor"])) if not any(columns[k][i] in held_out for k in negs)]
+    dropped = len(columns["anchor"]) - len(keep)
+    if dropped:
+        for k in columns:
+            columns[k] = [columns[k][i] for i in keep]
+        scores[:] = [scores[i] for i in keep]
+    return dropped
 
 
 def mine(data: Prepared, cfg: HardNegativesTable, model_dir, device: str, max_seq_length: int | None = None,
@@ -48,7 +64,7 @@ def mine(data: Prepared, cfg: HardNegativesTable, model_dir, device: str, max_se
     model = SentenceTransformer(str(model_dir), device=device)
     if max_seq_length:
         model.max_seq_length = max_seq_length
-    corpus = corpus_texts(data)
+    corpus, held_out = corpus_texts(data)
     log = io.StringIO()
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):  # its statistics and progress bars
@@ -62,7 +78,10 @@ def mine(data: Prepared, cfg: HardNegativesTable, model_dir, device: str, max_se
     except ValueError as e:  # the library's own checks of the settings
         raise CandidateError(f"hard-negative mining: {e}") from None
     columns = {k: list(ds[k]) for k in ds.column_names if k != "scores"}
-    stats = statistics(columns, list(ds["scores"]) if len(ds) else [], len(anchors), len(corpus), cfg)
+    scores = list(ds["scores"]) if len(ds) else []
+    dropped = drop_held_out(columns, scores, held_out)
+    stats = statistics(columns, scores, len(anchors), len(corpus), cfg)
+    stats["held_out_dropped"] = dropped
     stats["pairs_random"] = fill_random(columns, anchors, positives, corpus, cfg.num_negatives, seed)
     stats["notes"] = [line.strip() for line in log.getvalue().splitlines()
                       if re.match(r"\s*(Skipped|Could not find|Found)", line)]
@@ -142,7 +161,9 @@ def warnings(stats: dict, cfg: HardNegativesTable) -> list[str]:
         out.append(f"{fn['share']:.0%} of the mined negatives ({fn['count']}) score at least as high as their positive: "
                    "likely unlabelled positives; set range_min, or absolute_margin = 0 to drop them")
     if stats["pairs_without"] and stats["pairs_without"] > 0.05 * stats["pairs"]:
+        held = stats.get("held_out_dropped") or 0
+        why = f" ({held} of them because one was a document judged for a dev or test query)" if held else ""
         out.append(f"{stats['pairs_without']} of {stats['pairs']} training pairs found fewer than {cfg.num_negatives} "
-                   "hard negatives within the settings and train with random documents as negatives instead: "
+                   f"hard negatives within the settings{why} and train with random documents as negatives instead: "
                    "raise range_max or loosen the margins")
     return out

