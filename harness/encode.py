@@ -194,7 +194,9 @@ class OnnxEncoder(Encoder):
 
             pool_ = ThreadPoolExecutor(1, thread_name_prefix="harness-tokenize")
         try:
-            tokenize = (lambda b: self._feeds([texts[i] for i in b]))
+            def tokenize(b):
+                return self._feeds([texts[i] for i in b])
+
             pending = pool_.submit(tokenize, batches[0]) if pool_ else None
             for n, batch in enumerate(batches):
                 if pool_:

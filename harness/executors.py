@@ -47,7 +47,7 @@ def run_task(task: Task, data) -> dict:
     import socket
 
     from .plugins import from_command_line
-    from .runner import Item, Session, SuiteRun, resolve
+    from .runner import Item, Session, SuiteRun
 
     suite = task.suite
     plugins = from_command_line(task.plugin_specs, Path(task.cwd), quiet=True)  # the driver prints
@@ -62,7 +62,7 @@ def run_task(task: Task, data) -> dict:
         run_dir = shipped_back / "run"
     run = SuiteRun(suite, [item], run_dir, data=data)
     session = Session(plugins, [suite], [item], task.device, run_dir.parent)
-    run.models[model.name] = resolve(plugins.hook, model.base, model.revision)
+    run.models[model.name] = plugins.resolve_model(model.base, model.revision)
     try:
         result = session.compute(run, item, task.keys)
         result["worker"] = {"host": socket.gethostname(), "pid": os.getpid(),

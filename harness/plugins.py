@@ -17,9 +17,9 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .api import Evaluator, LossSpec, PairSource
+from .api import Evaluator, LossSpec, PairSource, ResolvedModel
 from .config import did_you_mean
-from .errors import ConfigError, Problem
+from .errors import ConfigError, DataError, Problem
 
 BUILTIN_PLUGINS = (
     "harness.builtin.beir",
@@ -107,6 +107,15 @@ class Plugins:
     @property
     def hook(self):
         return self.pm.hook
+
+    def resolve_model(self, name: str, revision: str | None = None) -> ResolvedModel:
+        """A model name to a local folder through the ``harness_resolve_model`` hook; DataError if no
+        resolver has it."""
+        resolved = self.hook.harness_resolve_model(name=name, revision=revision)
+        if resolved is None:
+            raise DataError(f"model {name!r} not found: not a local folder, not on the hub (offline?) and no "
+                            "bundled copy is installed")
+        return resolved
 
     def _register(self, module, name: str, origin: str, file: str = "", path: str = "") -> None:
         if self.pm.is_blocked(name) or self.pm.has_plugin(name):

@@ -1,5 +1,6 @@
 """A run: collect candidates from suites, then per suite load data, and per base model evaluate the
-untuned baseline and train, export, encode, evaluate and gate every candidate.
+untuned baseline (:mod:`harness.evaluation`) and train (:mod:`harness.candidate`), export, evaluate
+and gate every candidate, here or on an executor.
 
 Results are written after every candidate, so an interruption or a crash loses nothing that was
 already computed.
@@ -21,11 +22,13 @@ from . import __version__
 from .api import LoadContext, ResolvedModel
 from .config import LossTable, ModelTable, Suite
 from .data import Prepared, prepare
-from .errors import CandidateError, ConfigError, DataError, HarnessError, Problem
+from .errors import ConfigError, DataError, HarnessError, Problem
 from .exitcodes import ExitCode
 from .gate import gates_for
 from .guards import guards
 from .metrics import REPORTED
+from .candidate import Training
+from .evaluation import Evaluation
 from .plugins import Plugins
 from .select import compile_k
 from .validate import check_suite, source_options
@@ -68,16 +71,6 @@ class SuiteRun:
     results: dict[str, Any] = field(default_factory=dict)
     previous: dict[str, Any] = field(default_factory=dict)  #: results of the run being resumed, by name
     load_error: str | None = None  #: a pair source that crashed: every item of the suite errors with it
-
-
-def resolve(hook, name: str, revision: str | None) -> ResolvedModel:
-    """A model name to a local folder through the ``harness_resolve_model`` hook; DataError if no
-    resolver has it."""
-    resolved = hook.harness_resolve_model(name=name, revision=revision)
-    if resolved is None:
-        raise DataError(f"model {name!r} not found: not a local folder, not on the hub (offline?) and no bundled "
-                        "copy is installed")
-    return resolved
 
 
 def resolve_device(requested: str) -> str:
@@ -172,6 +165,8 @@ class Session:
         self.started = time.time()
         #: where items run: ``None`` here, one after another; else a :class:`harness.executors.RayExecutor`
         self.executor = None
+        self.evaluation = Evaluation(plugins, device, options)
+        self.training = Training(plugins, device, self.evaluation, self.plugin_specs())
 
     # --- the run --------------------------------------------------------------------------------
 
@@ -329,7 +324,7 @@ class Session:
                 if not any(it.model is model for it in run.items):
                     continue
                 try:
-                    run.models[model.name] = resolve(self.hook, model.base, model.revision)
+                    run.models[model.name] = self.plugins.resolve_model(model.base, model.revision)
                 except HarnessError as e:
                     problems.append(Problem(str(suite.path), f"models[{i}].base", str(e)))
             self.runs.append(run)
@@ -399,7 +394,7 @@ class Session:
         cache = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
         ctx = LoadContext(Path(data_dir) if data_dir else None, suite.path.parent.resolve(), cache,
                           (suite.data.train_split, suite.data.test_split),
-                          lambda name: resolve(self.hook, name, None).path, self.device)
+                          lambda name: self.plugins.resolve_model(name, None).path, self.device)
         return prepare(source.load(source_options(suite, self.plugins.registry), ctx), suite.data)
 
     # --- one baseline or candidate ------------------------------------------------------------
@@ -479,13 +474,13 @@ class Session:
 
         try:
             if item.baseline:
-                evaluated = self._export_and_evaluate(run, item, resolved.path, work, progress, keys,
-                                                      self._suite_dims(run))
+                evaluated = self.evaluation.export_and_evaluate(run, item, resolved.path, work, progress, keys,
+                                                                self.evaluation.suite_dims(run))
                 result["timings"].update(evaluated.pop("timings"))
                 result.update(evaluated)
                 result["status"] = "passed"
             else:
-                self._candidate(run, item, resolved, work, keys, progress, result)
+                self.training.candidate(run, item, resolved, work, keys, progress, result)
                 result["status"] = "evaluated"
         except KeyboardInterrupt:
             result["error"] = "interrupted"
@@ -501,187 +496,6 @@ class Session:
         if not (work / "trained").exists() and not (work / "export").exists():
             shutil.rmtree(work, ignore_errors=True)
         return result
-
-    def _candidate(self, run: SuiteRun, item: Item, resolved: ResolvedModel, work: Path, keys: dict[str, str],
-                   progress, result: dict) -> None:
-        """Mine (if asked), try the grid's settings on dev, train once per seed at the chosen setting,
-        export and evaluate each seed, and draw the learning curve; the result holds every step."""
-        from dataclasses import replace
-
-        from . import selection, trainset
-        from .steps import digest
-
-        cfg, primary = run.suite.training, run.suite.evaluation.primary_metric
-        spec = self.plugins.registry.losses[item.loss.type]
-        options = self._loss_options(item, spec)
-        mined = None
-        if item.loss.hard_negatives is not None:
-            mined = self._mined(run, item, resolved, progress)
-            result["mining"] = mined["stats"]
-        columns = trainset.build(run.data, spec, options, mined and mined["columns"], item.model.query_prompt,
-                                 item.model.document_prompt)
-        seeds, points = cfg.seed_list, cfg.points()
-        trained: list[dict] = []  # every training's summary, for the total time
-
-        def fit(out: Path, setting: dict, seed: int, rows: dict, tag: list, keep: bool = True) -> dict:
-            info = self._train(run, item, resolved.path, out, digest([keys["train"], setting, seed, *tag]), progress,
-                               spec, options, rows, replace(cfg, **setting, seed=seed), keep)
-            trained.append(info)
-            return info
-
-        chosen, grid = points[0], None
-        if len(points) > 1:
-            trials = []
-            for i, point in enumerate(points):
-                progress("trial", {"index": i + 1, "of": len(points), "setting": point})
-                info = fit(work / "grid" / str(i) / "trained", point, seeds[0], columns, [])
-                trials.append({"setting": point, "dev_score": info["dev_score"], "chosen_epoch": info["chosen_epoch"],
-                               "seconds": info["seconds"]})
-            best = selection.best([t["dev_score"] for t in trials])
-            chosen = points[best]
-            grid = {"trials": trials, "chosen": chosen, "chosen_index": best,
-                    "by": f"best dev {primary} of {len(points)} settings (seed {seeds[0]})"}
-            progress("chosen", {"setting": chosen, "dev_score": trials[best]["dev_score"], "of": len(points)})
-        runs = []
-        for seed in seeds:
-            folder = work if seed == seeds[0] else work / "seeds" / str(seed)
-            adopted = grid is not None and seed == seeds[0] and selection.adopt(
-                work / "grid" / str(grid["chosen_index"]) / "trained", folder / "trained")
-            if adopted:  # the grid's winner is this training: moved, not redone
-                progress("trained", {"adopted": True})
-                info = json.loads((folder / "trained" / ".harness-train.json").read_text())
-            else:
-                info = fit(folder / "trained", chosen, seed, columns, [])
-            skeys = {k: digest([v, chosen, seed]) for k, v in keys.items()}
-            evaluated = self._export_and_evaluate(run, item, folder / "trained", folder, progress, skeys,
-                                                  spec.evaluation_dims(options))
-            runs.append({"seed": seed, "folder": folder, "training": info, "evaluated": evaluated})
-            if len(seeds) > 1:
-                progress("seed", {"seed": seed, "dev_score": info["dev_score"],
-                                  primary: evaluated["metrics"].get(primary)})
-        shutil.rmtree(work / "grid", ignore_errors=True)
-        curve = None
-        if cfg.learning_curve:
-            points_ = []
-            for f in sorted(cfg.learning_curve):
-                info = fit(work / "curve" / f"{f:g}", chosen, seeds[0], trainset.subset(columns, f, seeds[0]), [f],
-                           keep=False)
-                points_.append({"fraction": f, "pairs": info["pairs"], "dev_score": info["dev_score"]})
-                progress("curve", points_[-1])
-            first = runs[0]["training"]
-            points_.append({"fraction": 1.0, "pairs": first["pairs"], "dev_score": first["dev_score"]})
-            curve = {"points": points_, "verdict": selection.curve_verdict(points_, primary)}
-        ship = runs[selection.best([r["training"]["dev_score"] for r in runs])]
-        evaluated = ship["evaluated"]
-        result["training"] = {**ship["training"], "seed": ship["seed"], "setting": chosen, "grid": grid,
-                              "learning_curve": curve, "total_seconds": round(sum(t["seconds"] for t in trained), 1),
-                              "trainings": len(trained)}
-        result["training"]["embedding_change"] = next(
-            (v["export_check"]["embedding_change"] for v in evaluated["variants"]
-             if "embedding_change" in v.get("export_check", {})), None)
-        result["timings"]["train_s"] = result["training"]["total_seconds"]
-        result["timings"].update(evaluated.pop("timings"))
-        result.update(evaluated)
-        result["model_dir"] = os.path.relpath(ship["folder"], work)
-        if len(runs) > 1:
-            gated = {primary, *(t.metric for t in run.suite.thresholds)}
-            result["seeds"] = selection.summarise(runs, ship["seed"], primary, gated)
-            result["metrics"] = {**result["metrics"], **result["seeds"]["mean"]}
-            result["per_query"] = selection.mean_per_query([r["evaluated"]["per_query"] for r in runs])
-            if result.get("dims"):
-                result["dims"] = selection.mean_dims([r["evaluated"]["dims"] for r in runs])
-
-    def _loss_options(self, item: Item, spec) -> dict:
-        """The loss's options, with those that name a model resolved to a local folder."""
-        options = dict(item.loss.options)
-        for name in spec.model_options:
-            if isinstance(options.get(name), str):
-                options[name] = str(resolve(self.hook, options[name], None).path)
-        return options
-
-    def _mined(self, run: SuiteRun, item: Item, resolved: ResolvedModel, progress) -> dict:
-        """The hard negatives of ``item``'s loss entry: mined once per setting and mining model in a run
-        (``mining/<key>.json``), re-used by every loss that asks for the same, and by --resume."""
-        from . import mining, steps
-
-        cfg = item.loss.hard_negatives
-        model_dir = self._mining_model(run, resolved, cfg.model)
-        seq = run.suite.training.max_seq_length
-        key = steps.digest({"harness": __version__, "data": run.data.fingerprint, "data_table": vars(run.suite.data),
-                            "mining": vars(cfg), "model": str(model_dir), "seq": seq,
-                            "prompts": [item.model.query_prompt, item.model.document_prompt],
-                            "fingerprint": steps.folder_key(model_dir)})
-        file = run.run_dir / "mining" / f"{key}.json"
-        found = steps.load(file, key)
-        if found is None:
-            t0 = time.perf_counter()
-            found = mining.mine(run.data, cfg, model_dir, self.device, seq, item.model.query_prompt,
-                                item.model.document_prompt, run.suite.data.seed)
-            found["stats"]["model"] = cfg.model
-            found["stats"]["seconds"] = round(time.perf_counter() - t0, 1)
-            steps.store(file, key, found)
-        found["stats"]["warnings"] = mining.warnings(found["stats"], cfg)
-        progress("mined", found["stats"])
-        return found
-
-    def _mining_model(self, run: SuiteRun, resolved: ResolvedModel, name: str) -> Path:
-        """The folder of the model ``hard_negatives.model`` names (see :class:`harness.config.HardNegativesTable`)."""
-        if name == "base":
-            return resolved.path
-        model = next((m for m in run.suite.models if m.name == name), None)
-        if model is not None:
-            return resolve(self.hook, model.base, model.revision).path
-        if any(f"{m.name}-{loss.name}" == name for m in run.suite.models for loss in run.suite.losses):
-            done = run.results.get(name)
-            if not done or done.get("status") == "error" or "model_dir" not in done:
-                raise CandidateError(f"hard_negatives.model = {name!r}: that candidate has not been trained in this run "
-                                     "(it must be selected, and listed before this loss)")
-            return run.run_dir / "models" / name / done["model_dir"] / "trained"
-        return resolve(self.hook, name, None).path
-
-    def _train(self, run: SuiteRun, item: Item, base: Path, out: Path, key: str, progress, spec, options: dict,
-               columns: dict, cfg, keep: bool = True) -> dict:
-        """Train ``item`` into ``out``, or re-use ``out`` when a run with the same key finished it.
-        ``keep=False``: only the summary is kept (learning-curve points)."""
-        from . import steps
-        from .train import train
-
-        info_file = out / ".harness-train.json"
-        if steps.is_done(out, key) and info_file.is_file():
-            info = json.loads(info_file.read_text())
-            progress("trained", {"seconds": info["seconds"], "pairs": info["pairs"], "kept": info["chosen_by"],
-                                 "resumed": True})
-            return info
-        shutil.rmtree(out, ignore_errors=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        for stale in out.parent.glob("harness-train-*"):  # checkpoints of a killed run
-            shutil.rmtree(stale, ignore_errors=True)
-        processes = cfg.processes
-        if processes > 1:
-            from .distributed import train_distributed
-
-            work = out.parent / "harness-train-ddp"
-            spec_ = {"suite": run.suite, "training": cfg, "base": base, "loss_type": item.loss.type,
-                     "loss_options": options, "columns": columns, "data": run.data,
-                     "primary_metric": run.suite.evaluation.primary_metric, "device": self.device, "out": out,
-                     "query_prompt": item.model.query_prompt, "document_prompt": item.model.document_prompt,
-                     "work_dir": work, "plugin_specs": self.plugin_specs(), "cwd": str(Path.cwd())}
-            try:
-                info = train_distributed(spec_, processes, self.device, out.parent)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-        else:
-            info = train(base, spec, options, run.data, cfg, run.suite.evaluation.primary_metric, self.device, out,
-                         item.model.query_prompt, item.model.document_prompt, progress=progress,
-                         columns=columns).as_dict()
-        if not keep:
-            shutil.rmtree(out, ignore_errors=True)
-            out.mkdir(parents=True)
-        info_file.write_text(json.dumps(info))
-        steps.mark_done(out, key)
-        progress("trained", {"seconds": info["seconds"], "pairs": info["pairs"], "kept": info["chosen_by"],
-                             "processes": processes, "dev_score": info.get("dev_score")})
-        return info
 
     def _judge(self, run: SuiteRun, item: Item, result: dict) -> None:
         """Compare a candidate with its references (paired statistics), gate it, pick its per-query view."""
@@ -720,169 +534,6 @@ class Session:
         if base_ok:
             result["per_query_view"] = per_query_view(result, base_ok, suite.evaluation.primary_metric, run.data)
 
-    def _suite_dims(self, run: SuiteRun) -> list[int]:
-        """The truncated embedding sizes any loss of the suite is evaluated at (the baseline is too)."""
-        dims: set[int] = set()
-        for loss in run.suite.losses:
-            spec = self.plugins.registry.losses.get(loss.type)
-            dims |= set(spec.evaluation_dims(loss.options)) if spec else set()
-        return sorted(dims, reverse=True)
-
-    def _export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress,
-                             keys: dict[str, str], dims: list[int] = ()) -> dict:
-        """Export to ONNX, build the suite's variants (only fp32 for a baseline), check each against the
-        torch model and evaluate it on the test split. The candidate's numbers are its shipped variant's;
-        every variant's are in ``variants``. ``dims``: embedding sizes the shipped variant is also
-        evaluated at, its embeddings truncated (Matryoshka)."""
-        from . import steps
-        from .export import export_onnx
-
-        ex = run.suite.export
-        t0 = time.perf_counter()
-        export_dir = work / "export"
-        if not steps.is_done(export_dir, keys["export"]):
-            export_onnx(torch_dir, export_dir)
-            steps.mark_done(export_dir, keys["export"])
-        export_s = time.perf_counter() - t0
-        sample = run.data.corpus["text"].head(ex.check_samples).to_list()
-        max_seq = run.suite.evaluation.max_seq_length or None
-        reference = None
-        rows: list[dict] = []
-        shipped: dict | None = None
-        for name in (["fp32"] if item.baseline else ex.built):
-            is_shipped = name == ("fp32" if item.baseline else ex.shipped)
-            row_file, row_key = work / "variants" / f"{name}.json", steps.digest([keys["result"], name])
-            try:
-                row = steps.load(row_file, row_key)
-                if row is None:
-                    base = None if item.baseline else run.models[item.model.name].path
-                    row = self._variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress,
-                                        base, dims if is_shipped else ())
-                    steps.store(row_file, row_key, {k: v for k, v in row.items() if k != "reference"})
-                else:
-                    progress("evaluated", {"variant": name, "seconds": 0, "docs_per_s": row["metrics"]["docs_per_s"],
-                                           "resumed": True})
-            except HarnessError as e:
-                if is_shipped:
-                    raise
-                rows.append({"variant": name, "error": str(e), "passed": False})
-                self.hook.harness_warning(message=f"{item.nodeid}: variant {name}: {e}", item=item)
-                continue
-            reference = row.pop("reference", None)
-            if name != "fp32" and rows and "metrics" in rows[0]:
-                primary = run.suite.evaluation.primary_metric
-                base, value = rows[0]["metrics"].get(primary), row["metrics"].get(primary)
-                row["drop"] = None if base is None or value is None else round(base - value, 6)
-                row["passed"] = row["drop"] is not None and row["drop"] <= ex.max_drop
-            rows.append(row)
-            if is_shipped:
-                shipped = row
-        if shipped is None:
-            raise CandidateError(f"the shipped variant {ex.shipped} was not built")
-        evaluated = shipped.pop("evaluated")
-        for row in rows:
-            row.pop("evaluated", None)
-            row["shipped"] = row is shipped and not item.baseline
-        return {
-            "metrics": shipped["metrics"], "encoder": shipped["encoder"], "export_check": shipped["export_check"],
-            "variant": shipped["variant"], "variants": rows,
-            "per_query": evaluated["per_query"], "rankings": evaluated["rankings"],
-            "dims": evaluated.get("dims"),
-            "evaluation_cached_from": shipped["cached_from"],
-            "timings": {"export_s": round(export_s, 1), **shipped["timings"], "docs_per_s": shipped["metrics"]["docs_per_s"]},
-        }
-
-    def _variant(self, run: SuiteRun, item: Item, name: str, torch_dir: Path, export_dir: Path, sample: list[str],
-                 max_seq: int | None, reference, progress, base: Path | None = None, dims=()) -> dict:
-        """Build, check and evaluate one variant. The first one (fp32) computes the torch ``reference``
-        embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
-        model's (``export_check.embedding_change``, a guard)."""
-        from . import cache
-        from .encode import OnnxEncoder
-        from .export import check_export, torch_embeddings
-        from .guards import embedding_change
-        from .variants import VARIANTS, build
-
-        ex, ev = run.suite.export, run.suite.evaluation
-        t0 = time.perf_counter()
-        file = build(export_dir, name, self.device)
-        t1 = time.perf_counter()
-        encoder = OnnxEncoder(export_dir, self.device, file=file.name, batch_size=ev.batch_size,
-                              max_seq_length=max_seq, query_prompt=item.model.query_prompt,
-                              document_prompt=item.model.document_prompt, progress=_progress_wanted(self.options))
-        change = None
-        if reference is None:
-            reference = torch_embeddings(torch_dir, sample, self.device, encoder.max_seq_length,
-                                         encoder.prompts["document"])
-            if base is not None:
-                change = embedding_change(torch_embeddings(base, sample, self.device, encoder.max_seq_length,
-                                                           encoder.prompts["document"]), reference)
-        exact = VARIANTS[name].exact
-        check = check_export(reference, encoder, sample, ex.min_cosine if exact else ex.min_cosine_reduced,
-                             f"the ONNX {name} variant")
-        if change is not None:
-            check["embedding_change"] = change
-        t2 = time.perf_counter()
-        progress("exported", {"variant": name, "seconds": round(t1 - t0, 1), "min_cosine": check["min_cosine"],
-                              "provider": encoder.provider})
-        info = encoder.describe()
-        key = cached = None
-        if item.baseline and not getattr(self.options, "no_cache", False):
-            key = cache.evaluation_key(encoder.path, run.data, ev, {**info, "dims": list(dims)}, encoder.prompts)
-            cached = cache.load(key)
-        evaluated = cached or self._evaluate(run, encoder, dims)
-        t3 = time.perf_counter()
-        if key and not cached:
-            cache.store(key, {**evaluated, "run": str(run.run_dir)})
-        progress("evaluated", {"variant": name, "seconds": round(t3 - t2, 1), "docs_per_s": evaluated["docs_per_s"],
-                               "cached_from": cached["run"] if cached else None})
-        info["file"] = os.path.relpath(info["file"], run.run_dir)
-        speed_size = {"docs_per_s": evaluated["docs_per_s"], "model_mb": round(file.stat().st_size / 2**20, 1)}
-        return {
-            "variant": name, "file": info["file"], "provider": encoder.provider,
-            "metrics": {**evaluated["metrics"], **speed_size}, "encoder": info, "export_check": check,
-            "cached_from": cached["run"] if cached else None, "evaluated": evaluated, "reference": reference,
-            "timings": {"build_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1)},
-        }
-
-    def _evaluate(self, run: SuiteRun, encoder, dims=()) -> dict:
-        """Every evaluator of the suite on the test split, through ``encoder``; then, for each of
-        ``dims``, again with the embeddings truncated to that size (encoded once, not timed)."""
-        from .encode import Truncated
-
-        out = self._run_evaluators(run, encoder)
-        if dims:
-            out["dims"] = {str(d): self._run_evaluators(run, Truncated(encoder, d))["metrics"] for d in dims}
-        return out
-
-    def _run_evaluators(self, run: SuiteRun, encoder) -> dict:
-        ev = run.suite.evaluation
-        metrics: dict[str, float] = {}
-        per_query: dict[str, dict[str, float]] = {}
-        rankings: dict[str, list[str]] = {}
-        start = time.perf_counter()
-        for name in ev.evaluators:
-            try:
-                res = self.plugins.registry.evaluators[name].evaluate(encoder, run.data.corpus, run.data.test,
-                                                                      ev.k_values)
-            except HarnessError:
-                raise
-            except Exception as e:  # noqa: BLE001 - a plugin's bug fails this candidate, not the run
-                owner = self.plugins.registry.owner.get(("evaluators", name), "?")
-                hint = " (hint: lower evaluation.batch_size)" if "out of memory" in str(e).lower() else ""
-                raise CandidateError(f"evaluator {name!r} (plugin {owner}) raised {type(e).__name__}: {e}{hint}") from e
-            metrics.update(res.metrics)
-            for q, vals in res.per_query.items():
-                per_query.setdefault(q, {}).update(vals)
-            rankings.update(res.rankings)
-        seconds = time.perf_counter() - start
-        return {
-            "metrics": {k: round(v, 6) for k, v in metrics.items()},
-            "per_query": {q: {m: round(v, 4) for m, v in vals.items()} for q, vals in per_query.items()},
-            "rankings": rankings,
-            "docs_per_s": round(run.data.corpus.height / max(seconds, 1e-9), 1),
-        }
-
     # --- output ---------------------------------------------------------------------------------
 
     def _write(self, run: SuiteRun, code: ExitCode | None) -> None:
@@ -920,9 +571,3 @@ class Session:
             if latest.is_symlink() or latest.exists():
                 latest.unlink()
             latest.symlink_to(run.run_dir.name)
-
-
-def _progress_wanted(options) -> bool:
-    import sys
-
-    return sys.stderr.isatty() and not getattr(options, "quiet", False)
