@@ -9,7 +9,8 @@ ways of doing it for several repetitions, and prints one JSON line per way:
 ``SentenceTransformer(model).encode(docs, batch_size=...)``. ``onnx-<variant>`` is the harness's
 exported graph (pooled in-graph) through its onnxruntime encoder. docs/s is the median over the
 repetitions; nDCG@10 is on the SciFact test queries, over the full corpus unless ``--quality speed``
-(then over the documents that were timed). ``ndcg_drop`` is st-fp32's nDCG@10 minus the variant's.
+(then over the documents that were timed). ``ndcg_drop`` is st-fp32's nDCG@10 minus the variant's;
+on CUDA each line also has ``speedup_vs_st_fp16``.
 
     python benchmarks/encode.py --device cpu --limit 600          # quick: time 600 docs
     python benchmarks/encode.py --device cuda --batch-size 256    # on a GPU
@@ -153,6 +154,7 @@ def main(argv=None) -> int:
         print(json.dumps({
             "variant": name, "device": args.device, "provider": provider,
             "docs_per_s": round(rate, 1), "speedup_vs_st_fp32": round(rate / ref_rate, 2),
+            **({"speedup_vs_st_fp16": round(rate / statistics.median(rates["st-fp16"]), 2)} if "st-fp16" in rates else {}),
             "ndcg@10": None if q is None else round(q, 4),
             "ndcg_drop": None if q is None or ref_q is None else round(ref_q - q, 4),
             "mean_cosine_vs_st_fp32": round(float(cos.mean()), 4), "docs": len(docs), "reps": args.reps,
