@@ -33,7 +33,7 @@ class Training:
         self.plugin_specs = plugin_specs
 
     def candidate(self, run: SuiteRun, item: Item, resolved: ResolvedModel, work: Path, keys: dict[str, str],
-                   progress, result: dict) -> None:
+                  progress, result: dict) -> None:
         """Mine (if asked), try the grid's settings on dev, train once per seed at the chosen setting,
         export and evaluate each seed, and draw the learning curve; the result holds every step."""
         from dataclasses import replace
@@ -170,7 +170,7 @@ class Training:
         return self.plugins.resolve_model(name, None).path
 
     def train(self, run: SuiteRun, item: Item, base: Path, out: Path, key: str, progress, spec, options: dict,
-               columns: dict, cfg, keep: bool = True) -> dict:
+              columns: dict, cfg, keep: bool = True) -> dict:
         """Train ``item`` into ``out``, or re-use ``out`` when a run with the same key finished it.
         ``keep=False``: only the summary is kept (learning-curve points)."""
         from . import steps

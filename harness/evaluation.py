@@ -35,7 +35,7 @@ class Evaluation:
         return sorted(dims, reverse=True)
 
     def export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress,
-                             keys: dict[str, str], dims: list[int] = ()) -> dict:
+                            keys: dict[str, str], dims: list[int] = ()) -> dict:
         """Export to ONNX, build the suite's variants (only fp32 for a baseline), check each against the
         torch model and evaluate it on the test split. The candidate's numbers are its shipped variant's;
         every variant's are in ``variants``. ``dims``: embedding sizes the shipped variant is also
@@ -99,7 +99,7 @@ class Evaluation:
         }
 
     def variant(self, run: SuiteRun, item: Item, name: str, torch_dir: Path, export_dir: Path, sample: list[str],
-                 max_seq: int | None, reference, progress, base: Path | None = None, dims=()) -> dict:
+                max_seq: int | None, reference, progress, base: Path | None = None, dims=()) -> dict:
         """Build, check and evaluate one variant. The first one (fp32) computes the torch ``reference``
         embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
         model's (``export_check.embedding_change``, a guard)."""
