@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -226,3 +227,12 @@ def test_unknown_pair_source_and_evaluator_exit_4(tiny_suite, run_cli, tmp_path)
     assert "data.source: unknown pair source 'jsnol'; did you mean 'jsonl'?" in out
     assert "evaluation.evaluators[0]: unknown evaluator 'retreival'; did you mean 'retrieval'?" in out
     assert not (tmp_path / "o").exists()
+
+
+def test_every_shipped_suite_and_profile_is_valid(run_cli):
+    """suites/*.toml with every profile they declare (``harness check`` type-checks each one)."""
+    suites = Path(__file__).resolve().parents[1] / "suites"
+    code, out = run_cli("check", str(suites))
+    assert code == 0, out
+    assert out.count("ok: ") == len(list(suites.glob("*.toml"))) >= 6
+    assert "gpu-settings-on-cpu" in out
