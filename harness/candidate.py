@@ -161,7 +161,7 @@ class Training:
         model = next((m for m in run.suite.models if m.name == name), None)
         if model is not None:
             return self.plugins.resolve_model(model.base, model.revision).path
-        if any(f"{m.name}-{loss.name}" == name for m in run.suite.models for loss in run.suite.losses):
+        if name in run.suite.candidate_names():
             done = run.results.get(name)
             if not done or done.get("status") == "error" or "model_dir" not in done:
                 raise CandidateError(f"hard_negatives.model = {name!r}: that candidate has not been trained in this run "

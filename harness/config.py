@@ -278,6 +278,10 @@ class Suite:
     def name(self) -> str:
         return self.suite.name or self.path.stem
 
+    def candidate_names(self) -> set[str]:
+        """The name of every candidate the suite declares (see :func:`item_name`)."""
+        return {item_name(m, loss) for m in self.models for loss in self.losses}
+
     def problems(self):
         for table, items in (("models", self.models), ("losses", self.losses)):
             if not items:
@@ -287,6 +291,11 @@ class Suite:
                 if item.name in seen:
                     yield f"{table}[{i}].name", f"duplicate name {item.name!r} (also {table}[{seen[item.name]}])"
                 seen[item.name] = i
+
+
+def item_name(model: ModelTable, loss: LossTable | None) -> str:
+    """A baseline's or candidate's name in a suite: ``<model>-baseline`` or ``<model>-<loss>``."""
+    return f"{model.name}-{'baseline' if loss is None else loss.name}"
 
 
 # --- loading ---------------------------------------------------------------------------------

@@ -20,15 +20,15 @@ from typing import Any
 
 from . import __version__
 from .api import LoadContext, ResolvedModel
-from .config import LossTable, ModelTable, Suite
+from .candidate import Training
+from .config import LossTable, ModelTable, Suite, item_name
 from .data import Prepared, prepare
 from .errors import ConfigError, DataError, HarnessError, Problem
+from .evaluation import Evaluation
 from .exitcodes import ExitCode
 from .gate import gates_for
 from .guards import guards
 from .metrics import REPORTED
-from .candidate import Training
-from .evaluation import Evaluation
 from .plugins import Plugins
 from .select import compile_k
 from .validate import check_suite, source_options
@@ -48,7 +48,7 @@ class Item:
 
     @property
     def name(self) -> str:
-        return f"{self.model.name}-{'baseline' if self.loss is None else self.loss.name}"
+        return item_name(self.model, self.loss)
 
     @property
     def nodeid(self) -> str:
@@ -352,7 +352,7 @@ class Session:
         """Mining with another candidate's model needs that candidate trained first, in this process."""
         if self.executor is None:
             return []
-        names = {f"{m.name}-{loss.name}" for m in suite.models for loss in suite.losses}
+        names = suite.candidate_names()
         return [Problem(str(suite.path), f"losses[{i}].hard_negatives.model",
                         f"mining with the candidate {loss.hard_negatives.model!r} needs it trained first: run this "
                         "suite with --executor local")
