@@ -133,6 +133,8 @@ def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
               f"- training: {json.dumps(doc.get('training'))}",
               f"- kept: epoch {tr.get('chosen_epoch')} ({tr.get('chosen_by')}), {tr.get('pairs')} pairs",
               *([f"- setting: {json.dumps(tr['setting'])} ({tr['grid']['by']})"] if tr.get("grid") else []),
+              *([f"- this model: refit on train + dev, {tr['refit']['pairs']} pairs, {tr['refit']['epochs']} epoch(s)"]
+                if tr.get("refit") else []),
               *([f"- hard negatives: {json.dumps(cand['mining']['settings'])}"] if cand.get("mining") else []),
               f"- encoder: {json.dumps(cand['encoder'])}",
               "", "## Library versions", "",

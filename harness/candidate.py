@@ -1,10 +1,12 @@
 """How a candidate is trained: mined hard negatives (if its loss asks), the grid's settings tried on
-dev, one training per seed at the chosen setting (each exported and evaluated), the learning curve;
-the seed with the best dev score ships. Every training is a step re-used by ``--resume``."""
+dev, one training per seed at the chosen setting (with ``refit``, trained once more on train + dev for
+the epochs dev chose; each exported and evaluated), the learning curve; the seed with the best dev
+score ships. Every training is a step re-used by ``--resume``."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -38,7 +40,7 @@ class Training:
         export and evaluate each seed, and draw the learning curve; the result holds every step."""
         from dataclasses import replace
 
-        from . import selection, trainset
+        from . import selection, steps, trainset
         from .steps import digest
 
         cfg, primary = run.suite.training, run.suite.evaluation.primary_metric
@@ -53,9 +55,12 @@ class Training:
         seeds, points = cfg.seed_list, cfg.points()
         trained: list[dict] = []  # every training's summary, for the total time
 
-        def fit(out: Path, setting: dict, seed: int, rows: dict, tag: list, keep: bool = True) -> dict:
-            info = self.train(run, item, resolved.path, out, digest([keys["train"], setting, seed, *tag]), progress,
-                               spec, options, rows, replace(cfg, **setting, seed=seed), keep)
+        def key(setting: dict, seed: int, tag: list) -> str:
+            return digest([keys["train"], setting, seed, *tag])
+
+        def fit(out: Path, setting: dict, seed: int, rows: dict, tag: list, keep: bool = True, data=None) -> dict:
+            info = self.train(run, item, resolved.path, out, key(setting, seed, tag), progress, spec, options, rows,
+                              replace(cfg, **setting, seed=seed), keep, data)
             trained.append(info)
             return info
 
@@ -72,16 +77,30 @@ class Training:
             grid = {"trials": trials, "chosen": chosen, "chosen_index": best,
                     "by": f"best dev {primary} of {len(points)} settings (seed {seeds[0]})"}
             progress("chosen", {"setting": chosen, "dev_score": trials[best]["dev_score"], "of": len(points)})
-        runs = []
+        runs, refit = [], None
         for seed in seeds:
             folder = work if seed == seeds[0] else work / "seeds" / str(seed)
+            chosen_dir = folder / ("selection" if cfg.refit else "trained")  # what dev chose on
             adopted = grid is not None and seed == seeds[0] and selection.adopt(
-                work / "grid" / str(grid["chosen_index"]) / "trained", folder / "trained")
+                work / "grid" / str(grid["chosen_index"]) / "trained", chosen_dir)
             if adopted:  # the grid's winner is this training: moved, not redone
                 progress("trained", {"adopted": True})
-                info = json.loads((folder / "trained" / ".harness-train.json").read_text())
+                info = json.loads((chosen_dir / ".harness-train.json").read_text())
             else:
-                info = fit(folder / "trained", chosen, seed, columns, [])
+                if cfg.refit and steps.is_done(folder / "trained", key(chosen, seed, [])):
+                    selection.adopt(folder / "trained", chosen_dir)  # a run without refit trained it: --resume re-uses it
+                info = fit(chosen_dir, chosen, seed, columns, [], keep=not cfg.refit)
+            if cfg.refit:  # the same choices, trained once more with the dev pairs too: this one ships
+                if refit is None:
+                    refit = self.refit_data(run, item, resolved, spec, options, progress)
+                epochs = max(1, math.ceil(info["chosen_epoch"] - 1e-6))
+                progress("refit", {"epochs": epochs, "pairs": trainset.rows(refit["columns"])})
+                again = fit(folder / "trained", {**chosen, "epochs": epochs, "select": "last"}, seed,
+                            refit["columns"], ["refit"], data=refit["data"])
+                selection.keep_record(chosen_dir)  # a model nobody ships
+                info = {**info, "chosen_by": f"{info['chosen_by']}; then refit on train + dev for {epochs} epoch(s)",
+                        "refit": {k: again[k] for k in ("pairs", "steps", "seconds", "history")} | {
+                            "epochs": epochs, "mining": refit["mining"]}}
             skeys = {k: digest([v, chosen, seed]) for k, v in keys.items()}
             evaluated = self.evaluation.export_and_evaluate(run, item, folder / "trained", folder, progress, skeys,
                                                   spec.evaluation_dims(options))
@@ -121,6 +140,17 @@ class Training:
             if result.get("dims"):
                 result["dims"] = selection.mean_dims([r["evaluated"]["dims"] for r in runs])
 
+    def refit_data(self, run: SuiteRun, item: Item, resolved: ResolvedModel, spec, options: dict, progress) -> dict:
+        """The data of a refit (dev's queries in train, see :meth:`harness.data.Prepared.with_dev_in_train`)
+        and its training columns; a loss that mines gets negatives mined again for the dev pairs too."""
+        from . import trainset
+
+        data = run.data.with_dev_in_train()
+        mined = self.mined(run, item, resolved, progress, data) if item.loss.hard_negatives is not None else None
+        columns = trainset.build(data, spec, options, mined and mined["columns"], item.model.query_prompt,
+                                 item.model.document_prompt)
+        return {"data": data, "columns": columns, "mining": mined and mined["stats"]}
+
     def loss_options(self, item: Item, spec) -> dict:
         """The loss's options, with those that name a model resolved to a local folder."""
         options = dict(item.loss.options)
@@ -129,15 +159,17 @@ class Training:
                 options[name] = str(self.plugins.resolve_model(options[name], None).path)
         return options
 
-    def mined(self, run: SuiteRun, item: Item, resolved: ResolvedModel, progress) -> dict:
-        """The hard negatives of ``item``'s loss entry: mined once per setting and mining model in a run
-        (``mining/<key>.json``), re-used by every loss that asks for the same, and by --resume."""
+    def mined(self, run: SuiteRun, item: Item, resolved: ResolvedModel, progress, data=None) -> dict:
+        """The hard negatives of ``item``'s loss entry for the train pairs of ``data`` (default: the run's):
+        mined once per setting and mining model in a run (``mining/<key>.json``), re-used by every loss
+        that asks for the same, and by --resume."""
         from . import mining, steps
 
+        data = data or run.data
         cfg = item.loss.hard_negatives
         model_dir = self.mining_model(run, resolved, cfg.model)
         seq = run.suite.training.max_seq_length
-        key = steps.digest({"harness": __version__, "data": run.data.fingerprint, "data_table": vars(run.suite.data),
+        key = steps.digest({"harness": __version__, "data": data.fingerprint, "data_table": vars(run.suite.data),
                             "mining": vars(cfg), "model": str(model_dir), "seq": seq,
                             "prompts": [item.model.query_prompt, item.model.document_prompt],
                             "fingerprint": steps.folder_key(model_dir)})
@@ -145,7 +177,7 @@ class Training:
         found = steps.load(file, key)
         if found is None:
             t0 = time.perf_counter()
-            found = mining.mine(run.data, cfg, model_dir, self.device, seq, item.model.query_prompt,
+            found = mining.mine(data, cfg, model_dir, self.device, seq, item.model.query_prompt,
                                 item.model.document_prompt, run.suite.data.seed)
             found["stats"]["model"] = cfg.model
             found["stats"]["seconds"] = round(time.perf_counter() - t0, 1)
@@ -170,9 +202,9 @@ class Training:
         return self.plugins.resolve_model(name, None).path
 
     def train(self, run: SuiteRun, item: Item, base: Path, out: Path, key: str, progress, spec, options: dict,
-              columns: dict, cfg, keep: bool = True) -> dict:
+              columns: dict, cfg, keep: bool = True, data=None) -> dict:
         """Train ``item`` into ``out``, or re-use ``out`` when a run with the same key finished it.
-        ``keep=False``: only the summary is kept (learning-curve points)."""
+        ``keep=False``: only the summary is kept (learning-curve points). ``data``: default the run's."""
         from . import steps
         from .train import train
 
@@ -192,7 +224,7 @@ class Training:
 
             work = out.parent / "harness-train-ddp"
             spec_ = {"suite": run.suite, "training": cfg, "base": base, "loss_type": item.loss.type,
-                     "loss_options": options, "columns": columns, "data": run.data,
+                     "loss_options": options, "columns": columns, "data": data or run.data,
                      "primary_metric": run.suite.evaluation.primary_metric, "device": self.device, "out": out,
                      "query_prompt": item.model.query_prompt, "document_prompt": item.model.document_prompt,
                      "work_dir": work, "plugin_specs": self.plugin_specs, "cwd": str(Path.cwd())}
@@ -201,7 +233,7 @@ class Training:
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         else:
-            info = train(base, spec, options, run.data, cfg, run.suite.evaluation.primary_metric, self.device, out,
+            info = train(base, spec, options, data or run.data, cfg, run.suite.evaluation.primary_metric, self.device, out,
                          item.model.query_prompt, item.model.document_prompt, progress=progress,
                          columns=columns).as_dict()
         if not keep:

@@ -152,6 +152,9 @@ class TrainingTable:
                            "and spread, thresholds gate on the mean or the worst seed, the best seed on dev ships")
     grid: dict = key({}, "settings to try, each a list (e.g. learning_rate = [2e-5, 5e-5]): every combination is "
                      "trained, the best on the dev split wins; the test split never chooses")
+    refit: bool = key(False, "once the dev split has chosen (the epoch, a grid's setting), train once more from the base "
+                      "model on train + dev for the chosen number of epochs: that model is tested and ships (more "
+                      "pairs, the same choices; the test split still never chooses)")
     learning_curve: list[float] = key([], "also train on these fractions of the training pairs (e.g. [0.25, 0.5]) "
                                       "and report the dev metric of each beside 100%: would more data help?",
                                       lambda v: None if all(0 < f < 1 for f in v) and len(set(v)) == len(v)

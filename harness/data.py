@@ -40,6 +40,16 @@ class Prepared:
                 positives.append(docs[d])
         return anchors, positives
 
+    def with_dev_in_train(self) -> Prepared:
+        """The data of a refit (``training.refit``): the dev queries join the training ones and the dev
+        split is empty. Test is untouched; the fingerprint says which of the two this is."""
+        from dataclasses import replace
+
+        train = Split("train", pl.concat([self.train.queries, self.dev.queries]),
+                      pl.concat([self.train.qrels, self.dev.qrels]))
+        dev = Split("dev", self.dev.queries.clear(), self.dev.qrels.clear())
+        return replace(self, train=train, dev=dev, fingerprint=f"{self.fingerprint}+dev-in-train")
+
     def stats(self) -> dict:
         return {
             "corpus": self.corpus.height,

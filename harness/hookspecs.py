@@ -99,7 +99,8 @@ def harness_candidate_progress(item, stage, info):
         re-uses a finished result. With the training choices of a suite: ``"mined"`` (the hard-negative
         statistics, see :mod:`harness.mining`), ``"trial"`` (``index``, ``of``, ``setting``) before each
         grid setting trains, ``"chosen"`` (``setting``, ``dev_score``, ``of``), ``"seed"`` (``seed``,
-        ``dev_score`` and the test primary metric) after each seed is evaluated, ``"curve"``
+        ``dev_score`` and the test primary metric) after each seed is evaluated, ``"refit"`` (``epochs``,
+        ``pairs``) before a refit on train + dev (``training.refit``), ``"curve"``
         (``fraction``, ``pairs``, ``dev_score``) per learning-curve point. ``"trained"`` and ``"evaluated"`` carry ``resumed: True`` when
         they re-used a finished step.
     """

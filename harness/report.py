@@ -49,8 +49,8 @@ def ranking(doc: dict) -> list[dict]:
 
 
 def selection(doc: dict) -> list[dict]:
-    """Per candidate: the setting the dev split chose (and the grid it chose from), the seeds' spread
-    and the learning curve."""
+    """Per candidate: the setting the dev split chose (and the grid it chose from), the refit, the
+    seeds' spread and the learning curve."""
     primary = doc["primary_metric"]
     out = []
     for c in doc["candidates"]:
@@ -66,9 +66,10 @@ def selection(doc: dict) -> list[dict]:
         else:
             seeds = None
         out.append({"name": c["name"], "setting": t.get("setting") or {}, "grid": t.get("grid"), "seeds": seeds,
-                    "seed": t.get("seed"), "curve": t.get("learning_curve"), "epoch": t.get("chosen_epoch")})
+                    "seed": t.get("seed"), "curve": t.get("learning_curve"), "epoch": t.get("chosen_epoch"),
+                    "refit": t.get("refit")})
     # worth a section when something was chosen or measured beyond one plain training
-    return out if any(s["grid"] or s["seeds"] or s["curve"] for s in out) else []
+    return out if any(s["grid"] or s["seeds"] or s["curve"] or s["refit"] for s in out) else []
 
 
 def dims_table(doc: dict, rows: list[dict]) -> dict | None:

@@ -431,7 +431,9 @@ class Session:
                  "revision": resolved.revision, "loss": None if item.baseline else vars(item.loss),
                  "training": None if item.baseline else vars(s.training)}
         result = {**train, "export": vars(s.export), "evaluation": vars(s.evaluation)}
-        return {"train": digest(train), "export": digest({**train, "step": "export"}), "result": digest(result)}
+        # a refit changes what ships, not the trainings that chose: those keep their key (and --resume re-uses them)
+        chose = {**train, "training": train["training"] and {k: v for k, v in train["training"].items() if k != "refit"}}
+        return {"train": digest(chose), "export": digest({**train, "step": "export"}), "result": digest(result)}
 
     @staticmethod
     def _finished_before(run: SuiteRun, item: Item, keys: dict[str, str]) -> bool:

@@ -68,7 +68,8 @@ def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
                                         f"candidate {loss.hard_negatives.model!r} is trained after this one (or is "
                                         "this one): list its loss before this loss"))
     if suite.data.dev_fraction == 0:
-        for k, v in (("grid", suite.training.grid), ("learning_curve", suite.training.learning_curve)):
+        for k, v in (("grid", suite.training.grid), ("learning_curve", suite.training.learning_curve),
+                     ("refit", suite.training.refit)):
             if v:
                 problems.append(Problem(file, f"training.{k}", "needs a dev split to measure on (the test split never "
                                         "chooses): set data.dev_fraction > 0"))

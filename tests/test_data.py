@@ -70,6 +70,16 @@ def test_dev_is_carved_from_train_deterministically_and_test_is_untouched(tmp_pa
     assert len(anchors) == 5 and all(p.startswith("t") for p in positives)
 
 
+def test_a_refit_moves_every_dev_judgement_into_train_and_leaves_test_alone(tmp_path):
+    data = prepare(load_beir_folder(beir_folder(tmp_path), ["train", "test"]), DataTable(source="beir", dev_fraction=0.3))
+    both = data.with_dev_in_train()
+    assert len(both.dev) == 0 and both.dev.qrels.height == 0 and len(both.train) == 7
+    assert sorted(both.train.queries["id"]) == sorted(data.train.queries["id"].to_list() + data.dev.queries["id"].to_list())
+    assert both.train.qrels.height == data.train.qrels.height + data.dev.qrels.height
+    assert both.test is data.test and both.corpus is data.corpus and both.fingerprint != data.fingerprint
+    assert len(both.train_pairs()[0]) == 7
+
+
 def test_queries_in_train_and_test_are_dropped_from_training(tmp_path):
     d = beir_folder(tmp_path)
     with (d / "qrels" / "train.tsv").open("a") as f:

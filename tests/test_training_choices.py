@@ -4,6 +4,7 @@ learning curve, on the tiny model (and once on the real MiniLM with a slice of S
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -63,6 +64,8 @@ def problems(text: str, base: str = BASE) -> list[str]:
      "s.toml: training.learning_curve: expected distinct fractions in (0, 1)"),
     ('dev_fraction = 0.0\n[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training]\nlearning_curve=[0.5]',
      "s.toml: training.learning_curve: needs a dev split to measure on"),
+    ('dev_fraction = 0.0\n[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training]\nrefit=true',
+     "s.toml: training.refit: needs a dev split"),
     ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[[thresholds]]\nmetric="ndcg@10"\nmin=0.1\nseeds="min"',
      "s.toml: thresholds[0].seeds: expected one of 'mean', 'worst', got 'min'"),
 ])
@@ -337,3 +340,42 @@ def test_mining_with_a_candidate_needs_the_local_executor():
     session.executor = object()  # a Ray executor: candidates train in parallel, in other processes
     (problem,) = session._executor_problems(suite)
     assert problem.path == "losses[1].hard_negatives.model" and "--executor local" in problem.message
+
+
+def test_refit_on_train_and_dev_ships_and_resume_reuses_what_chose(tiny_suite, run_cli, tmp_path):
+    """A finished run, then `refit = true` with --resume: the trainings that chose are re-used, the
+    refit (train + dev, the epochs dev chose; mined again for the loss that mines) is what is tested
+    and shipped."""
+    suite = tiny_suite('[[losses]]\nname = "hn"\ntype = "MultipleNegativesRankingLoss"\n'
+                       '[losses.hard_negatives]\nnum_negatives = 1\n')
+    out = str(tmp_path / "out")
+    code, first = run_cli("run", str(suite), "--out", out, "--device", "cpu")
+    assert code == 0, first
+    suite.write_text(suite.read_text().replace("learning_rate = 1e-3\n", "learning_rate = 1e-3\nrefit = true\n", 1))
+    code, text = run_cli("run", str(suite), "--out", out, "--device", "cpu", "--resume")
+    assert code == 0, text
+    run_dir = tmp_path / "out" / "tiny" / "latest"
+    doc = json.loads((run_dir / "results.json").read_text())
+    stats = doc["data"]
+    for name in ("tiny-mnrl", "tiny-hn"):
+        c = next(c for c in doc["candidates"] if c["name"] == name)
+        t, refit = c["training"], c["training"]["refit"]
+        assert c["status"] == "passed", c.get("error")
+        assert t["pairs"] == stats["train_qrels"] and refit["pairs"] == stats["train_qrels"] + stats["dev_qrels"]
+        assert refit["epochs"] == max(1, math.ceil(t["chosen_epoch"])) and t["dev_score"] is not None
+        assert t["trainings"] == 2 and "then refit on train + dev" in t["chosen_by"]
+        folder = run_dir / "models" / name
+        shipped = json.loads((folder / "trained" / ".harness-train.json").read_text())
+        assert shipped["pairs"] == refit["pairs"] and shipped["chosen_by"] == "last epoch"
+        assert not (folder / "selection" / "model.safetensors").exists()  # only its record is kept
+    assert text.count("trained model re-used (--resume)") == 2 and text.count("refit: training once more") == 2
+    hn = next(c for c in doc["candidates"] if c["name"] == "tiny-hn")
+    assert hn["mining"]["pairs"] == stats["train_qrels"] and hn["training"]["refit"]["mining"]["pairs"] == stats["train_qrels"] + stats["dev_qrels"]
+    assert "then refit on train + dev" in (run_dir / "report.html").read_text()
+    code, again = run_cli("run", str(suite), "--out", out, "--device", "cpu", "--resume")
+    assert code == 0 and "refit: training" not in again and again.count("re-used (--resume)") >= 3
+    code, out = run_cli("release", str(run_dir), "--candidate", "tiny-mnrl", "--to", str(tmp_path / "art"))
+    assert code == 0, out
+    refit = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")["training"]["refit"]
+    assert (f"- this model: refit on train + dev, {refit['pairs']} pairs, {refit['epochs']} epoch(s)"
+            in (tmp_path / "art" / "README.md").read_text())

@@ -78,6 +78,9 @@ def harness_candidate_progress(item, stage, info):
     elif stage == "seed":
         _out(f"    seed {info['seed']}: dev {info['dev_score']:.4f}, "
              + ", ".join(f"test {k} {v:.4f}" for k, v in info.items() if k not in ("seed", "dev_score") and v is not None))
+    elif stage == "refit":
+        _out(f"    refit: training once more on train + dev ({info['pairs']} pairs) for the {info['epochs']} epoch(s) "
+             "dev chose; that model ships")
     elif stage == "curve":
         dev = f"{info['dev_score']:.4f}" if info.get("dev_score") is not None else "n/a"
         _out(f"    learning curve: {info['fraction']:.0%} of the pairs ({info['pairs']}): dev score {dev}")
