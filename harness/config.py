@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import re
 import sys
 import types
@@ -503,10 +504,9 @@ def describe_keys() -> str:
             if f.name == getattr(cls, "EXTRA", None):
                 lines.append("  ...            other keys are the pair source's / loss's own options")
                 continue
-            if f.default is not dataclasses.MISSING:
-                default = f"default {f.default!r}"
-            elif f.default_factory is not dataclasses.MISSING:
-                default = f"default {f.default_factory()!r}"
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+                value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                default = "unset by default" if value is None else f"default {json.dumps(value)}"  # as TOML writes it
             else:
                 default = "required"
             lines.append(f"  {f.name} ({_type_name(hints[f.name])}, {default}): {f.metadata.get('help', '')}")
