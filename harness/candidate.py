@@ -97,7 +97,7 @@ class Training:
                 progress("refit", {"epochs": epochs, "pairs": trainset.rows(refit["columns"])})
                 again = fit(folder / "trained", {**chosen, "epochs": epochs, "select": "last"}, seed,
                             refit["columns"], ["refit"], data=refit["data"])
-                selection.keep_record(chosen_dir)  # a model nobody ships
+                drop_model(chosen_dir)  # a model nobody ships
                 info = {**info, "chosen_by": f"{info['chosen_by']}; then refit on train + dev for {epochs} epoch(s)",
                         "refit": {k: again[k] for k in ("pairs", "steps", "seconds", "history")} | {
                             "epochs": epochs, "mining": refit["mining"]}}
@@ -208,6 +208,7 @@ class Training:
         from . import steps
         from .train import train
 
+        data = data or run.data
         info_file = out / ".harness-train.json"
         if steps.is_done(out, key) and info_file.is_file():
             info = json.loads(info_file.read_text())
@@ -224,7 +225,7 @@ class Training:
 
             work = out.parent / "harness-train-ddp"
             spec_ = {"suite": run.suite, "training": cfg, "base": base, "loss_type": item.loss.type,
-                     "loss_options": options, "columns": columns, "data": data or run.data,
+                     "loss_options": options, "columns": columns, "data": data,
                      "primary_metric": run.suite.evaluation.primary_metric, "device": self.device, "out": out,
                      "query_prompt": item.model.query_prompt, "document_prompt": item.model.document_prompt,
                      "work_dir": work, "plugin_specs": self.plugin_specs, "cwd": str(Path.cwd())}
@@ -233,14 +234,27 @@ class Training:
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         else:
-            info = train(base, spec, options, data or run.data, cfg, run.suite.evaluation.primary_metric, self.device, out,
+            info = train(base, spec, options, data, cfg, run.suite.evaluation.primary_metric, self.device, out,
                          item.model.query_prompt, item.model.document_prompt, progress=progress,
                          columns=columns).as_dict()
-        if not keep:
-            shutil.rmtree(out, ignore_errors=True)
-            out.mkdir(parents=True)
         info_file.write_text(json.dumps(info))
+        if not keep:
+            drop_model(out)
         steps.mark_done(out, key)
         progress("trained", {"seconds": info["seconds"], "pairs": info["pairs"], "kept": info["chosen_by"],
                              "processes": processes, "dev_score": info.get("dev_score")})
         return info
+
+
+def drop_model(folder: Path) -> None:
+    """Remove a finished training's model from ``folder``, keeping its record (``.harness-train.json``:
+    what it chose) and its step key."""
+    from .steps import MARK
+
+    for f in folder.iterdir():
+        if f.name in (MARK, ".harness-train.json"):
+            continue
+        if f.is_dir():
+            shutil.rmtree(f)
+        else:
+            f.unlink()

@@ -7,7 +7,7 @@ carved from the training queries, is what chooses epochs.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -43,8 +43,6 @@ class Prepared:
     def with_dev_in_train(self) -> Prepared:
         """The data of a refit (``training.refit``): the dev queries join the training ones and the dev
         split is empty. Test is untouched; the fingerprint says which of the two this is."""
-        from dataclasses import replace
-
         train = Split("train", pl.concat([self.train.queries, self.dev.queries]),
                       pl.concat([self.train.qrels, self.dev.qrels]))
         dev = Split("dev", self.dev.queries.clear(), self.dev.qrels.clear())

@@ -22,15 +22,6 @@ def adopt(src: Path, dst: Path) -> bool:
     return True
 
 
-def keep_record(folder: Path) -> None:
-    """Remove a finished training's model, keeping its record (what it chose) and step key."""
-    from .steps import MARK
-
-    for f in Path(folder).iterdir() if Path(folder).is_dir() else ():
-        if f.name not in (MARK, ".harness-train.json"):
-            shutil.rmtree(f) if f.is_dir() else f.unlink()
-
-
 def mean_dims(runs: list[dict]) -> dict:
     """The metrics at each truncated size, averaged over seeds."""
     return {d: {m: round(sum(r[d][m] for r in runs) / len(runs), 6) for m in runs[0][d]} for d in runs[0]}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+
+from harness.config import TrainingTable
 
 
 def _latest(out, suite="tiny"):
@@ -103,9 +106,6 @@ def test_check_plugins_and_usage(tiny_suite, run_cli, tmp_path):
     code, out = run_cli("check", "--keys")  # every key, its default as a suite would write it
     assert code == 0 and "  refit (true or false, default false): " in out
     assert '  evaluators (a list of strings, default ["retrieval"]): ' in out and "  revision (a string or nothing, unset by default)" in out
-    import dataclasses
-
-    from harness.config import TrainingTable
     assert all(f"\n  {f.name} (" in out.split("[training]")[1].split("[evaluation]")[0] for f in dataclasses.fields(TrainingTable))
     code, out = run_cli("run", "--no-such-flag")
     assert code == 4
