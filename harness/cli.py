@@ -13,7 +13,8 @@ from .exitcodes import ExitCode
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="harness", description="Fine-tune, export, evaluate and gate embedding models.")
+    p = argparse.ArgumentParser(prog="harness", description="Fine-tune, export, evaluate and gate embedding models.",
+                                epilog=_exit_codes(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run suites (default: suites/)")
@@ -21,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="keyword", metavar="EXPR", help="select candidates: words, and/or/not, parentheses")
     run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failed or errored candidate")
     run.add_argument("--collect-only", action="store_true", help="list suites, models, candidates and thresholds")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                     help="auto: CUDA when torch sees a GPU, else the CPU with each suite's cpu_profile (default)")
     run.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
     run.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
     run.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
@@ -43,13 +45,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="re-evaluate untuned baselines even when an identical evaluation is cached")
 
     check = sub.add_parser("check", help="validate suites without running anything")
-    check.add_argument("paths", nargs="*", metavar="PATH")
+    check.add_argument("paths", nargs="*", metavar="PATH", help="suite files or folders (default: suites/)")
     check.add_argument("--keys", action="store_true", help="print every suite key with its type and default")
-    check.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN")
+    check.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
+                       help="load a plugin file or module (repeatable); -p no:NAME blocks one")
 
     plugins = sub.add_parser("plugins", help="list plugins and what they provide")
-    plugins.add_argument("--json", action="store_true")
-    plugins.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN")
+    plugins.add_argument("--json", action="store_true", help="machine-readable: one object per plugin")
+    plugins.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
+                         help="load a plugin file or module too (repeatable); -p no:NAME blocks one")
 
     report = sub.add_parser("report", help="re-render report.html of a run from its results.json")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or reports/<suite>/latest")
@@ -69,11 +73,19 @@ def _parser() -> argparse.ArgumentParser:
     enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     srch = sub.add_parser("search", help="exact top-k search of an embeddings file")
-    srch.add_argument("file", metavar="FILE")
-    srch.add_argument("artifact", metavar="ARTIFACT")
-    srch.add_argument("query", metavar="QUERY")
-    srch.add_argument("-k", type=int, default=10)
+    srch.add_argument("file", metavar="FILE", help="a Parquet file written by `harness encode`")
+    srch.add_argument("artifact", metavar="ARTIFACT", help="the released model that wrote FILE (checked)")
+    srch.add_argument("query", metavar="QUERY", help="the query text")
+    srch.add_argument("-k", type=int, default=10, help="how many results (default: 10)")
     return p
+
+
+def _exit_codes() -> str:
+    import textwrap
+
+    rows = [textwrap.fill(f"{int(c)} {c.name}: {c.meaning}", 100, initial_indent="  ", subsequent_indent="      ")
+            for c in ExitCode]
+    return "exit codes:\n" + "\n".join(rows)
 
 
 def _plugins(specs: list[str]):

@@ -6,9 +6,26 @@ import enum
 
 
 class ExitCode(enum.IntEnum):
-    OK = 0  #: every candidate ran and every gate passed
-    GATES_FAILED = 1  #: a gate failed or a candidate errored
-    INTERRUPTED = 2  #: the run was interrupted (Ctrl-C, SIGTERM); partial results were written
-    INTERNAL_ERROR = 3  #: a bug in the harness or a plugin outside a candidate
-    USAGE_ERROR = 4  #: bad command line, suite file, plugin or data; nothing was trained
-    NO_CANDIDATES = 5  #: no suite or candidate was collected (empty folder, -k matched nothing)
+    OK = 0
+    GATES_FAILED = 1
+    INTERRUPTED = 2
+    INTERNAL_ERROR = 3
+    USAGE_ERROR = 4
+    NO_CANDIDATES = 5
+
+    @property
+    def meaning(self) -> str:
+        return MEANINGS[self]
+
+
+#: what each code means, as ``harness --help`` and the README print it
+MEANINGS = {
+    ExitCode.OK: "every candidate ran and every gate passed",
+    ExitCode.GATES_FAILED: "a gate failed or a candidate errored (the other candidates still ran); `release` "
+                           "refused a failed candidate; `encode --check` found another model's embeddings",
+    ExitCode.INTERRUPTED: "Ctrl-C or SIGTERM; the results so far were written",
+    ExitCode.INTERNAL_ERROR: "a bug in the harness or a plugin (traceback printed)",
+    ExitCode.USAGE_ERROR: "bad command line, suite, plugin, data or model name; every problem is listed, "
+                          "nothing was trained",
+    ExitCode.NO_CANDIDATES: "nothing collected: no suite files, or `-k` matched nothing",
+}

@@ -243,3 +243,14 @@ def test_every_shipped_suite_and_profile_is_valid(run_cli):
     assert code == 0, out
     assert out.count("ok: ") == len(list(suites.glob("*.toml"))) >= 6
     assert "gpu-settings-on-cpu" in out
+
+
+def test_exit_codes_are_documented_the_same_in_help_and_readme(run_cli):
+    from harness.exitcodes import ExitCode
+
+    code, text = run_cli("--help")
+    assert code == 0
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for c in ExitCode:
+        assert f"| {int(c)} | `{c.name}` | {c.meaning} |" in readme, c
+        assert f"{int(c)} {c.name}: " in text, c
