@@ -92,15 +92,28 @@ def training_curves(rows: list[dict], metric: str) -> Markup:
                 _text(46, 24, f"{max(v for _, v in loss):.3f}", "end", MUTED),
                 _text(46, 150, f"{min(v for _, v in loss):.3f}", "end", MUTED),
                 f'<polyline fill="none" stroke="{BAD}" stroke-width="1.5" points="{_points((x(s), yl(v)) for s, v in loss)}"/>',
-                _text(W - 55, 40, "training loss", color=BAD)]
+                _text(W / 2 - 8, 168, "training loss", "end", BAD)]  # legends under the plot, clear of the points
         if dev:
             yd = _scale(min(v for _, v in dev) - 0.01, max(v for _, v in dev) + 0.01, 150, 20)
             body.append(f'<polyline fill="none" stroke="{GOOD}" stroke-width="1.5" points="{_points((x(s), yd(v)) for s, v in dev)}"/>')
-            body += [f'<circle cx="{x(s):.1f}" cy="{yd(v):.1f}" r="3" fill="{GOOD}"/>' for s, v in dev]
-            body += [_text(x(s), yd(v) - 6, f"{v:.3f}", "middle", GOOD) for s, v in dev]
-            body.append(_text(W - 55, 56, f"dev {metric}", color=GOOD))
-        panels.append(_svg(175, body, f"training loss and dev {metric} of {r['name']}", W + 60))
+            body += [f'<circle cx="{x(s):.1f}" cy="{yd(v):.1f}" r="3" fill="{GOOD}"><title>step {s}: dev {metric} '
+                     f'{v:.4f}</title></circle>' for s, v in dev]
+            # values on the first and last evaluation and on the one kept; every point has its tooltip
+            kept = _kept_step(r, hist)
+            body += [f'<circle cx="{x(s):.1f}" cy="{yd(v):.1f}" r="7" fill="none" stroke="{INK}"><title>kept: '
+                     f'{metric} {v:.4f} at step {s}</title></circle>' for s, v in dev if s == kept]
+            body += [_text(x(s), yd(v) - 9, f"{'kept ' if s == kept else ''}{v:.3f}", "middle", GOOD)
+                     for i, (s, v) in enumerate(dev) if s == kept or i in (0, len(dev) - 1)]
+            body.append(_text(W / 2 + 8, 168, f"dev {metric}", color=GOOD))
+        panels.append(_svg(175, body, f"training loss and dev {metric} of {r['name']}", W))
     return Markup("".join(panels))
+
+
+def _kept_step(row: dict, hist: list[dict]) -> int | None:
+    """The step of the dev evaluation whose checkpoint was kept (training.chosen_epoch), if any."""
+    chosen = (row.get("training") or {}).get("chosen_epoch")
+    steps = [h["step"] for h in hist if chosen is not None and h.get("epoch") == chosen and "step" in h]
+    return steps[-1] if steps else None
 
 
 def quality_vs_speed(rows: list[dict], metric: str) -> Markup:

@@ -120,3 +120,15 @@ def test_compare_gates_against_a_previous_run(tiny_suite, run_cli, tmp_path):
     assert gate["value"] == pytest.approx(0.0, abs=1e-6) and gate["passed"] and code == 0
     assert doc["compare"]["name"] == "tiny-mnrl"
     assert "Against the model in production" in (tmp_path / "o" / "tiny" / "latest" / "report.html").read_text()
+
+
+def test_training_plot_labels_the_kept_dev_evaluation_not_every_one():
+    from harness import plots
+
+    hist = [{"step": 10 * e + 5, "epoch": e - 0.5, "loss": 1.0 / e} for e in range(1, 21)]
+    hist += [{"step": 10 * e, "epoch": float(e), "dev_ndcg@10": 0.8 + e / 100 - (e > 7) * (e - 7) / 200} for e in range(1, 21)]
+    svg = str(plots.training_curves([{"name": "m", "training": {"history": hist, "chosen_epoch": 7.0}}], "ndcg@10"))
+    assert svg.count("<title>") == 21  # every dev point has a tooltip, the kept one a second
+    assert svg.count(">kept ") == 1 and "kept 0.870" in svg and "kept: ndcg@10 0.8700 at step 70" in svg
+    assert ">0.810<" in svg and ">0.935<" in svg  # the first and the last dev values
+    assert ">0.850<" not in svg  # the others only as tooltips
