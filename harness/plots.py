@@ -134,13 +134,15 @@ def quality_vs_speed(rows: list[dict], metric: str) -> Markup:
     y = _scale(min(q) - 0.01, max(q) + 0.01, 200, 20)
     body = [f'<line x1="60" x2="{W - 170}" y1="210" y2="210" stroke="{MUTED}"/>',
             f'<line x1="60" x2="60" y1="15" y2="210" stroke="{MUTED}"/>',
-            _text(W - 170, 226, "docs/s (onnxruntime, test corpus) →", "end", MUTED), _text(0, 14, f"{metric} ↑", color=MUTED)]
+            _text(W - 170, 226, "docs/s (onnxruntime, test corpus) →", "end", MUTED), _text(0, 14, f"{metric} ↑", color=MUTED),
+            _text(56, y(max(q)) + 4, f"{max(q):.3f}", "end", MUTED), _text(56, y(min(q)) + 4, f"{min(q):.3f}", "end", MUTED)]
     for label, baseline, is_shipped, m in pts:
         mb = m.get("model_mb") or 1
         cx, cy = x(m["docs_per_s"]), y(m[metric])
         radius = min(14, 3 + mb ** 0.5 / 2)
+        tip = f"<title>{escape(label)}: {metric} {m[metric]:.4f}, {m['docs_per_s']:.1f} docs/s, {mb:.1f} MB</title>"
         color = BASE if baseline else GOOD
-        body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius:.1f}" fill="{color}" fill-opacity="0.7"/>')
+        body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius:.1f}" fill="{color}" fill-opacity="0.7">{tip}</circle>')
         if is_shipped and not baseline:
             body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius + 3:.1f}" fill="none" stroke="{INK}"/>')
         body.append(_text(cx + 12, cy + 4, f"{label} ({m['docs_per_s']:.0f} docs/s, {mb:.0f} MB)"))
