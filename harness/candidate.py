@@ -98,7 +98,7 @@ class Training:
                 again = fit(folder / "trained", {**chosen, "epochs": epochs, "select": "last"}, seed,
                             refit["columns"], ["refit"], data=refit["data"])
                 drop_model(chosen_dir)  # a model nobody ships
-                info = {**info, "chosen_by": f"{info['chosen_by']}; then refit on train + dev for {epochs} epoch(s)",
+                info = {**info, "chosen_by": info["chosen_by"] + selection.refit_phrase(epochs),
                         "refit": {k: again[k] for k in ("pairs", "steps", "seconds", "history")} | {
                             "epochs": epochs, "mining": refit["mining"]}}
             skeys = {k: digest([v, chosen, seed]) for k, v in keys.items()}

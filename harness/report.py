@@ -10,6 +10,7 @@ from . import plots
 from .compare import shipped
 from .gate import describe
 from .metrics import reported
+from .selection import refit_phrase
 
 MARKS = {"better": "▲ significantly better", "worse": "▼ significantly worse", "not distinguishable": "≈ not distinguishable"}
 
@@ -65,9 +66,12 @@ def selection(doc: dict) -> list[dict]:
                               for r in seeds["runs"]]}
         else:
             seeds = None
+        refit = t.get("refit")
+        by = t.get("chosen_by") or ""
         out.append({"name": c["name"], "setting": t.get("setting") or {}, "grid": t.get("grid"), "seeds": seeds,
+                    "epoch_by": by.removesuffix(refit_phrase(refit["epochs"])) if refit else by,
                     "seed": t.get("seed"), "curve": t.get("learning_curve"), "epoch": t.get("chosen_epoch"),
-                    "refit": t.get("refit")})
+                    "refit": refit})
     # worth a section when something was chosen or measured beyond one plain training
     return out if any(s["grid"] or s["seeds"] or s["curve"] or s["refit"] for s in out) else []
 
@@ -118,6 +122,7 @@ def write_report(run_dir: Path) -> Path:
     doc = _upgrade(json.loads((run_dir / "results.json").read_text()))
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined)
+    env.filters["toml"] = json.dumps  # settings as a suite file spells them: true, "best_dev", [1, 2]
     rows = ranking(doc)
     primary = doc["primary_metric"]
     past = history(run_dir, doc)

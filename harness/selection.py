@@ -12,6 +12,11 @@ def best(dev_scores: list[float | None]) -> int:
     return max(range(len(dev_scores)), key=lambda i: (dev_scores[i] is not None, dev_scores[i] or 0.0, -i))
 
 
+def refit_phrase(epochs: int) -> str:
+    """What a refit adds to ``training.chosen_by`` (the report shows the dev choice without it)."""
+    return f"; then refit on train + dev for {epochs} epoch(s)"
+
+
 def adopt(src: Path, dst: Path) -> bool:
     """Move a finished training from ``src`` to ``dst`` (the grid's winner becomes the first seed's)."""
     if not (src / ".harness-train.json").is_file():

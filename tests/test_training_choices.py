@@ -371,7 +371,13 @@ def test_refit_on_train_and_dev_ships_and_resume_reuses_what_chose(tiny_suite, r
     assert text.count("trained model re-used (--resume)") == 2 and text.count("refit: training once more") == 2
     hn = next(c for c in doc["candidates"] if c["name"] == "tiny-hn")
     assert hn["mining"]["pairs"] == stats["train_qrels"] and hn["training"]["refit"]["mining"]["pairs"] == stats["train_qrels"] + stats["dev_qrels"]
-    assert "then refit on train + dev" in (run_dir / "report.html").read_text()
+    html = (run_dir / "report.html").read_text()
+    for c in (c for c in doc["candidates"] if not c["baseline"]):  # the selection table: what dev chose, then the refit that ships
+        t = c["training"]
+        dev_choice = t["chosen_by"].removesuffix(f"; then refit on train + dev for {t['refit']['epochs']} epoch(s)")
+        assert dev_choice.startswith("best dev ndcg@10") or dev_choice == "last epoch", dev_choice
+        assert (f"epoch {t['chosen_epoch']}: {dev_choice}<br>then refit on train + dev: {t['refit']['pairs']} pairs, "
+                f"{t['refit']['epochs']} epoch(s); that model ships") in html
     code, again = run_cli("run", str(suite), "--out", out, "--device", "cpu", "--resume")
     assert code == 0 and "refit: training" not in again and again.count("re-used (--resume)") >= 3
     code, out = run_cli("release", str(run_dir), "--candidate", "tiny-mnrl", "--to", str(tmp_path / "art"))
