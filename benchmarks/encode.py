@@ -14,6 +14,7 @@ on CUDA each line also has ``speedup_vs_st_fp16``.
 
     python benchmarks/encode.py --device cpu --limit 600          # quick: time 600 docs
     python benchmarks/encode.py --device cuda --batch-size 256    # on a GPU
+    python benchmarks/encode.py --device cpu --limit 600 --openvino   # + OpenVINO fp32 and NNCF int8
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--model", default=None, help="sentence-transformers folder (default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--data", default=None, help="folder holding scifact/ (default: $HARNESS_DATA_DIR or ../shared/data)")
     p.add_argument("--work", default=None, help="where the export and its variants are written (default: a temp dir)")
+    p.add_argument("--openvino", action="store_true",
+                   help="also time OpenVINO on the fp32 graph and on an NNCF-calibrated int8 one (CPU; "
+                        "pip install \".[openvino]\")")
     return p.parse_args(argv)
 
 
@@ -69,6 +73,48 @@ def ndcg10(doc_ids, doc_vecs, query_ids, query_vecs, relevant) -> float:
                           for q, row in zip(query_ids, idx)]))
 
 
+def calibration(all_docs: list[str], order: list[int], n: int, size: int = 300) -> list[str]:
+    """Abstracts for static quantisation: never timed, never relevant to a test query (the end of ``order``)."""
+    return [all_docs[i] for i in order[max(n, len(order) - size):]]
+
+
+def openvino_ways(export_dir: Path, tokenizer, args, calib_docs: list[str]) -> dict:
+    """OpenVINO on the harness's fp32 graph (pooled in-graph), as-is and quantised to int8 by NNCF
+    (static, calibrated on ``calib_docs``, transformer preset), each with the same length-sorted batches."""
+    import nncf
+    import openvino as ov
+
+    core = ov.Core()
+
+    def feeds(texts):
+        t = tokenizer(texts, padding=True, truncation=True, max_length=args.max_seq_length, return_tensors="np")
+        return {k: v.astype(np.int64) for k, v in t.items()}
+
+    def way(model):
+        compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
+        pooled = next(o for o in compiled.outputs if "sentence_embedding" in o.get_names())
+        names = {i.get_any_name() for i in compiled.inputs}
+
+        def encode(texts):
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            out = np.zeros((len(texts), pooled.get_partial_shape()[1].get_length()), np.float32)
+            for s in range(0, len(texts), args.batch_size):
+                idx = order[s:s + args.batch_size]
+                out[idx] = request.infer({k: v for k, v in feeds([texts[i] for i in idx]).items() if k in names})[pooled]
+            return out / np.linalg.norm(out, axis=1, keepdims=True)
+        return encode
+
+    graph = str(export_dir / "onnx" / "model.onnx")
+    batches = sorted(calib_docs, key=len)
+    calib = nncf.Dataset([feeds(batches[i:i + 8]) for i in range(0, len(batches), 8)])
+    int8 = nncf.quantize(core.read_model(graph), calib, model_type=nncf.ModelType.TRANSFORMER,
+                         preset=nncf.QuantizationPreset.MIXED, subset_size=len(batches))
+    provider = f"openvino {ov.__version__.split('-')[0]} CPU"
+    fp32_fn, int8_fn = way(core.read_model(graph)), way(int8)
+    return {"ov-fp32": (fp32_fn, fp32_fn, provider), "ov-int8": (int8_fn, int8_fn, provider + ", nncf int8")}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
@@ -78,6 +124,9 @@ def main(argv=None) -> int:
     from harness.export import export_onnx
     from harness.variants import build, cpu_isa
 
+    if args.openvino and args.device != "cpu":
+        print("--openvino: OpenVINO is timed on the CPU only (--device cpu)", file=sys.stderr)
+        return 2
     if args.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda: torch sees no CUDA device", file=sys.stderr)
         return 2
@@ -117,6 +166,9 @@ def main(argv=None) -> int:
         enc = OnnxEncoder(export_dir, args.device, file=file.name, batch_size=args.batch_size,
                           max_seq_length=args.max_seq_length, cache=False)
         ways[f"onnx-{v}"] = (enc.encode_documents, enc.encode_queries, enc.provider)
+
+    if args.openvino:
+        ways.update(openvino_ways(export_dir, st.tokenizer, args, calibration(all_docs, order, n)))
 
     for fn, _, _ in ways.values():  # warm-up: sessions, kernels, allocators
         fn(docs[: min(len(docs), 2 * args.batch_size)])
