@@ -567,9 +567,9 @@ class Session:
         tmp = run.run_dir / "results.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1, default=str))
         tmp.replace(run.run_dir / "results.json")
-        if code is not None:
-            write_report(run.run_dir)
+        if code is not None:  # `latest` first: should the report fail, `harness report <suite>/latest` re-renders it
             latest = run.run_dir.parent / "latest"
             if latest.is_symlink() or latest.exists():
                 latest.unlink()
             latest.symlink_to(run.run_dir.name)
+            write_report(run.run_dir)

@@ -203,3 +203,26 @@ def test_an_export_failing_its_fidelity_check_errors_that_candidate_or_that_vari
     rows = {v["variant"]: v for v in cand["variants"]}
     assert cand["status"] == "passed" and rows["fp32"]["shipped"] and "differs from the torch model" in rows["int8"]["error"]
     assert "variant int8" in text
+
+
+def test_a_report_that_fails_to_render_loses_no_result(tiny_suite, run_cli, tmp_path, monkeypatch):
+    """A bug in the report (here: injected) exits 3, but results.json is complete and ``latest`` points
+    at it, so ``harness report <suite>/latest`` renders it once the bug is fixed."""
+    import harness.report
+
+    real = harness.report.write_report
+
+    def broken(run_dir):
+        raise RuntimeError("template bug")
+
+    monkeypatch.setattr(harness.report, "write_report", broken)
+    out = tmp_path / "o"
+    code, text = run_cli("run", str(tiny_suite()), "--out", str(out), "--device", "cpu", "-q")
+    assert code == 3 and "template bug" in text and "INTERNAL ERROR" in text
+    latest = out / "tiny" / "latest"
+    doc = json.loads((latest / "results.json").read_text())
+    assert doc["exit_code"] == 0 and {c["status"] for c in doc["candidates"]} == {"passed"}
+    assert not (latest / "report.html").exists()
+    monkeypatch.setattr(harness.report, "write_report", real)
+    code, text = run_cli("report", str(latest))
+    assert code == 0 and (latest / "report.html").is_file()
