@@ -107,9 +107,9 @@ def openvino_ways(export_dir: Path, tokenizer, args, calib_docs: list[str]) -> d
 
     graph = str(export_dir / "onnx" / "model.onnx")
     batches = sorted(calib_docs, key=len)
-    calib = nncf.Dataset([feeds(batches[i:i + 8]) for i in range(0, len(batches), 8)])
-    int8 = nncf.quantize(core.read_model(graph), calib, model_type=nncf.ModelType.TRANSFORMER,
-                         preset=nncf.QuantizationPreset.MIXED, subset_size=len(batches))
+    calib = [feeds(batches[i:i + 8]) for i in range(0, len(batches), 8)]
+    int8 = nncf.quantize(core.read_model(graph), nncf.Dataset(calib), model_type=nncf.ModelType.TRANSFORMER,
+                         preset=nncf.QuantizationPreset.MIXED, subset_size=len(calib))
     provider = f"openvino {ov.__version__.split('-')[0]} CPU"
     fp32_fn, int8_fn = way(core.read_model(graph)), way(int8)
     return {"ov-fp32": (fp32_fn, fp32_fn, provider), "ov-int8": (int8_fn, int8_fn, provider + ", nncf int8")}
