@@ -96,12 +96,12 @@ def training_curves(rows: list[dict], metric: str) -> Markup:
         if dev:
             yd = _scale(min(v for _, v in dev) - 0.01, max(v for _, v in dev) + 0.01, 150, 20)
             body.append(f'<polyline fill="none" stroke="{GOOD}" stroke-width="1.5" points="{_points((x(s), yd(v)) for s, v in dev)}"/>')
-            body += [f'<circle cx="{x(s):.1f}" cy="{yd(v):.1f}" r="3" fill="{GOOD}"><title>step {s}: dev {metric} '
+            body += [f'<circle cx="{x(s):.1f}" cy="{yd(v):.1f}" r="3" fill="{GOOD}"><title>step {s}: dev {escape(metric)} '
                      f'{v:.4f}</title></circle>' for s, v in dev]
             # values on the first and last evaluation and on the one kept; every point has its tooltip
             kept = _kept_step(r, hist)
             body += [f'<circle cx="{x(s):.1f}" cy="{yd(v):.1f}" r="7" fill="none" stroke="{INK}"><title>kept: '
-                     f'{metric} {v:.4f} at step {s}</title></circle>' for s, v in dev if s == kept]
+                     f'{escape(metric)} {v:.4f} at step {s}</title></circle>' for s, v in dev if s == kept]
             body += [_text(x(s), yd(v) - 9, f"{'kept ' if s == kept else ''}{v:.3f}", "middle", GOOD)
                      for i, (s, v) in enumerate(dev) if s == kept or i in (0, len(dev) - 1)]
             body.append(_text(W / 2 + 8, 168, f"dev {metric}", color=GOOD))
@@ -140,7 +140,7 @@ def quality_vs_speed(rows: list[dict], metric: str) -> Markup:
         mb = m.get("model_mb") or 1
         cx, cy = x(m["docs_per_s"]), y(m[metric])
         radius = min(14, 3 + mb ** 0.5 / 2)
-        tip = f"<title>{escape(label)}: {metric} {m[metric]:.4f}, {m['docs_per_s']:.1f} docs/s, {mb:.1f} MB</title>"
+        tip = f"<title>{escape(label)}: {escape(metric)} {m[metric]:.4f}, {m['docs_per_s']:.1f} docs/s, {mb:.1f} MB</title>"
         color = BASE if baseline else GOOD
         body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius:.1f}" fill="{color}" fill-opacity="0.7">{tip}</circle>')
         if is_shipped and not baseline:
