@@ -66,7 +66,7 @@ def load_scifact(args):
 
 
 def ndcg10(doc_ids, doc_vecs, query_ids, query_vecs, relevant) -> float:
-    from harness.metrics import query_metrics, top_k
+    from harness.evaluate.metrics import query_metrics, top_k
 
     idx, _ = top_k(query_vecs, doc_vecs, 10)
     return float(np.mean([query_metrics([doc_ids[i] for i in row], relevant[q], [10])["ndcg@10"]
@@ -120,9 +120,9 @@ def main(argv=None) -> int:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from harness.encode import OnnxEncoder
-    from harness.export import export_onnx
-    from harness.variants import build, cpu_isa
+    from harness.encode.encoder import OnnxEncoder
+    from harness.export.onnx import export_onnx
+    from harness.export.variants import build, cpu_isa
 
     if args.openvino and args.device != "cpu":
         print("--openvino: OpenVINO is timed on the CPU only (--device cpu)", file=sys.stderr)

@@ -61,7 +61,7 @@ class FirstHit(Evaluator):
         return [f"mean_first_rank@{max(k_values)}"]
 
     def evaluate(self, encoder, corpus, split, k_values):
-        from harness.metrics import top_k  # exact top-k by dot product, ties broken by corpus order
+        from harness.evaluate.metrics import top_k  # exact top-k by dot product, ties broken by corpus order
 
         k = max(k_values)
         ids = corpus["id"].to_list()

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import polars as pl
 
-from .errors import DataError
+from harness.errors import DataError
 
 
 @dataclass(frozen=True)

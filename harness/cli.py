@@ -8,8 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, HarnessError, Problem
-from .exitcodes import ExitCode
+from harness.errors import ConfigError, HarnessError, Problem
+from harness.exitcodes import ExitCode
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,7 +89,7 @@ def _exit_codes() -> str:
 
 
 def _plugins(specs: list[str]):
-    from .plugins import from_command_line
+    from harness.plugins import from_command_line
 
     return from_command_line(specs, Path.cwd())
 
@@ -102,7 +102,7 @@ def _error(e: ConfigError) -> int:
 
 
 def cmd_run(args) -> int:
-    from .runner import collect_suite_files
+    from harness.run.session import collect_suite_files
 
     plugins = _plugins(args.plugins)
     files = collect_suite_files(args.paths)
@@ -110,7 +110,7 @@ def cmd_run(args) -> int:
         raise ConfigError("--ray-address needs --executor ray")
     executor = None
     if args.executor == "ray" and not args.collect_only:
-        from .executors import RayExecutor
+        from harness.run.executors import RayExecutor
 
         executor = RayExecutor(args.ray_address)
     try:
@@ -121,7 +121,7 @@ def cmd_run(args) -> int:
 
 
 def _run(args, plugins, files, executor) -> int:
-    from .runner import Session, collect_items, load_suites, resolve_device
+    from harness.run.session import Session, collect_items, load_suites, resolve_device
 
     if executor is not None:  # the workers' GPUs decide, not the driver's: a CPU head node can drive a GPU cluster
         device = "cpu" if args.device == "cpu" else ("cuda" if executor.gpus() or args.device == "cuda" else "cpu")
@@ -146,7 +146,7 @@ def _run(args, plugins, files, executor) -> int:
     session = Session(plugins, suites, items, device, Path(args.out), args)
     session.executor = executor
     if args.compare:
-        from .compare import load_reference
+        from harness.gate.compare import load_reference
 
         session.compare = load_reference(args.compare)
         if session.compare["suite"] not in {s.name for s in suites}:
@@ -159,15 +159,15 @@ def _run(args, plugins, files, executor) -> int:
             raise ConfigError(wanting)
     code = session.run()
     if args.junitxml:
-        from .junit import write_junit
+        from harness.report.junit import write_junit
 
         write_junit(Path(args.junitxml), session.runs)
     return code
 
 
 def cmd_check(args) -> int:
-    from .config import describe_keys
-    from .runner import collect_suite_files, load_suites
+    from harness.suite.config import describe_keys
+    from harness.run.session import collect_suite_files, load_suites
 
     if args.keys:
         print(describe_keys())
@@ -213,7 +213,7 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from harness.report.html import write_report
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "results.json").is_file():
@@ -223,7 +223,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from .artifact import release
+    from harness.ship.release import release
 
     m = release(Path(args.run_dir), Path(args.to), args.candidate, args.force)
     print(f"released {m['candidate']} of {m['suite']} (run {m['run_id']}) to {args.to}; fingerprint {m['fingerprint']}"
@@ -232,7 +232,7 @@ def cmd_release(args) -> int:
 
 
 def cmd_encode(args) -> int:
-    from . import index
+    from harness.ship import index
 
     if args.check:
         ok, message = index.check(Path(args.check), Path(args.artifact))
@@ -247,7 +247,7 @@ def cmd_encode(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from .index import search
+    from harness.ship.index import search
 
     for doc_id, score in search(Path(args.file), Path(args.artifact), args.query, args.k):
         print(f"{score:.4f}\t{doc_id}")

@@ -70,7 +70,7 @@ def harness_resolve_model(name, revision):
 def harness_sessionstart(session):
     """Called once before any suite runs.
 
-    :param session: the :class:`harness.runner.Session`: ``session.suites`` (the loaded suites),
+    :param session: the :class:`harness.run.session.Session`: ``session.suites`` (the loaded suites),
         ``session.device``, ``session.out_dir``, ``session.options`` (the command line).
     """
 
@@ -79,7 +79,7 @@ def harness_sessionstart(session):
 def harness_collection_finish(session, items):
     """Called once all suites are collected, before any data is loaded or model trained.
 
-    :param items: list of :class:`harness.runner.Item` (one per baseline or candidate), in run order.
+    :param items: list of :class:`harness.run.session.Item` (one per baseline or candidate), in run order.
     """
 
 
@@ -97,7 +97,7 @@ def harness_candidate_progress(item, stage, info):
         ``"exported"`` (``variant``, ``min_cosine``, ``provider``) or ``"evaluated"`` (``variant``,
         ``seconds``, ``docs_per_s``), once per export variant; ``"resumed"`` (``run``) when ``--resume``
         re-uses a finished result. With the training choices of a suite: ``"mined"`` (the hard-negative
-        statistics, see :mod:`harness.mining`), ``"trial"`` (``index``, ``of``, ``setting``) before each
+        statistics, see :mod:`harness.data.mining`), ``"trial"`` (``index``, ``of``, ``setting``) before each
         grid setting trains, ``"chosen"`` (``setting``, ``dev_score``, ``of``), ``"seed"`` (``seed``,
         ``dev_score`` and the test primary metric) after each seed is evaluated, ``"refit"`` (``epochs``,
         ``pairs``) before a refit on train + dev (``training.refit``), ``"curve"``

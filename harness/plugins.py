@@ -16,10 +16,10 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .api import Evaluator, LossSpec, PairSource, ResolvedModel
-from .config import did_you_mean
-from .errors import ConfigError, DataError, Problem
+from harness import hookspecs
+from harness.api import Evaluator, LossSpec, PairSource, ResolvedModel
+from harness.suite.config import did_you_mean
+from harness.errors import ConfigError, DataError, Problem
 
 BUILTIN_PLUGINS = (
     "harness.builtin.beir",
@@ -60,7 +60,7 @@ def _option_clash(source: PairSource) -> str:
     import dataclasses
     import difflib
 
-    from .config import DataTable
+    from harness.suite.config import DataTable
 
     own = [f.name for f in dataclasses.fields(DataTable) if f.name != DataTable.EXTRA]
     for option in getattr(source, "options", {}):

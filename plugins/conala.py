@@ -101,7 +101,7 @@ class CodeEvaluator(Evaluator):
         return [f"{m}@{k}" for m in ("success", "equivalent") for k in ks]
 
     def evaluate(self, encoder, corpus, split, k_values):
-        from harness.metrics import top_k
+        from harness.evaluate.metrics import top_k
 
         ks = sorted({k for k in k_values if k <= 10} | {1})
         ids, texts = corpus["id"].to_list(), corpus["text"].to_list()

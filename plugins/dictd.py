@@ -132,7 +132,7 @@ class ExpansionEvaluator(Evaluator):
         return [f"expansion@{k}" for k in sorted({k for k in k_values if k <= 10} | {1})]
 
     def evaluate(self, encoder, corpus, split, k_values):
-        from harness.metrics import top_k
+        from harness.evaluate.metrics import top_k
 
         names = self.metric_names(k_values)
         ks = [int(m.split("@")[1]) for m in names]

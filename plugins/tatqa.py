@@ -107,7 +107,7 @@ class EvidenceEvaluator(Evaluator):
         return ["report@1"] + [f"full_evidence@{k}" for k in sorted({k for k in k_values if k <= 10} | {5})]
 
     def evaluate(self, encoder, corpus, split, k_values):
-        from harness.metrics import top_k
+        from harness.evaluate.metrics import top_k
 
         names = self.metric_names(k_values)
         ks = [int(m.split("@")[1]) for m in names[1:]]

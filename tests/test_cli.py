@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import TrainingTable
+from harness.suite.config import TrainingTable
 
 
 def _latest(out, suite="tiny"):

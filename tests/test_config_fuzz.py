@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.config import TABLES, Suite, build_suite, load_suite
+from harness.suite.config import TABLES, Suite, build_suite, load_suite
 from harness.errors import ConfigError
 
 KEYS = list(TABLES) + ["profiles", "cpu", "source", "name", "base", "type", "epochs", "batch_size", "metric", "min",

@@ -10,8 +10,8 @@ import pytest
 
 from harness.api import LoadContext
 from harness.builtin.beir import BeirSource, load_beir_folder
-from harness.config import DataTable
-from harness.data import prepare
+from harness.suite.config import DataTable
+from harness.data.prepare import prepare
 from harness.errors import DataError
 
 from .conftest import DATA_DIR

@@ -233,7 +233,7 @@ def test_vera_suite_runs_on_minilm_with_its_evaluator(tmp_path, run_cli):
 
 
 def test_the_report_tabulates_a_domain_metric_that_a_threshold_gates():
-    from harness.report import columns
+    from harness.report.html import columns
 
     doc = {"primary_metric": "ndcg@10",
            "candidates": [{"gates": [{"metric": "expansion@1"}, {"metric": "docs_per_s"}, {"metric": "ndcg@10"}]}]}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.encode import OnnxEncoder, pool, read_st_folder
+from harness.encode.encoder import OnnxEncoder, pool, read_st_folder
 from harness.errors import CandidateError
-from harness.export import check_export, export_onnx, torch_embeddings
+from harness.export.onnx import check_export, export_onnx, torch_embeddings
 
 from .conftest import synthetic_pairs
 
@@ -69,7 +69,7 @@ def test_cuda_provider_on_a_gpu(exported):
 
 @pytest.mark.gpu
 def test_fp16_variant_on_a_gpu(tiny_model, exported):
-    from harness.variants import build
+    from harness.export.variants import build
 
     texts = [p["document"] for p in synthetic_pairs(40, 10)]
     path = build(exported, "fp16", "cuda")
@@ -120,7 +120,7 @@ def test_io_binding_and_overlapped_tokenisation_give_the_same_vectors(exported):
 
 
 def test_variants_are_built_beside_fp32_and_encode_like_it(tiny_model, exported):
-    from harness.variants import VARIANTS, build, cpu_isa
+    from harness.export.variants import VARIANTS, build, cpu_isa
 
     texts = [p["document"] for p in synthetic_pairs(30, 9)]
     ref = torch_embeddings(tiny_model, texts, "cpu", 64)

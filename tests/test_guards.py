@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from harness.guards import guards
+from harness.gate.guards import guards
 
 
 def test_each_guard_and_its_absence():

@@ -69,8 +69,8 @@ def test_minilm_on_a_scifact_slice(run_cli, tmp_path):
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
     from harness.builtin.beir import load_beir_folder
-    from harness.config import load_suite
-    from harness.data import prepare
+    from harness.suite.config import load_suite
+    from harness.data.prepare import prepare
 
     from .conftest import DATA_DIR
 

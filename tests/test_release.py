@@ -19,7 +19,7 @@ def finished_run(tiny_suite, run_cli, tmp_path):
 
 
 def test_release_encode_check_search(finished_run, run_cli, tmp_path, pair_files):
-    from harness.index import file_fingerprint
+    from harness.ship.index import file_fingerprint
 
     art = tmp_path / "artifact"
     code, text = run_cli("release", str(finished_run), "--to", str(art))
@@ -34,7 +34,7 @@ def test_release_encode_check_search(finished_run, run_cli, tmp_path, pair_files
     assert f"{cand['comparison']['baseline']['ndcg@10']['gain']:+.4f}" in card
     assert (art / "sentence-transformers" / "model.safetensors").is_file()
     # the shipped variant, int8, is the artifact's only graph
-    from harness.variants import VARIANTS
+    from harness.export.variants import VARIANTS
 
     assert manifest["variant"] == cand["variant"] == "int8" and [p.name for p in (art / "onnx").iterdir()] == ["model.onnx"]
     int8 = finished_run / "models" / "tiny-mnrl" / "export" / "onnx" / VARIANTS["int8"].file()
@@ -70,16 +70,16 @@ def test_release_encode_check_search(finished_run, run_cli, tmp_path, pair_files
 def test_search_is_exact(finished_run, tmp_path, pair_files):
     import numpy as np
 
-    from harness.artifact import release
-    from harness.encode import OnnxEncoder
-    from harness.index import encode_corpus, search
+    from harness.ship.release import release
+    from harness.encode.encoder import OnnxEncoder
+    from harness.ship.index import encode_corpus, search
 
     art = tmp_path / "a"
     release(finished_run, art)
     rows = [json.loads(line) for line in (pair_files / "train.jsonl").read_text().splitlines()]
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(json.dumps({"_id": str(i), "title": "", "text": r["document"]}) + "\n" for i, r in enumerate(rows)))
-    import harness.index as index
+    import harness.ship.index as index
 
     index.CHUNK, old = 7, index.CHUNK  # several row groups
     try:

@@ -208,7 +208,7 @@ def test_an_export_failing_its_fidelity_check_errors_that_candidate_or_that_vari
 def test_a_report_that_fails_to_render_loses_no_result(tiny_suite, run_cli, tmp_path, monkeypatch):
     """A bug in the report (here: injected) exits 3, but results.json is complete and ``latest`` points
     at it, so ``harness report <suite>/latest`` renders it once the bug is fixed."""
-    import harness.report
+    import harness.report.html
 
     real = harness.report.write_report
 

@@ -123,7 +123,7 @@ def test_compare_gates_against_a_previous_run(tiny_suite, run_cli, tmp_path):
 
 
 def test_training_plot_labels_the_kept_dev_evaluation_not_every_one():
-    from harness import plots
+    from harness.report import plots
 
     hist = [{"step": 10 * e + 5, "epoch": e - 0.5, "loss": 1.0 / e} for e in range(1, 21)]
     hist += [{"step": 10 * e, "epoch": float(e), "dev_ndcg@10": 0.8 + e / 100 - (e > 7) * (e - 7) / 200} for e in range(1, 21)]

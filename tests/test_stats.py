@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.stats import compare_runs, paired_comparison
+from harness.gate.stats import compare_runs, paired_comparison
 
 
 def test_clear_improvement_is_significant():

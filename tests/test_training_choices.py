@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from harness.config import HardNegativesTable, build_suite
+from harness.suite.config import HardNegativesTable, build_suite
 from harness.errors import ConfigError
 
 BASE = """
@@ -24,7 +24,7 @@ base = "m"
 
 def problems(text: str, base: str = BASE) -> list[str]:
     from harness.plugins import Plugins
-    from harness.validate import check_suite
+    from harness.suite.validate import check_suite
 
     try:
         suite = build_suite(__import__("tomllib").loads(base + text), "s.toml")
@@ -88,7 +88,7 @@ def test_grid_points_and_seed_list():
 
 
 def test_false_negative_check_and_statistics():
-    from harness.mining import statistics, warnings
+    from harness.data.mining import statistics, warnings
 
     cols = {"anchor": ["q1", "q2", "q3", "q4"], "positive": ["p1", "p2", "p3", "p4"],
             "negative_1": ["n1", "n2", "n3", "n4"], "negative_2": ["m1", "m2", "m3", "m4"]}
@@ -105,7 +105,7 @@ def test_false_negative_check_and_statistics():
 
 
 def test_pairs_without_enough_negatives_get_random_ones():
-    from harness.mining import drop_held_out, fill_random
+    from harness.data.mining import drop_held_out, fill_random
 
     cols = {"anchor": ["a", "b"], "positive": ["pa", "pb"], "negative_1": ["x", "held"]}
     scores = [[0.9, 0.5], [0.8, 0.6]]
@@ -123,10 +123,10 @@ def test_pairs_without_enough_negatives_get_random_ones():
 def test_training_columns_per_loss(pair_files):
     from harness.builtin.losses import SPECS, Matryoshka
     from harness.builtin.jsonl import JsonlSource
-    from harness.config import DataTable
-    from harness.data import prepare
-    from harness.mining import corpus_texts
-    from harness.trainset import build, subset
+    from harness.suite.config import DataTable
+    from harness.data.prepare import prepare
+    from harness.data.mining import corpus_texts
+    from harness.data.trainset import build, subset
 
     data = prepare(JsonlSource().load({"train": str(pair_files / "train.jsonl"), "test": str(pair_files / "test.jsonl")},
                                       _ctx(pair_files)),
@@ -164,7 +164,7 @@ def _ctx(folder):
 
 
 def test_selection_helpers():
-    from harness.selection import best, curve_verdict, mean_per_query
+    from harness.train.selection import best, curve_verdict, mean_per_query
 
     assert best([0.5, None, 0.7, 0.7]) == 2 and best([None, None]) == 0
     assert mean_per_query([{"a": {"m": 1.0}, "b": {"m": 0.0}}, {"a": {"m": 0.0}}]) == {"a": {"m": 0.5}}
@@ -174,8 +174,8 @@ def test_selection_helpers():
 
 
 def test_gates_on_the_worst_seed():
-    from harness.config import ThresholdTable
-    from harness.gate import describe, gates_for
+    from harness.suite.config import ThresholdTable
+    from harness.gate.gates import describe, gates_for
 
     ts = [ThresholdTable(metric="ndcg@10", min=0.6), ThresholdTable(metric="ndcg@10", min=0.6, seeds="worst")]
     gates = gates_for("c", {"ndcg@10": 0.65}, {"baseline": None}, {}, ts,
@@ -270,9 +270,9 @@ def test_scored_loss_without_grades_or_negatives_stops_before_training(tiny_suit
 def test_mining_with_minilm_on_a_scifact_slice(tmp_path):
     """The real MiniLM mines real SciFact pairs: scores, margins, and no held-out abstract as a negative."""
     from harness.builtin.beir import load_beir_folder
-    from harness.config import load_suite
-    from harness.data import prepare
-    from harness.mining import mine
+    from harness.suite.config import load_suite
+    from harness.data.prepare import prepare
+    from harness.data.mining import mine
 
     from .conftest import DATA_DIR
     from .test_integration import SLICE
@@ -329,7 +329,7 @@ guide = "{tiny_model}"
 
 
 def test_mining_with_a_candidate_needs_the_local_executor():
-    from harness.runner import Session
+    from harness.run.session import Session
 
     suite = build_suite(__import__("tomllib").loads(
         BASE + '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[[losses]]\nname="b"\n'

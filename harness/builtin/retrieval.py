@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness import hookimpl
 from harness.api import EvalResult, Evaluator
-from harness.metrics import mean_metrics, metric_names, query_metrics, top_k
+from harness.evaluate.metrics import mean_metrics, metric_names, query_metrics, top_k
 
 
 class RetrievalEvaluator(Evaluator):

@@ -6,7 +6,7 @@ import sys
 import time
 
 from harness import hookimpl
-from harness.gate import describe
+from harness.gate.gates import describe
 
 _started: dict[str, float] = {}
 _primary: dict[str, str] = {}

@@ -1,0 +1,248 @@
+"""Encoding with onnxruntime: the exported graph, the fast tokenizer, pooling and normalisation as
+the sentence-transformers model folder declares them.
+
+The provider is asked for explicitly and checked after the session starts: onnxruntime-gpu lists
+CUDA as available even where there is no GPU, and would otherwise fall back to the CPU silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from harness.api import Encoder
+from harness.errors import CandidateError
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def read_st_folder(folder: Path) -> dict:
+    """Pooling mode, normalisation, max_seq_length and similarity of a sentence-transformers folder."""
+    modules = json.loads((folder / "modules.json").read_text())
+    info = {"pooling": "mean", "normalize": False, "max_seq_length": 512, "similarity": "cosine", "include_prompt": True}
+    for m in modules:
+        kind = m["type"].rsplit(".", 1)[-1]
+        if kind == "Transformer":
+            # sentence-transformers < 5.7 keeps it in sentence_bert_config.json, newer ones in the tokenizer's
+            for name, k in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
+                cfg = folder / m.get("path", "") / name
+                value = json.loads(cfg.read_text()).get(k) if cfg.is_file() else None
+                if isinstance(value, int) and value < 100_000:
+                    info["max_seq_length"] = value
+                    break
+        elif kind == "Pooling":
+            cfg = json.loads((folder / m["path"] / "config.json").read_text())
+            if isinstance(cfg.get("pooling_mode"), str):  # sentence-transformers >= 5.x
+                modes = [cfg["pooling_mode"].removesuffix("_tokens")]
+            else:  # older folders: one boolean per mode
+                modes = [k.removeprefix("pooling_mode_").removesuffix("_tokens") for k, v in cfg.items()
+                         if k.startswith("pooling_mode_") and v is True]
+            if len(modes) != 1 or modes[0] not in ("mean", "cls", "max", "lasttoken"):
+                raise CandidateError(f"{folder}: the ONNX encoder supports one of mean/cls/max/lasttoken pooling, "
+                                     f"this model has {modes}")
+            info["pooling"] = modes[0]
+            info["include_prompt"] = cfg.get("include_prompt", True)
+        elif kind == "Normalize":
+            info["normalize"] = True
+        else:
+            raise CandidateError(f"{folder}: the ONNX encoder supports Transformer, Pooling and Normalize modules; "
+                                 f"this model also has {kind}")
+    st_cfg = folder / "config_sentence_transformers.json"
+    if st_cfg.is_file():
+        info["similarity"] = json.loads(st_cfg.read_text()).get("similarity_fn_name") or "cosine"
+    if info["similarity"] not in ("cosine", "dot"):
+        raise CandidateError(f"{folder}: similarity {info['similarity']!r} is not supported (cosine or dot)")
+    return info
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "cls":
+        return hidden[:, 0]
+    if mode == "lasttoken":
+        last = mask.sum(axis=1) - 1
+        return hidden[np.arange(hidden.shape[0]), last]
+    m = mask[..., None].astype(hidden.dtype)
+    if mode == "max":
+        return np.where(m > 0, hidden, -1e9).max(axis=1)
+    return (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+
+
+class OnnxEncoder(Encoder):
+    """Encodes with ``<folder>/onnx/<file>`` through onnxruntime on the requested device.
+
+    Texts are sorted by length so that a batch holds texts of similar length (little padding), and
+    tokenised a batch at a time by the fast tokenizer; on CUDA the next batch is tokenised while the
+    GPU runs the current one (``overlap``) and inputs and the output go through I/O binding. Where the
+    graph has the pooled ``sentence_embedding`` output (every graph the harness exports does), only
+    that one vector per text leaves the session."""
+
+    def __init__(self, folder: Path, device: str = "cpu", *, file: str = "model.onnx", batch_size: int = 32,
+                 max_seq_length: int | None = None, query_prompt: str = "", document_prompt: str = "",
+                 progress: bool = False, cache: bool = True, overlap: bool | None = None,
+                 io_binding: bool | None = None):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        from harness.export.variants import POOLED
+
+        self.folder = Path(folder)
+        self.path = self.folder / "onnx" / file
+        self.info = read_st_folder(self.folder)
+        self.max_seq_length = max_seq_length or self.info["max_seq_length"]
+        self.batch_size = batch_size
+        self.prompts = {"query": query_prompt, "document": document_prompt}
+        self.progress = progress
+        self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=self.max_seq_length)
+        tok_cfg = self.folder / "tokenizer_config.json"
+        pad_token = json.loads(tok_cfg.read_text()).get("pad_token") if tok_cfg.is_file() else None
+        pad_token = pad_token if isinstance(pad_token, str) else "[PAD]"
+        pad_id = self.tokenizer.token_to_id(pad_token) or 0
+        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the longest text of each batch
+        wanted = PROVIDERS[device]
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        providers = [wanted] + (["CPUExecutionProvider"] if wanted != "CPUExecutionProvider" else [])
+        if device == "cpu":
+            opts.intra_op_num_threads = int(os.environ.get("HARNESS_ORT_THREADS", "0"))
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        except Exception as e:  # noqa: BLE001
+            raise CandidateError(f"onnxruntime could not load {self.path}: {e}") from None
+        self.provider = self.session.get_providers()[0]
+        if self.provider != wanted:
+            raise CandidateError(
+                f"asked onnxruntime for {wanted} but the session runs on {self.provider}: "
+                "onnxruntime-gpu lists CUDA even without a usable GPU/CUDA runtime; use --device cpu or fix the CUDA install"
+            )
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.pooled = POOLED in outputs
+        self.output = POOLED if self.pooled else outputs[0]
+        self.overlap = device == "cuda" if overlap is None else overlap
+        self.io_binding = device == "cuda" if io_binding is None else io_binding
+        self._cache: dict[str, np.ndarray] | None = {} if cache else None
+
+    def describe(self) -> dict:
+        return {"format": "onnx", "provider": self.provider, "file": str(self.path),
+                "max_seq_length": self.max_seq_length, "pooling": self.info["pooling"],
+                "pooled_in_graph": self.pooled, "normalize": self.info["normalize"],
+                "similarity": self.info["similarity"],
+                "query_prompt": self.prompts["query"], "document_prompt": self.prompts["document"]}
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts, "query")
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts, "document")
+
+    def encode(self, texts: Sequence[str], kind: str = "document") -> np.ndarray:
+        """Vectors for ``texts`` (normalised to unit length for cosine models), cached per text list."""
+        prompt = self.prompts.get(kind, "")
+        key = hashlib.sha1(("\x00".join([kind, prompt, *texts])).encode()).hexdigest() if self._cache is not None else ""
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
+        out = self._encode([prompt + t for t in texts])
+        if self.info["similarity"] == "cosine":
+            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        if self._cache is not None:
+            self._cache[key] = out
+        return out
+
+    def _feeds(self, texts: list[str]) -> dict[str, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
+        if "token_type_ids" in self.inputs:
+            feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        return feeds
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        if not self.io_binding:
+            out = self.session.run([self.output], feeds)[0]
+        else:
+            binding = self.session.io_binding()
+            for name, value in feeds.items():
+                binding.bind_cpu_input(name, value)
+            binding.bind_output(self.output, "cpu")
+            self.session.run_with_iobinding(binding)
+            out = binding.copy_outputs_to_cpu()[0]
+        if not self.pooled:
+            out = pool(out, feeds["attention_mask"], self.info["pooling"])
+        return out.astype(np.float32, copy=False)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        # longest first, by characters (like sentence-transformers): batches of similar length, little padding
+        order = np.argsort(-np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
+        batches = [order[s : s + self.batch_size] for s in range(0, len(texts), self.batch_size)]
+        result: np.ndarray | None = None
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="encoding (onnxruntime)", unit="text", leave=False)
+        pool_ = None
+        if self.overlap and len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool_ = ThreadPoolExecutor(1, thread_name_prefix="harness-tokenize")
+        try:
+            def tokenize(b):
+                return self._feeds([texts[i] for i in b])
+
+            pending = pool_.submit(tokenize, batches[0]) if pool_ else None
+            for n, batch in enumerate(batches):
+                if pool_:
+                    feeds = pending.result()
+                    if n + 1 < len(batches):  # tokenise the next batch while this one runs
+                        pending = pool_.submit(tokenize, batches[n + 1])
+                else:
+                    feeds = tokenize(batch)
+                vecs = self._run(feeds)
+                if result is None:
+                    result = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+                result[batch] = vecs
+                if bar:
+                    bar.update(len(batch))
+        finally:
+            if pool_:
+                pool_.shutdown(wait=True, cancel_futures=True)
+            if bar:
+                bar.close()
+        return result
+
+
+class Truncated(Encoder):
+    """Another encoder's vectors cut to their first ``dim`` values (and renormalised for cosine
+    models): how a Matryoshka-trained model is used at a smaller size. The inner encoder caches its
+    vectors, so evaluating several sizes encodes the texts once."""
+
+    def __init__(self, inner: Encoder, dim: int):
+        self.inner, self.dim = inner, dim
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _cut(self, vectors: np.ndarray) -> np.ndarray:
+        if self.dim > vectors.shape[1]:
+            raise CandidateError(f"cannot evaluate at {self.dim} dimensions: the embeddings have {vectors.shape[1]}")
+        out = np.array(vectors[:, : self.dim], dtype=np.float32, copy=True)
+        if self.inner.info["similarity"] == "cosine":
+            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cut(self.inner.encode_queries(texts))
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cut(self.inner.encode_documents(texts))
+
+    def encode(self, texts: Sequence[str], kind: str = "document") -> np.ndarray:
+        return self._cut(self.inner.encode(texts, kind))

@@ -1,0 +1,197 @@
+"""Export, variants and evaluation: one trained (or untuned) model exported to ONNX, the suite's
+export variants built from it, each checked against the torch model and evaluated on the test split
+by the suite's evaluators (plugins). A step whose key matches is re-used (``--resume``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import CandidateError, HarnessError
+from harness.plugins import Plugins
+
+if TYPE_CHECKING:
+    from harness.run.session import Item, SuiteRun
+
+
+class Evaluation:
+    """Exports and evaluates on ``device`` with the evaluators ``plugins`` registered. ``options``:
+    the command line's (``no_cache``: re-evaluate untuned baselines; ``quiet``: no progress bars)."""
+
+    def __init__(self, plugins: Plugins, device: str, options: Any = None):
+        self.plugins = plugins
+        self.device = device
+        self.no_cache = bool(getattr(options, "no_cache", False))
+        self.progress_bars = _progress_wanted(options)
+
+    def suite_dims(self, run: SuiteRun) -> list[int]:
+        """The truncated embedding sizes any loss of the suite is evaluated at (the baseline is too)."""
+        dims: set[int] = set()
+        for loss in run.suite.losses:
+            spec = self.plugins.registry.losses.get(loss.type)
+            dims |= set(spec.evaluation_dims(loss.options)) if spec else set()
+        return sorted(dims, reverse=True)
+
+    def export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress,
+                            keys: dict[str, str], dims: list[int] = ()) -> dict:
+        """Export to ONNX, build the suite's variants (only fp32 for a baseline), check each against the
+        torch model and evaluate it on the test split. The candidate's numbers are its shipped variant's;
+        every variant's are in ``variants``. ``dims``: embedding sizes the shipped variant is also
+        evaluated at, its embeddings truncated (Matryoshka)."""
+        from harness.run import steps
+        from harness.export.onnx import export_onnx
+
+        ex = run.suite.export
+        t0 = time.perf_counter()
+        export_dir = work / "export"
+        if not steps.is_done(export_dir, keys["export"]):
+            export_onnx(torch_dir, export_dir)
+            steps.mark_done(export_dir, keys["export"])
+        export_s = time.perf_counter() - t0
+        sample = run.data.corpus["text"].head(ex.check_samples).to_list()
+        max_seq = run.suite.evaluation.max_seq_length or None
+        reference = None
+        rows: list[dict] = []
+        shipped: dict | None = None
+        for name in (["fp32"] if item.baseline else ex.built):
+            is_shipped = name == ("fp32" if item.baseline else ex.shipped)
+            row_file, row_key = work / "variants" / f"{name}.json", steps.digest([keys["result"], name])
+            try:
+                row = steps.load(row_file, row_key)
+                if row is None:
+                    base = None if item.baseline else run.models[item.model.name].path
+                    row = self.variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress,
+                                        base, dims if is_shipped else ())
+                    steps.store(row_file, row_key, {k: v for k, v in row.items() if k != "reference"})
+                else:
+                    progress("evaluated", {"variant": name, "seconds": 0, "docs_per_s": row["metrics"]["docs_per_s"],
+                                           "resumed": True})
+            except HarnessError as e:
+                if is_shipped:
+                    raise
+                rows.append({"variant": name, "error": str(e), "passed": False})
+                self.plugins.hook.harness_warning(message=f"{item.nodeid}: variant {name}: {e}", item=item)
+                continue
+            reference = row.pop("reference", None)
+            if name != "fp32" and rows and "metrics" in rows[0]:
+                primary = run.suite.evaluation.primary_metric
+                base, value = rows[0]["metrics"].get(primary), row["metrics"].get(primary)
+                row["drop"] = None if base is None or value is None else round(base - value, 6)
+                row["passed"] = row["drop"] is not None and row["drop"] <= ex.max_drop
+            rows.append(row)
+            if is_shipped:
+                shipped = row
+        if shipped is None:
+            raise CandidateError(f"the shipped variant {ex.shipped} was not built")
+        evaluated = shipped.pop("evaluated")
+        for row in rows:
+            row.pop("evaluated", None)
+            row["shipped"] = row is shipped and not item.baseline
+        return {
+            "metrics": shipped["metrics"], "encoder": shipped["encoder"], "export_check": shipped["export_check"],
+            "variant": shipped["variant"], "variants": rows,
+            "per_query": evaluated["per_query"], "rankings": evaluated["rankings"],
+            "dims": evaluated.get("dims"),
+            "evaluation_cached_from": shipped["cached_from"],
+            "timings": {"export_s": round(export_s, 1), **shipped["timings"], "docs_per_s": shipped["metrics"]["docs_per_s"]},
+        }
+
+    def variant(self, run: SuiteRun, item: Item, name: str, torch_dir: Path, export_dir: Path, sample: list[str],
+                max_seq: int | None, reference, progress, base: Path | None = None, dims=()) -> dict:
+        """Build, check and evaluate one variant. The first one (fp32) computes the torch ``reference``
+        embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
+        model's (``export_check.embedding_change``, a guard)."""
+        from harness.evaluate import cache
+        from harness.encode.encoder import OnnxEncoder
+        from harness.export.onnx import check_export, torch_embeddings
+        from harness.gate.guards import embedding_change
+        from harness.export.variants import VARIANTS, build
+
+        ex, ev = run.suite.export, run.suite.evaluation
+        t0 = time.perf_counter()
+        file = build(export_dir, name, self.device)
+        t1 = time.perf_counter()
+        encoder = OnnxEncoder(export_dir, self.device, file=file.name, batch_size=ev.batch_size,
+                              max_seq_length=max_seq, query_prompt=item.model.query_prompt,
+                              document_prompt=item.model.document_prompt, progress=self.progress_bars)
+        change = None
+        if reference is None:
+            reference = torch_embeddings(torch_dir, sample, self.device, encoder.max_seq_length,
+                                         encoder.prompts["document"])
+            if base is not None:
+                change = embedding_change(torch_embeddings(base, sample, self.device, encoder.max_seq_length,
+                                                           encoder.prompts["document"]), reference)
+        exact = VARIANTS[name].exact
+        check = check_export(reference, encoder, sample, ex.min_cosine if exact else ex.min_cosine_reduced,
+                             f"the ONNX {name} variant")
+        if change is not None:
+            check["embedding_change"] = change
+        t2 = time.perf_counter()
+        progress("exported", {"variant": name, "seconds": round(t1 - t0, 1), "min_cosine": check["min_cosine"],
+                              "provider": encoder.provider})
+        info = encoder.describe()
+        key = cached = None
+        if item.baseline and not self.no_cache:
+            key = cache.evaluation_key(encoder.path, run.data, ev, {**info, "dims": list(dims)}, encoder.prompts)
+            cached = cache.load(key)
+        evaluated = cached or self.evaluate(run, encoder, dims)
+        t3 = time.perf_counter()
+        if key and not cached:
+            cache.store(key, {**evaluated, "run": str(run.run_dir)})
+        progress("evaluated", {"variant": name, "seconds": round(t3 - t2, 1), "docs_per_s": evaluated["docs_per_s"],
+                               "cached_from": cached["run"] if cached else None})
+        info["file"] = os.path.relpath(info["file"], run.run_dir)
+        speed_size = {"docs_per_s": evaluated["docs_per_s"], "model_mb": round(file.stat().st_size / 2**20, 1)}
+        return {
+            "variant": name, "file": info["file"], "provider": encoder.provider,
+            "metrics": {**evaluated["metrics"], **speed_size}, "encoder": info, "export_check": check,
+            "cached_from": cached["run"] if cached else None, "evaluated": evaluated, "reference": reference,
+            "timings": {"build_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1)},
+        }
+
+    def evaluate(self, run: SuiteRun, encoder, dims=()) -> dict:
+        """Every evaluator of the suite on the test split, through ``encoder``; then, for each of
+        ``dims``, again with the embeddings truncated to that size (encoded once, not timed)."""
+        from harness.encode.encoder import Truncated
+
+        out = self.run_evaluators(run, encoder)
+        if dims:
+            out["dims"] = {str(d): self.run_evaluators(run, Truncated(encoder, d))["metrics"] for d in dims}
+        return out
+
+    def run_evaluators(self, run: SuiteRun, encoder) -> dict:
+        """The suite's evaluators through ``encoder``: metrics, per-query values, rankings and docs/s."""
+        ev = run.suite.evaluation
+        metrics: dict[str, float] = {}
+        per_query: dict[str, dict[str, float]] = {}
+        rankings: dict[str, list[str]] = {}
+        start = time.perf_counter()
+        for name in ev.evaluators:
+            try:
+                res = self.plugins.registry.evaluators[name].evaluate(encoder, run.data.corpus, run.data.test,
+                                                                      ev.k_values)
+            except HarnessError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a plugin's bug fails this candidate, not the run
+                owner = self.plugins.registry.owner.get(("evaluators", name), "?")
+                hint = " (hint: lower evaluation.batch_size)" if "out of memory" in str(e).lower() else ""
+                raise CandidateError(f"evaluator {name!r} (plugin {owner}) raised {type(e).__name__}: {e}{hint}") from e
+            metrics.update(res.metrics)
+            for q, vals in res.per_query.items():
+                per_query.setdefault(q, {}).update(vals)
+            rankings.update(res.rankings)
+        seconds = time.perf_counter() - start
+        return {
+            "metrics": {k: round(v, 6) for k, v in metrics.items()},
+            "per_query": {q: {m: round(v, 4) for m, v in vals.items()} for q, vals in per_query.items()},
+            "rankings": rankings,
+            "docs_per_s": round(run.data.corpus.height / max(seconds, 1e-9), 1),
+        }
+
+
+def _progress_wanted(options) -> bool:
+    import sys
+
+    return sys.stderr.isatty() and not getattr(options, "quiet", False)

@@ -1,0 +1,146 @@
+"""report.html from results.json alone, so ``harness report RUN_DIR`` re-renders a run without
+re-training. Tables and plots are computed here; the template only lays them out (autoescaped)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.report import plots
+from harness.gate.compare import shipped
+from harness.gate.gates import describe
+from harness.evaluate.metrics import reported
+from harness.train.selection import refit_phrase
+
+MARKS = {"better": "▲ significantly better", "worse": "▼ significantly worse", "not distinguishable": "≈ not distinguishable"}
+
+
+def columns(doc: dict) -> list[str]:
+    """The metrics the report tabulates: the primary and reported ones, then every other metric a
+    threshold gates on (a domain evaluator's, such as ``equivalent@1``)."""
+    out = reported(doc["primary_metric"])
+    gated = {g["metric"] for c in doc["candidates"] for g in c.get("gates", [])}
+    return out + sorted(gated - set(out) - {"docs_per_s", "model_mb"})
+
+
+def ranking(doc: dict) -> list[dict]:
+    """Every candidate and baseline, best primary metric first, with gains, intervals and p-values."""
+    primary = doc["primary_metric"]
+    base = {c["base_model"]: c["metrics"] for c in doc["candidates"] if c["baseline"]}
+    metrics = columns(doc)
+    rows = []
+    for c in doc["candidates"]:
+        comp = c.get("comparison", {}).get("baseline", {})
+        b = base.get(c["base_model"], {})
+        cells = []
+        for m in metrics:
+            s = comp.get(m)
+            cells.append({"metric": m, "value": c["metrics"].get(m),
+                          "gain": s["gain"] if s else None, "ci": (s["ci_low"], s["ci_high"]) if s else None,
+                          "p": s["p_value"] if s else None, "verdict": s["verdict"] if s else None})
+        top = comp.get(primary)
+        rows.append({
+            **c, "cells": cells, "primary": c["metrics"].get(primary),
+            "verdict": top["verdict"] if top else None, "mark": MARKS.get(top["verdict"]) if top else None,
+            "interval": (b[primary] + top["ci_low"], b[primary] + top["ci_high"]) if top and primary in b else None,
+            "outcomes": top, "gate_lines": [(g["passed"], describe(g)) for g in c.get("gates", [])],
+        })
+    rows.sort(key=lambda r: (r["primary"] is None, -(r["primary"] or 0), r["name"]))
+    return rows
+
+
+def selection(doc: dict) -> list[dict]:
+    """Per candidate: the setting the dev split chose (and the grid it chose from), the refit, the
+    seeds' spread and the learning curve."""
+    primary = doc["primary_metric"]
+    out = []
+    for c in doc["candidates"]:
+        t = c.get("training") or {}
+        if c["baseline"] or not t:
+            continue
+        seeds = c.get("seeds")
+        if seeds and primary in seeds["mean"]:
+            seeds = {"mean": seeds["mean"][primary], "std": seeds["std"][primary], "worst": seeds["worst"][primary],
+                     "best": seeds["best"][primary], "shipped": seeds["shipped"],
+                     "runs": [{"seed": r["seed"], "dev": r["dev_score"], "value": r["metrics"].get(primary)}
+                              for r in seeds["runs"]]}
+        else:
+            seeds = None
+        refit = t.get("refit")
+        by = t.get("chosen_by") or ""
+        out.append({"name": c["name"], "setting": t.get("setting") or {}, "grid": t.get("grid"), "seeds": seeds,
+                    "epoch_by": by.removesuffix(refit_phrase(refit["epochs"])) if refit else by,
+                    "seed": t.get("seed"), "curve": t.get("learning_curve"), "epoch": t.get("chosen_epoch"),
+                    "refit": refit})
+    # worth a section when something was chosen or measured beyond one plain training
+    return out if any(s["grid"] or s["seeds"] or s["curve"] or s["refit"] for s in out) else []
+
+
+def dims_table(doc: dict, rows: list[dict]) -> dict | None:
+    """The primary metric at each truncated embedding size, for every model evaluated at them."""
+    primary = doc["primary_metric"]
+    with_dims = [r for r in rows if r.get("dims")]
+    if not with_dims:
+        return None
+    sizes = sorted({int(d) for r in with_dims for d in r["dims"]}, reverse=True)
+    return {"sizes": sizes, "rows": [{"name": r["name"], "scores": [(r["dims"].get(str(d)) or {}).get(primary)
+                                                                     for d in sizes]} for r in with_dims]}
+
+
+def history(run_dir: Path, doc: dict) -> list[dict]:
+    """The shipped candidate's primary metric in every kept run of this suite up to this one."""
+    primary = doc["primary_metric"]
+    points = []
+    for other in sorted(p for p in run_dir.parent.iterdir() if p.is_dir() and not p.is_symlink()):
+        if other.name > run_dir.name:
+            continue
+        try:
+            d = doc if other == run_dir else json.loads((other / "results.json").read_text())
+        except (OSError, ValueError):
+            continue
+        ship = shipped(d.get("candidates", []), primary)
+        points.append({"run_id": other.name, "name": ship["name"] if ship else None,
+                       "value": ship["metrics"][primary] if ship else None, "current": other == run_dir,
+                       "exit_code": d.get("exit_code")})
+    return points
+
+
+def _upgrade(doc: dict) -> dict:
+    """Fill keys that results.json files written by older versions lack, so every run re-renders."""
+    for k, v in (("shipped", None), ("compare", None), ("not_run", []), ("description", ""), ("profile", None)):
+        doc.setdefault(k, v)
+    for c in doc["candidates"]:
+        for k, v in (("gates", []), ("metrics", {}), ("timings", {}), ("encoder", None),
+                     ("base_model_revision", None), ("resolver", None)):
+            c.setdefault(k, v)
+    return doc
+
+
+def write_report(run_dir: Path) -> Path:
+    import jinja2
+
+    doc = _upgrade(json.loads((run_dir / "results.json").read_text()))
+    env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["toml"] = json.dumps  # settings as a suite file spells them: true, "best_dev", [1, 2]
+    rows = ranking(doc)
+    primary = doc["primary_metric"]
+    past = history(run_dir, doc)
+    figures = [
+        ("ndcg", f"{primary} with 95% intervals", plots.metric_with_ci(rows, primary)),
+        ("outcomes", "Per-query outcome against the baseline", plots.query_outcomes([r for r in rows if not r["baseline"]])),
+        ("speed", "Quality against encoding throughput and model size", plots.quality_vs_speed(rows, primary)),
+        ("training", f"Training loss and dev {primary} over steps", plots.training_curves(rows, primary)),
+        ("history", f"Shipped candidate's {primary} across runs", plots.history(past, primary)),
+    ]
+    html = env.get_template("report.html.j2").render(
+        doc=doc, rows=rows, figures=[f for f in figures if f[2]], history=past,
+        metrics=columns(doc),
+        views=[r for r in rows if r.get("per_query_view")],
+        selection=selection(doc), mining=[r for r in rows if r.get("mining")], dims=dims_table(doc, rows),
+    )
+    out = run_dir / "report.html"
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    return out

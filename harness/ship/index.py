@@ -1,0 +1,173 @@
+"""Embeddings files: a corpus encoded by an artifact into Parquet (``id``, ``vector``), stamped with
+the model's fingerprint so that vectors of two models are never mixed, and exact top-k search.
+
+Everything streams in chunks: a corpus larger than memory is read, encoded and written a chunk at a
+time (one Parquet row group each).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+from harness.errors import ConfigError, DataError, HarnessError
+
+FINGERPRINT_KEY = b"harness.fingerprint"
+CHUNK = 2048
+
+
+def read_corpus(path: Path, chunk: int | None = None) -> Iterator[tuple[list[str], list[str]]]:
+    """``(ids, texts)`` chunks from JSONL (``id`` or BEIR's ``_id``; ``text``, optional ``title``), CSV
+    or Parquet (``id`` and ``text`` columns)."""
+    path = Path(path)
+    chunk = chunk or CHUNK
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        from harness.api import json_lines
+
+        ids: list[str] = []
+        texts: list[str] = []
+        for n, obj in json_lines(path):
+            key = "id" if "id" in obj else "_id"
+            if key not in obj or not isinstance(obj.get("text"), str):
+                raise DataError(f"{path}:{n}: expected an 'id' (or '_id') and a string 'text'")
+            title = obj.get("title") or ""
+            ids.append(str(obj[key]))
+            texts.append(f"{title} {obj['text']}".strip() if title else obj["text"])
+            if len(ids) == chunk:
+                yield ids, texts
+                ids, texts = [], []
+        if ids:
+            yield ids, texts
+    elif suffix in (".csv", ".parquet"):
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        if suffix == ".csv":
+            reader = pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(
+                column_types={"id": "string", "text": "string"}, include_columns=["id", "text"]))
+            batches = iter(reader)
+        else:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=chunk, columns=["id", "text"])
+        try:
+            for batch in batches:
+                cols = batch.to_pydict()
+                yield [str(i) for i in cols["id"]], ["" if t is None else str(t) for t in cols["text"]]
+        except (KeyError, ValueError) as e:
+            raise DataError(f"{path}: expected 'id' and 'text' columns ({e})") from None
+    else:
+        raise DataError(f"{path}: unknown corpus format {suffix!r}; expected .jsonl, .csv or .parquet")
+
+
+def file_fingerprint(path: Path) -> str | None:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception as e:  # noqa: BLE001 - not a Parquet file
+        raise DataError(f"{path}: not an embeddings Parquet file ({e})") from None
+    value = meta.get(FINGERPRINT_KEY)
+    return value.decode() if value else None
+
+
+def _open_encoder(artifact: Path):
+    """The artifact's ONNX encoder (no caching: corpora stream through it) and its fingerprint."""
+    from harness.ship.release import fingerprint
+    from harness.encode.encoder import OnnxEncoder
+
+    artifact = Path(artifact)
+    if not (artifact / "onnx" / "model.onnx").is_file():
+        raise ConfigError(f"{artifact}: not a model artifact (no onnx/model.onnx; see `harness release`)")
+    manifest = artifact / "harness-artifact.json"
+    prompts = {}
+    if manifest.is_file():
+        prompts = json.loads(manifest.read_text()).get("prompts", {})
+    return OnnxEncoder(artifact, "cpu", cache=False, **prompts), fingerprint(artifact)
+
+
+def encode_corpus(artifact: Path, corpus: Path, out: Path, append: bool = False, progress: bool = False) -> dict:
+    """Encode ``corpus`` into ``out``; with ``append``, add to an existing file of the same model."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    encoder, fp = _open_encoder(artifact)
+    out = Path(out)
+    existing = out.is_file()
+    if existing and not append:
+        raise ConfigError(f"--out {out}: exists (use --append to add to it)")
+    if existing and file_fingerprint(out) != fp:
+        raise HarnessError(f"{out} holds embeddings of model {file_fingerprint(out)}, not of {artifact} ({fp}): "
+                           "mixing embedding spaces gives nonsense; write a new file and reindex everything")
+    tmp = out.with_name(out.name + ".tmp")
+    writer = None
+    rows = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="encoding", unit="doc")
+    try:
+        if existing:  # copy what is there, row group by row group
+            src = pq.ParquetFile(out)
+            writer = pq.ParquetWriter(tmp, src.schema_arrow)
+            for i in range(src.num_row_groups):
+                writer.write_table(src.read_row_group(i))
+                rows += src.metadata.row_group(i).num_rows
+        for ids, texts in read_corpus(corpus):
+            vecs = encoder.encode_documents(texts)
+            dim = vecs.shape[1]
+            table = pa.table({"id": pa.array(ids, pa.string()),
+                              "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), dim)})
+            if writer is None:
+                schema = table.schema.with_metadata({FINGERPRINT_KEY: fp.encode(), b"harness.model": str(artifact).encode()})
+                writer = pq.ParquetWriter(tmp, schema)
+            writer.write_table(table.cast(writer.schema))
+            rows += len(ids)
+            if bar:
+                bar.update(len(ids))
+    finally:
+        if writer is not None:
+            writer.close()
+        if bar:
+            bar.close()
+    if writer is None:
+        raise DataError(f"{corpus}: no documents")
+    tmp.replace(out)
+    return {"file": str(out), "rows": rows, "fingerprint": fp}
+
+
+def check(file: Path, artifact: Path, want: str | None = None) -> tuple[bool, str]:
+    """Whether ``file`` was made by ``artifact`` (whose fingerprint is ``want``, computed if not given)."""
+    from harness.ship.release import fingerprint
+
+    have, want = file_fingerprint(Path(file)), want or fingerprint(Path(artifact))
+    if have == want:
+        return True, f"{file}: made by {artifact} (fingerprint {want})"
+    return False, (f"{file}: made by another model (fingerprint {have or 'none'}), not by {artifact} ({want}); "
+                   "do not mix these embeddings: reindex")
+
+
+def search(file: Path, artifact: Path, query: str, k: int = 10) -> list[tuple[str, float]]:
+    """Exact top-``k`` of ``query`` over the embeddings file, streaming its row groups."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    encoder, fp = _open_encoder(artifact)
+    ok, message = check(file, artifact, fp)
+    if not ok:
+        raise HarnessError(message)
+    q = encoder.encode_queries([query])[0]
+    best: list[tuple[float, str]] = []
+    pf = pq.ParquetFile(file)
+    for i in range(pf.num_row_groups):
+        group = pf.read_row_group(i)
+        vecs = np.asarray(group.column("vector").combine_chunks().flatten()).reshape(group.num_rows, -1)
+        scores = vecs @ q
+        top = np.argsort(-scores)[:k]
+        ids = group.column("id")
+        best += [(float(scores[j]), ids[int(j)].as_py()) for j in top]
+        best = sorted(best, key=lambda t: -t[0])[:k]
+    return [(i, s) for s, i in best]

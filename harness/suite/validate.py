@@ -1,0 +1,93 @@
+"""Checks of a typed suite against what the loaded plugins provide (sources, options, losses,
+evaluators, metrics). Every problem is collected; nothing here loads data or models."""
+
+from __future__ import annotations
+
+from harness.api import Option
+from harness.suite.config import Suite, did_you_mean
+from harness.errors import Problem
+from harness.plugins import Registry
+from harness.data.trainset import missing_columns
+
+
+def _check_options(file: str, table: str, given: dict, declared: dict[str, Option] | tuple[str, ...],
+                   owner: str) -> list[Problem]:
+    problems = []
+    names = list(declared)
+    for k, v in given.items():
+        if k not in declared:
+            problems.append(Problem(file, f"{table}.{k}", f"unknown key for {owner}{did_you_mean(k, names)}"))
+        elif isinstance(declared, dict):
+            opt = declared[k]
+            ok_types = opt.type if isinstance(opt.type, tuple) else (opt.type,)
+            if float in ok_types and isinstance(v, int) and not isinstance(v, bool):
+                continue
+            if not isinstance(v, ok_types) or (isinstance(v, bool) and bool not in ok_types):
+                want = " or ".join(t.__name__ for t in ok_types)
+                problems.append(Problem(file, f"{table}.{k}", f"expected {want}, got {type(v).__name__} ({v!r})"))
+            elif opt.choices and v not in opt.choices:
+                problems.append(Problem(file, f"{table}.{k}", f"expected one of {list(opt.choices)}, got {v!r}"))
+    if isinstance(declared, dict):
+        for k, opt in declared.items():
+            if opt.required and k not in given:
+                problems.append(Problem(file, f"{table}.{k}", f"missing required key for {owner}"))
+    return problems
+
+
+def source_options(suite: Suite, registry: Registry) -> dict:
+    """The pair source's options with its defaults filled in."""
+    source = registry.pair_sources[suite.data.source]
+    return {k: suite.data.options.get(k, opt.default) for k, opt in source.options.items()}
+
+
+def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
+    file = str(suite.path)
+    problems: list[Problem] = []
+    source = registry.pair_sources.get(suite.data.source)
+    if source is None:
+        problems.append(Problem(file, "data.source",
+                                f"unknown pair source {suite.data.source!r}{did_you_mean(suite.data.source, registry.pair_sources)}"))
+    else:
+        problems += _check_options(file, "data", suite.data.options, source.options, f"pair source {source.name!r}")
+    for i, loss in enumerate(suite.losses):
+        spec = registry.losses.get(loss.type)
+        if spec is None:
+            problems.append(Problem(file, f"losses[{i}].type", f"unknown loss {loss.type!r}{did_you_mean(loss.type, registry.losses)}"))
+        else:
+            problems += _check_options(file, f"losses[{i}]", loss.options, spec.accepted_options(), f"loss {loss.type!r}")
+            problems += [Problem(file, f"losses[{i}].{k}", m) for k, m in spec.problems(loss.options)]
+            problems += [Problem(file, f"losses[{i}].{k}", f"missing required key for loss {loss.type!r} (a model name "
+                                 "or path)") for k in spec.model_options if k not in loss.options]
+            missing = missing_columns(spec, loss.options, loss.hard_negatives is not None)
+            if missing:
+                problems.append(Problem(file, f"losses[{i}]", missing))
+        if loss.hard_negatives is not None:  # a candidate that mines must be trained after the one it mines with
+            later = [f"{m.name}-{other.name}" for m in suite.models for other in suite.losses[i:]]
+            if loss.hard_negatives.model in later:
+                problems.append(Problem(file, f"losses[{i}].hard_negatives.model",
+                                        f"candidate {loss.hard_negatives.model!r} is trained after this one (or is "
+                                        "this one): list its loss before this loss"))
+    if suite.data.dev_fraction == 0:
+        for k, v in (("grid", suite.training.grid), ("learning_curve", suite.training.learning_curve),
+                     ("refit", suite.training.refit)):
+            if v:
+                problems.append(Problem(file, f"training.{k}", "needs a dev split to measure on (the test split never "
+                                        "chooses): set data.dev_fraction > 0"))
+    produced: set[str] = {"docs_per_s", "model_mb"}  # every candidate's speed and size
+    all_known = True
+    for i, name in enumerate(suite.evaluation.evaluators):
+        ev = registry.evaluators.get(name)
+        if ev is None:
+            all_known = False
+            problems.append(Problem(file, f"evaluation.evaluators[{i}]", f"unknown evaluator {name!r}{did_you_mean(name, registry.evaluators)}"))
+        else:
+            produced |= set(ev.metric_names(suite.evaluation.k_values))
+    if not suite.evaluation.evaluators:
+        problems.append(Problem(file, "evaluation.evaluators", "expected at least one evaluator"))
+    if all_known:  # with an unknown evaluator, which metrics exist is unknown too
+        for path, metric in [("evaluation.primary_metric", suite.evaluation.primary_metric)] + [
+            (f"thresholds[{i}].metric", t.metric) for i, t in enumerate(suite.thresholds)
+        ]:
+            if metric not in produced:
+                problems.append(Problem(file, path, f"no evaluator produces the metric {metric!r}{did_you_mean(metric, produced)}"))
+    return problems
