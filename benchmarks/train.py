@@ -72,9 +72,9 @@ def main(argv=None) -> int:
     from harness.api import Split
     from harness.builtin.beir import load_beir_folder
     from harness.builtin.losses import harness_register_losses
-    from harness.suite.config import DataTable, TrainingTable
+    from harness.suite.schema import DataTable, TrainingTable
     from harness.data.prepare import prepare
-    from harness.train.fit import precision_flags, train
+    from harness.train.fit import fit as train, precision_flags
 
     if args.device == "cuda":
         import torch

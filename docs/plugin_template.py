@@ -17,8 +17,7 @@ import hashlib
 import polars as pl
 
 from harness import hookimpl
-from harness.api import EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, qrels_frame
-from harness.errors import DataError
+from harness.api import DataError, EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, qrels_frame
 
 
 class FaqSource(PairSource):
@@ -61,7 +60,7 @@ class FirstHit(Evaluator):
         return [f"mean_first_rank@{max(k_values)}"]
 
     def evaluate(self, encoder, corpus, split, k_values):
-        from harness.evaluate.metrics import top_k  # exact top-k by dot product, ties broken by corpus order
+        from harness.api import top_k  # exact top-k by dot product, ties broken by corpus order
 
         k = max(k_values)
         ids = corpus["id"].to_list()

@@ -1,6 +1,8 @@
-"""The public plugin API: what a pair source, an evaluator, a loss and a resolved model look like.
+"""The public plugin API: what a pair source, an evaluator, a loss and a resolved model look like,
+and the helpers plugins use (reading data files, exact top-k search, the retrieval metrics).
 
-Plugins import from here (and ``harness.hookimpl``); everything else in the package is internal.
+Plugins import from here (and ``harness.hookimpl``); everything else in the package is internal, and
+a test fails when a plugin in ``plugins/`` or ``docs/plugin_template.py`` imports it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ from typing import Any, Callable, Iterator, Sequence
 import polars as pl
 
 from harness.errors import DataError
+from harness.evaluate.metrics import mean_metrics, metric_names, query_metrics, top_k
+
+__all__ = [
+    "DataError", "EvalResult", "Encoder", "Evaluator", "LoadContext", "LossSpec", "Option", "PairSource",
+    "ResolvedModel", "RetrievalData", "Split", "fingerprint", "json_file", "json_lines", "locate", "mean_metrics",
+    "metric_names", "qrels_frame", "query_metrics", "top_k",
+]
 
 
 @dataclass(frozen=True)

@@ -102,61 +102,56 @@ def _error(e: ConfigError) -> int:
 
 
 def cmd_run(args) -> int:
-    from harness.run.session import collect_suite_files
+    from harness.suite.collect import collect_suite_files
 
     plugins = _plugins(args.plugins)
     files = collect_suite_files(args.paths)
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
-    executor = None
+    ray = None
     if args.executor == "ray" and not args.collect_only:
         from harness.run.executors import RayExecutor
 
-        executor = RayExecutor(args.ray_address)
+        ray = RayExecutor(args.ray_address)
     try:
-        return _run(args, plugins, files, executor)
+        return _run(args, plugins, files, ray)
     finally:
-        if executor is not None:
-            executor.close()
+        if ray is not None:
+            ray.close()
 
 
-def _run(args, plugins, files, executor) -> int:
-    from harness.run.session import Session, collect_items, load_suites, resolve_device
+def _run(args, plugins, files, ray) -> int:
+    from harness.run.executors import LocalExecutor
+    from harness.run.options import RunOptions
+    from harness.run.session import Session, resolve_device
+    from harness.suite.collect import collect_items, load_suites
 
-    if executor is not None:  # the workers' GPUs decide, not the driver's: a CPU head node can drive a GPU cluster
-        device = "cpu" if args.device == "cpu" else ("cuda" if executor.gpus() or args.device == "cuda" else "cpu")
+    if ray is not None:  # the workers' GPUs decide, not the driver's: a CPU head node can drive a GPU cluster
+        device = "cpu" if args.device == "cpu" else ("cuda" if ray.gpus() or args.device == "cuda" else "cpu")
     else:
         device = resolve_device(args.device)
     suites = load_suites(files, plugins, args.profile, device)
     items = collect_items(suites, args.keyword)
     if args.collect_only:
-        for suite in suites:
-            print(f"<Suite {suite.name} ({suite.path}){f' profile={suite.profile}' if suite.profile else ''}>")
-            for model in suite.models:
-                print(f"  <Model {model.name} base={model.base}>")
-                for item in items:
-                    if item.suite is suite and item.model is model:
-                        kind = "Baseline" if item.baseline else f"Candidate loss={item.loss.type}"
-                        print(f"    <{kind} {item.nodeid}>")
-            for t in suite.thresholds:
-                kinds = ", ".join(f"{k}={getattr(t, k)}" for k in t.KINDS if getattr(t, k) is not None)
-                print(f"  <Threshold {t.metric} {kinds}{' on ' + ','.join(t.candidates) if t.candidates else ''}>")
-        print(f"\n{sum(not i.baseline for i in items)} candidate(s), {sum(i.baseline for i in items)} baseline(s)")
-        return ExitCode.OK if items else ExitCode.NO_CANDIDATES
-    session = Session(plugins, suites, items, device, Path(args.out), args)
-    session.executor = executor
+        return _collect_only(suites, items)
+    options = RunOptions(device=device, out_dir=Path(args.out), exitfirst=args.exitfirst, resume=args.resume,
+                         no_cache=args.no_cache, quiet=args.quiet, plugins=tuple(args.plugins))
+    compare = None
     if args.compare:
         from harness.gate.compare import load_reference
 
-        session.compare = load_reference(args.compare)
-        if session.compare["suite"] not in {s.name for s in suites}:
-            raise ConfigError(f"--compare {args.compare}: it is a run of suite {session.compare['suite']!r}, "
+        compare = load_reference(args.compare)
+        if compare["suite"] not in {s.name for s in suites}:
+            raise ConfigError(f"--compare {args.compare}: it is a run of suite {compare['suite']!r}, "
                               f"not of {sorted(s.name for s in suites)}")
     else:
         wanting = [Problem(str(s.path), f"thresholds[{i}].against", "'compare' needs --compare RESULTS")
                    for s in suites for i, t in enumerate(s.thresholds) if t.against == "compare"]
         if wanting:
             raise ConfigError(wanting)
+    if ray is not None:
+        ray.bind(options)
+    session = Session(plugins, suites, items, options, ray or LocalExecutor(plugins, options), compare)
     code = session.run()
     if args.junitxml:
         from harness.report.junit import write_junit
@@ -165,9 +160,25 @@ def _run(args, plugins, files, executor) -> int:
     return code
 
 
+def _collect_only(suites, items) -> int:
+    for suite in suites:
+        print(f"<Suite {suite.name} ({suite.path}){f' profile={suite.profile}' if suite.profile else ''}>")
+        for model in suite.models:
+            print(f"  <Model {model.name} base={model.base}>")
+            for item in items:
+                if item.suite is suite and item.model is model:
+                    kind = "Baseline" if item.baseline else f"Candidate loss={item.loss.type}"
+                    print(f"    <{kind} {item.nodeid}>")
+        for t in suite.thresholds:
+            kinds = ", ".join(f"{k}={getattr(t, k)}" for k in t.KINDS if getattr(t, k) is not None)
+            print(f"  <Threshold {t.metric} {kinds}{' on ' + ','.join(t.candidates) if t.candidates else ''}>")
+    print(f"\n{sum(not i.baseline for i in items)} candidate(s), {sum(i.baseline for i in items)} baseline(s)")
+    return ExitCode.OK if items else ExitCode.NO_CANDIDATES
+
+
 def cmd_check(args) -> int:
-    from harness.suite.config import describe_keys
-    from harness.run.session import collect_suite_files, load_suites
+    from harness.suite.load import describe_keys
+    from harness.suite.collect import collect_suite_files, load_suites
 
     if args.keys:
         print(describe_keys())

@@ -71,7 +71,8 @@ def harness_sessionstart(session):
     """Called once before any suite runs.
 
     :param session: the :class:`harness.run.session.Session`: ``session.suites`` (the loaded suites),
-        ``session.device``, ``session.out_dir``, ``session.options`` (the command line).
+        ``session.device``, ``session.out_dir``, ``session.options`` (the run's
+        :class:`harness.run.options.RunOptions`), ``session.executor`` (``.kind``: local or ray).
     """
 
 
@@ -79,7 +80,7 @@ def harness_sessionstart(session):
 def harness_collection_finish(session, items):
     """Called once all suites are collected, before any data is loaded or model trained.
 
-    :param items: list of :class:`harness.run.session.Item` (one per baseline or candidate), in run order.
+    :param items: list of :class:`harness.suite.collect.Item` (one per baseline or candidate), in run order.
     """
 
 

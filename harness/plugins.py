@@ -18,7 +18,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.api import Evaluator, LossSpec, PairSource, ResolvedModel
-from harness.suite.config import did_you_mean
+from harness.suite.keys import did_you_mean
 from harness.errors import ConfigError, DataError, Problem
 
 BUILTIN_PLUGINS = (
@@ -60,7 +60,7 @@ def _option_clash(source: PairSource) -> str:
     import dataclasses
     import difflib
 
-    from harness.suite.config import DataTable
+    from harness.suite.schema import DataTable
 
     own = [f.name for f in dataclasses.fields(DataTable) if f.name != DataTable.EXTRA]
     for option in getattr(source, "options", {}):

@@ -22,9 +22,8 @@ import polars as pl
 
 from harness import hookimpl
 from harness.api import (
-    EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, json_file, locate, qrels_frame,
+    DataError, EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, json_file, locate, qrels_frame,
 )
-from harness.errors import DataError
 
 FILES = {"train": "conala-train.json", "test": "conala-test.json"}
 URL = "http://www.phontron.com/download/conala-corpus-v1.1.zip"
@@ -101,11 +100,17 @@ class CodeEvaluator(Evaluator):
         return [f"{m}@{k}" for m in ("success", "equivalent") for k in ks]
 
     def evaluate(self, encoder, corpus, split, k_values):
-        from harness.evaluate.metrics import top_k
+        from harness.api import top_k
 
         ks = sorted({k for k in k_values if k <= 10} | {1})
         ids, texts = corpus["id"].to_list(), corpus["text"].to_list()
         shape = {}  # doc index -> code shape, computed once per document that is looked at
+
+        def shape_of(i: int) -> str:
+            if i not in shape:
+                shape[i] = code_shape(texts[i])
+            return shape[i]
+
         idx, _ = top_k(encoder.encode_queries(split.queries["text"].to_list()),
                        encoder.encode_documents(texts), max(ks))
         relevant = split.relevant()
@@ -118,8 +123,7 @@ class CodeEvaluator(Evaluator):
             for k in ks:
                 top = row[:k]
                 vals[f"success@{k}"] = float(any(ids[i] in gold for i in top))
-                vals[f"equivalent@{k}"] = float(any(
-                    ids[i] in gold or shape.setdefault(i, code_shape(texts[i])) in gold_shapes for i in top))
+                vals[f"equivalent@{k}"] = float(any(ids[i] in gold or shape_of(i) in gold_shapes for i in top))
             per_query[qid] = vals
         metrics = {m: sum(v[m] for v in per_query.values()) / max(len(per_query), 1) for m in self.metric_names(ks)}
         return EvalResult(metrics, per_query)

@@ -27,8 +27,9 @@ from pathlib import Path
 import polars as pl
 
 from harness import hookimpl
-from harness.api import EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, locate, qrels_frame
-from harness.errors import DataError
+from harness.api import (
+    DataError, EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, locate, qrels_frame,
+)
 
 B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
 
@@ -132,7 +133,7 @@ class ExpansionEvaluator(Evaluator):
         return [f"expansion@{k}" for k in sorted({k for k in k_values if k <= 10} | {1})]
 
     def evaluate(self, encoder, corpus, split, k_values):
-        from harness.evaluate.metrics import top_k
+        from harness.api import top_k
 
         names = self.metric_names(k_values)
         ks = [int(m.split("@")[1]) for m in names]

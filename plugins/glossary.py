@@ -15,8 +15,7 @@ from __future__ import annotations
 import polars as pl
 
 from harness import hookimpl
-from harness.api import Option, PairSource, RetrievalData
-from harness.errors import DataError
+from harness.api import DataError, Option, PairSource, RetrievalData
 
 
 class Glossary(PairSource):

@@ -20,9 +20,8 @@ import polars as pl
 
 from harness import hookimpl
 from harness.api import (
-    EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, json_file, locate, qrels_frame,
+    DataError, EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, json_file, locate, qrels_frame,
 )
-from harness.errors import DataError
 
 URL = "https://raw.githubusercontent.com/NExTplusplus/TAT-QA/master/dataset_raw/{file}"
 
@@ -107,7 +106,7 @@ class EvidenceEvaluator(Evaluator):
         return ["report@1"] + [f"full_evidence@{k}" for k in sorted({k for k in k_values if k <= 10} | {5})]
 
     def evaluate(self, encoder, corpus, split, k_values):
-        from harness.evaluate.metrics import top_k
+        from harness.api import top_k
 
         names = self.metric_names(k_values)
         ks = [int(m.split("@")[1]) for m in names[1:]]

@@ -147,3 +147,40 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
         if "integration" in item.keywords and not (DATA_DIR / "scifact" / "corpus.jsonl").is_file():
             item.add_marker(skip_data)
+
+
+# --- every results.json a test writes follows docs/results.schema.json ----------------------------
+
+RESULTS_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "results.schema.json"
+_checked: dict[str, int] = {}  #: results.json path -> mtime_ns when it was validated
+
+
+def results_problems(doc) -> list[str]:
+    """Where ``doc`` breaks docs/results.schema.json (the JSON path and the message of each)."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(json.loads(RESULTS_SCHEMA.read_text()))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+@pytest.fixture(autouse=True)
+def results_follow_the_schema(request, tmp_path_factory):
+    """After each test: every results.json written (or rewritten) under the test session's temporary
+    folders is validated; a test that damages one on purpose is marked ``damaged_results``."""
+    yield
+    base = tmp_path_factory.getbasetemp()
+    found = {}
+    for root, _dirs, files in os.walk(base):
+        if "results.json" in files:
+            path = os.path.join(root, "results.json")
+            found[path] = os.stat(path).st_mtime_ns
+    fresh = [p for p, m in found.items() if _checked.get(p) != m]
+    _checked.update(found)
+    if request.node.get_closest_marker("damaged_results"):
+        return
+    problems = []
+    for path in fresh:
+        for p in results_problems(json.loads(Path(path).read_text())):
+            problems.append(f"{path}: {p}")
+    if problems:
+        pytest.fail("results.json does not follow docs/results.schema.json:\n" + "\n".join(problems[:20]))

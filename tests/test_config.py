@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.suite.config import load_suite, merge
+from harness.suite.load import load_suite, merge
 from harness.errors import ConfigError
 
 MINIMAL = """

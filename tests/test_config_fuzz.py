@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.suite.config import TABLES, Suite, build_suite, load_suite
+from harness.suite.load import TABLES, build_suite, load_suite
+from harness.suite.schema import Suite
 from harness.errors import ConfigError
 
 KEYS = list(TABLES) + ["profiles", "cpu", "source", "name", "base", "type", "epochs", "batch_size", "metric", "min",

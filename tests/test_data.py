@@ -10,7 +10,7 @@ import pytest
 
 from harness.api import LoadContext
 from harness.builtin.beir import BeirSource, load_beir_folder
-from harness.suite.config import DataTable
+from harness.suite.schema import DataTable
 from harness.data.prepare import prepare
 from harness.errors import DataError
 

@@ -182,6 +182,21 @@ def test_code_evaluator_success_and_equivalent():
     assert res.metrics["success@10"] == 1.0
 
 
+
+def test_code_evaluator_works_out_each_documents_shape_once(monkeypatch):
+    """The memo of code shapes: every document looked at is parsed once, however many queries and
+    cut-offs look at it."""
+    calls = []
+    real = conala.code_shape
+    monkeypatch.setattr(conala, "code_shape", lambda text: calls.append(text) or real(text))
+    corpus = pl.DataFrame({"id": ["s1", "s2", "s3"], "text": [
+        "frame.sort_values('year')", "df.sort_values('col')", "os.remove(path)"]})
+    test = split({"q1": "frame sort_values year", "q2": "frame year", "q3": "remove path"},
+                 [("q1", "s2"), ("q2", "s2"), ("q3", "s3")])
+    conala.CodeEvaluator().evaluate(BagOfWords(["frame.sort_values('year')", "remove path"]), corpus, test, [1, 3, 10])
+    # s1 is nobody's gold snippet: only the memo asks for its shape, for both frame queries at every k
+    assert calls.count("frame.sort_values('year')") == 1, calls
+
 # --- TAT-QA ----------------------------------------------------------------------------------------
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.encode.encoder import OnnxEncoder, pool, read_st_folder
+from harness.encode.encoder import OnnxEncoder, pool
+from harness.export.folder import read_st_folder
 from harness.errors import CandidateError
 from harness.export.onnx import check_export, export_onnx, torch_embeddings
 

@@ -69,7 +69,7 @@ def test_minilm_on_a_scifact_slice(run_cli, tmp_path):
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
     from harness.builtin.beir import load_beir_folder
-    from harness.suite.config import load_suite
+    from harness.suite.load import load_suite
     from harness.data.prepare import prepare
 
     from .conftest import DATA_DIR

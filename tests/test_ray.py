@@ -59,6 +59,23 @@ def test_ray_gives_the_local_results_from_worker_processes(tmp_path, tiny_suite,
     assert remote["executor"]["kind"] == "ray" and local["executor"]["kind"] == "local"
 
 
+
+def test_no_cache_reaches_the_workers(tmp_path, tiny_suite, run_cli):
+    """An untuned baseline's evaluation is cached; ``--no-cache`` re-evaluates it on a Ray worker too
+    (the worker runs with the run's options, not defaults)."""
+    suite = tiny_suite(LOSSES)
+    args = ("run", str(suite), "--device", "cpu", "-q", "--executor", "ray", "-k", "baseline")
+    code, out = run_cli(*args, "--out", str(tmp_path / "first"))
+    assert code == 0, out
+    code, out = run_cli(*args, "--out", str(tmp_path / "cached"))
+    (cached,) = results(tmp_path / "cached")["candidates"]
+    assert code == 0 and cached["evaluation_cached_from"] is not None, out
+    code, out = run_cli(*args, "--out", str(tmp_path / "fresh"), "--no-cache")
+    (fresh,) = results(tmp_path / "fresh")["candidates"]
+    assert code == 0 and fresh["evaluation_cached_from"] is None, out
+    assert fresh["worker"]["pid"] != os.getpid()
+    assert fresh["metrics"]["ndcg@10"] == pytest.approx(cached["metrics"]["ndcg@10"], abs=1e-6)
+
 CRASH = '''
 import os
 from harness import hookimpl

@@ -210,12 +210,12 @@ def test_a_report_that_fails_to_render_loses_no_result(tiny_suite, run_cli, tmp_
     at it, so ``harness report <suite>/latest`` renders it once the bug is fixed."""
     import harness.report.html
 
-    real = harness.report.write_report
+    real = harness.report.html.write_report
 
     def broken(run_dir):
         raise RuntimeError("template bug")
 
-    monkeypatch.setattr(harness.report, "write_report", broken)
+    monkeypatch.setattr(harness.report.html, "write_report", broken)
     out = tmp_path / "o"
     code, text = run_cli("run", str(tiny_suite()), "--out", str(out), "--device", "cpu", "-q")
     assert code == 3 and "template bug" in text and "INTERNAL ERROR" in text
@@ -223,6 +223,6 @@ def test_a_report_that_fails_to_render_loses_no_result(tiny_suite, run_cli, tmp_
     doc = json.loads((latest / "results.json").read_text())
     assert doc["exit_code"] == 0 and {c["status"] for c in doc["candidates"]} == {"passed"}
     assert not (latest / "report.html").exists()
-    monkeypatch.setattr(harness.report, "write_report", real)
+    monkeypatch.setattr(harness.report.html, "write_report", real)
     code, text = run_cli("report", str(latest))
     assert code == 0 and (latest / "report.html").is_file()

@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from harness.suite.config import HardNegativesTable, build_suite
+from harness.suite.load import build_suite
+from harness.suite.schema import HardNegativesTable
 from harness.errors import ConfigError
 
 BASE = """
@@ -123,7 +124,7 @@ def test_pairs_without_enough_negatives_get_random_ones():
 def test_training_columns_per_loss(pair_files):
     from harness.builtin.losses import SPECS, Matryoshka
     from harness.builtin.jsonl import JsonlSource
-    from harness.suite.config import DataTable
+    from harness.suite.schema import DataTable
     from harness.data.prepare import prepare
     from harness.data.mining import corpus_texts
     from harness.data.trainset import build, subset
@@ -174,7 +175,7 @@ def test_selection_helpers():
 
 
 def test_gates_on_the_worst_seed():
-    from harness.suite.config import ThresholdTable
+    from harness.suite.schema import ThresholdTable
     from harness.gate.gates import describe, gates_for
 
     ts = [ThresholdTable(metric="ndcg@10", min=0.6), ThresholdTable(metric="ndcg@10", min=0.6, seeds="worst")]
@@ -270,7 +271,7 @@ def test_scored_loss_without_grades_or_negatives_stops_before_training(tiny_suit
 def test_mining_with_minilm_on_a_scifact_slice(tmp_path):
     """The real MiniLM mines real SciFact pairs: scores, margins, and no held-out abstract as a negative."""
     from harness.builtin.beir import load_beir_folder
-    from harness.suite.config import load_suite
+    from harness.suite.load import load_suite
     from harness.data.prepare import prepare
     from harness.data.mining import mine
 
@@ -329,16 +330,17 @@ guide = "{tiny_model}"
 
 
 def test_mining_with_a_candidate_needs_the_local_executor():
-    from harness.run.session import Session
+    from harness.plugins import Plugins
+    from harness.run.options import RunOptions
+    from harness.run.prepare import Preparation
 
     suite = build_suite(__import__("tomllib").loads(
         BASE + '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[[losses]]\nname="b"\n'
         'type="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nmodel="m-a"'), "s.toml")
-    session = Session.__new__(Session)
-    session.executor = None
-    assert session._executor_problems(suite) == []
-    session.executor = object()  # a Ray executor: candidates train in parallel, in other processes
-    (problem,) = session._executor_problems(suite)
+    plugins = Plugins(load_entry_points=False)
+    assert Preparation(plugins, RunOptions(), sequential=True).executor_problems(suite) == []
+    # a Ray executor: candidates train in parallel, in other processes
+    (problem,) = Preparation(plugins, RunOptions(), sequential=False).executor_problems(suite)
     assert problem.path == "losses[1].hard_negatives.model" and "--executor local" in problem.message
 
 

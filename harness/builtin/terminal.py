@@ -34,8 +34,8 @@ def harness_sessionstart(session):
     profiles = sorted({s.profile for s in session.suites if s.profile})
     _out(f"harness {__version__} · device {session.device}"
          + (f" · profile {', '.join(profiles)}" if profiles else "") + f" · output {session.out_dir}")
-    if session.executor is not None:
-        _out(f"executor ray ({session.executor.cluster})")
+    if session.executor.kind != "local":
+        _out(f"executor {session.executor.kind} ({session.executor.describe().get('cluster', '')})")
 
 
 @hookimpl

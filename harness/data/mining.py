@@ -13,7 +13,7 @@ import contextlib
 import io
 import re
 
-from harness.suite.config import HardNegativesTable
+from harness.suite.schema import HardNegativesTable
 from harness.data.prepare import Prepared
 from harness.errors import CandidateError
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import polars as pl
 
 from harness.api import RetrievalData, Split
-from harness.suite.config import DataTable
+from harness.suite.schema import DataTable
 from harness.errors import DataError
 
 

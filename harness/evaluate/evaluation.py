@@ -7,24 +7,25 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from harness.errors import CandidateError, HarnessError
+from harness.gate.gates import variant_drop
 from harness.plugins import Plugins
-
-if TYPE_CHECKING:
-    from harness.run.session import Item, SuiteRun
+from harness.results import Evaluated, VariantRow
+from harness.run.state import SuiteRun
+from harness.suite.collect import Item
 
 
 class Evaluation:
-    """Exports and evaluates on ``device`` with the evaluators ``plugins`` registered. ``options``:
-    the command line's (``no_cache``: re-evaluate untuned baselines; ``quiet``: no progress bars)."""
+    """Exports and evaluates on ``device`` with the evaluators ``plugins`` registered.
+    ``no_cache``: re-evaluate untuned baselines even when an identical evaluation is cached;
+    ``progress_bars``: show encoding progress."""
 
-    def __init__(self, plugins: Plugins, device: str, options: Any = None):
+    def __init__(self, plugins: Plugins, device: str, no_cache: bool = False, progress_bars: bool = False):
         self.plugins = plugins
         self.device = device
-        self.no_cache = bool(getattr(options, "no_cache", False))
-        self.progress_bars = _progress_wanted(options)
+        self.no_cache = no_cache
+        self.progress_bars = progress_bars
 
     def suite_dims(self, run: SuiteRun) -> list[int]:
         """The truncated embedding sizes any loss of the suite is evaluated at (the baseline is too)."""
@@ -35,7 +36,7 @@ class Evaluation:
         return sorted(dims, reverse=True)
 
     def export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress,
-                            keys: dict[str, str], dims: list[int] = ()) -> dict:
+                            keys: dict[str, str], dims: list[int] = ()) -> Evaluated:
         """Export to ONNX, build the suite's variants (only fp32 for a baseline), check each against the
         torch model and evaluate it on the test split. The candidate's numbers are its shipped variant's;
         every variant's are in ``variants``. ``dims``: embedding sizes the shipped variant is also
@@ -53,7 +54,7 @@ class Evaluation:
         sample = run.data.corpus["text"].head(ex.check_samples).to_list()
         max_seq = run.suite.evaluation.max_seq_length or None
         reference = None
-        rows: list[dict] = []
+        rows: list[VariantRow] = []
         shipped: dict | None = None
         for name in (["fp32"] if item.baseline else ex.built):
             is_shipped = name == ("fp32" if item.baseline else ex.shipped)
@@ -76,10 +77,8 @@ class Evaluation:
                 continue
             reference = row.pop("reference", None)
             if name != "fp32" and rows and "metrics" in rows[0]:
-                primary = run.suite.evaluation.primary_metric
-                base, value = rows[0]["metrics"].get(primary), row["metrics"].get(primary)
-                row["drop"] = None if base is None or value is None else round(base - value, 6)
-                row["passed"] = row["drop"] is not None and row["drop"] <= ex.max_drop
+                row["drop"], row["passed"] = variant_drop(rows[0]["metrics"], row["metrics"],
+                                                          run.suite.evaluation.primary_metric, ex.max_drop)
             rows.append(row)
             if is_shipped:
                 shipped = row
@@ -189,9 +188,3 @@ class Evaluation:
             "rankings": rankings,
             "docs_per_s": round(run.data.corpus.height / max(seconds, 1e-9), 1),
         }
-
-
-def _progress_wanted(options) -> bool:
-    import sys
-
-    return sys.stderr.isatty() and not getattr(options, "quiet", False)

@@ -1,17 +1,72 @@
-"""Exact-search retrieval metrics, defined as sentence-transformers' InformationRetrievalEvaluator
-defines them (nDCG uses the graded qrels score; with 0/1 judgements the two agree exactly)."""
+"""The metrics: each declared once (:data:`DECLARED`) with its direction and who produces it, and
+the exact-search retrieval metrics, defined as sentence-transformers' InformationRetrievalEvaluator
+defines them (nDCG uses the graded qrels score; with 0/1 judgements the two agree exactly).
+
+A plugin evaluator's own metrics (``success@k`` of the code evaluator, ...) are not declared here:
+higher is better for them."""
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 
-METRICS = ("ndcg", "recall", "mrr", "map", "precision", "accuracy")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  #: a family with ``@k`` cut-offs ("ndcg") or one metric ("docs_per_s")
+    higher_is_better: bool
+    producer: str  #: who computes it
+    help: str
+    at_k: bool = False
+
+
+RETRIEVAL_PRODUCER = "the retrieval evaluator (harness.builtin.retrieval), per test query"
+HARNESS_PRODUCER = "the harness, for every baseline and candidate (harness.evaluate.evaluation)"
+
+DECLARED: dict[str, Metric] = {m.name: m for m in (
+    Metric("ndcg", True, RETRIEVAL_PRODUCER, "normalised discounted cumulative gain of the top k (graded)", True),
+    Metric("recall", True, RETRIEVAL_PRODUCER, "share of the relevant documents in the top k", True),
+    Metric("mrr", True, RETRIEVAL_PRODUCER, "reciprocal rank of the first relevant document in the top k", True),
+    Metric("map", True, RETRIEVAL_PRODUCER, "mean average precision of the top k", True),
+    Metric("precision", True, RETRIEVAL_PRODUCER, "share of the top k that is relevant", True),
+    Metric("accuracy", True, RETRIEVAL_PRODUCER, "1 if any relevant document is in the top k", True),
+    Metric("docs_per_s", True, HARNESS_PRODUCER, "test-corpus documents encoded per second by the evaluated variant"),
+    Metric("model_mb", False, HARNESS_PRODUCER, "size of the evaluated ONNX file in MiB"),
+)}
+
+#: the retrieval metric families (each at every ``evaluation.k_values`` cut-off)
+METRICS = tuple(m.name for m in DECLARED.values() if m.at_k)
+#: the metrics the harness itself measures for every baseline and candidate (speed and size)
+MEASURED = tuple(m.name for m in DECLARED.values() if m.producer == HARNESS_PRODUCER)
 
 #: the metrics reports and model cards show, each with its interval
 REPORTED = ("ndcg@10", "recall@10", "mrr@10", "map@100", "recall@100")
+
+
+def declared(name: str) -> Metric | None:
+    """The declaration of ``name`` (``ndcg@10`` is the ``ndcg`` family's), or None for a plugin's own metric."""
+    family, at, _ = name.partition("@")
+    metric = DECLARED.get(family)
+    return metric if metric is not None and metric.at_k == bool(at) else None
+
+
+def higher_is_better(name: str) -> bool:
+    metric = declared(name)
+    return True if metric is None else metric.higher_is_better
+
+
+def worst(name: str, items: Iterable[T], key: Callable[[T], float]) -> T:
+    """The item with the worst value of metric ``name`` (the lowest, or the highest where lower is better)."""
+    return (min if higher_is_better(name) else max)(items, key=key)
+
+
+def best(name: str, items: Iterable[T], key: Callable[[T], float]) -> T:
+    return (max if higher_is_better(name) else min)(items, key=key)
 
 
 def reported(primary: str) -> list[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import CandidateError
+from harness.export.pooling import add_pooling
 
 
 @contextlib.contextmanager
@@ -49,8 +50,6 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
         raise CandidateError(f"ONNX export of {model_dir} failed: {type(e).__name__}: {e}") from None
     if not (tmp / "onnx" / "model.onnx").is_file():
         raise CandidateError(f"ONNX export of {model_dir} wrote no onnx/model.onnx")
-    from harness.export.variants import add_pooling
-
     add_pooling(tmp / "onnx" / "model.onnx", tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)

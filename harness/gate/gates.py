@@ -1,27 +1,36 @@
-"""Thresholds to verdicts: each ``[[thresholds]]`` entry becomes one gate per kind it sets.
+"""Thresholds to verdicts: every gate kind the harness has.
 
-``min``/``max`` look at the candidate's own value; ``min_gain``, ``min_gain_ci`` and ``max_drop``
-at the difference with a reference (``against``: the untuned baseline of the same base model, or
-the model of the ``--compare`` run). A missing value, reference or interval fails the gate.
+Each ``[[thresholds]]`` entry becomes one gate per kind it sets. ``min``/``max`` look at the
+candidate's own value; ``min_gain``, ``min_gain_ci`` and ``max_drop`` at the difference with a
+reference (``against``: the untuned baseline of the same base model, or the model of the
+``--compare`` run). With several seeds a threshold gates the mean or the worst seed
+(``seeds``); the worst seed of a metric is the lowest for a metric where higher is better and the
+highest where lower is (:func:`harness.evaluate.metrics.worst`). The shipped export variant may
+lose at most ``export.max_drop`` of the primary metric from fp32 (a ``max_drop`` gate against
+``fp32``). A missing value, reference or interval fails the gate.
 """
 
 from __future__ import annotations
 
 import fnmatch
 
-from harness.suite.config import ThresholdTable
+from harness.evaluate.metrics import worst as worst_of
+from harness.gate.compare import comparisons
+from harness.results import Gate, VariantRow
+from harness.suite.schema import ThresholdTable
 
 
 def gates_for(name: str, metrics: dict[str, float], references: dict[str, dict | None],
-              comparisons: dict[str, dict], thresholds: list[ThresholdTable], worst: dict | None = None) -> list[dict]:
+              comparisons: dict[str, dict], thresholds: list[ThresholdTable], worst: dict | None = None) -> list[Gate]:
     """The gate verdicts of candidate ``name``: ``{metric, kind, against, threshold, value, passed}``
     each, plus ``ci`` (the gain's interval) where one was computed.
 
     ``references``: ``{"baseline": metrics, "compare": metrics or None}``; ``comparisons``: the
     paired statistics per reference and metric (see :mod:`harness.gate.stats`). With several seeds,
     ``metrics``/``comparisons`` are the mean over seeds, and ``worst`` holds ``metrics`` and
-    ``comparisons`` of the worst seed per metric, for thresholds with ``seeds = "worst"``."""
-    out = []
+    ``comparisons`` of the worst seed per metric (:func:`worst_seed`), for thresholds with
+    ``seeds = "worst"``."""
+    out: list[Gate] = []
     for t in thresholds:
         if t.candidates and not any(fnmatch.fnmatchcase(name, p) for p in t.candidates):
             continue
@@ -44,8 +53,8 @@ def gates_for(name: str, metrics: dict[str, float], references: dict[str, dict |
             else:
                 v = value
             passed = v is not None and (v <= threshold if kind in ("max", "max_drop") else v >= threshold)
-            gate = {"metric": t.metric, "kind": kind, "against": t.against if relative else None,
-                    "threshold": threshold, "value": None if v is None else round(v, 6), "passed": passed}
+            gate: Gate = {"metric": t.metric, "kind": kind, "against": t.against if relative else None,
+                          "threshold": threshold, "value": None if v is None else round(v, 6), "passed": passed}
             if worst is not None:
                 gate["seeds"] = t.seeds
             if relative and comp:
@@ -55,7 +64,39 @@ def gates_for(name: str, metrics: dict[str, float], references: dict[str, dict |
     return out
 
 
-def describe(gate: dict) -> str:
+def worst_seed(seeds: dict, references: dict[str, dict | None], thresholds: list[ThresholdTable],
+               seed: int) -> dict:
+    """``{metrics, comparisons}`` of the worst seed for each metric a ``seeds = "worst"`` threshold
+    gates: ``seeds`` is a candidate's ``seeds`` summary (each seed's metrics and per-query values)."""
+    out: dict = {"metrics": seeds["worst"], "comparisons": {}}
+    for m in {t.metric for t in thresholds if t.seeds == "worst"}:
+        runs = [r for r in seeds["runs"] if m in r["metrics"]]
+        if not runs:
+            continue
+        low = worst_of(m, runs, key=lambda r: r["metrics"][m])
+        for ref, stats in comparisons(low["per_query"], references, [m], seed).items():
+            out["comparisons"].setdefault(ref, {}).update(stats)
+    return out
+
+
+def variant_drop(fp32: dict[str, float], variant: dict[str, float], primary: str,
+                 max_drop: float) -> tuple[float | None, bool]:
+    """A variant's drop of the primary metric from fp32, and whether it is within ``max_drop``."""
+    base, value = fp32.get(primary), variant.get(primary)
+    drop = None if base is None or value is None else round(base - value, 6)
+    return drop, drop is not None and drop <= max_drop
+
+
+def variant_gate(variants: list[VariantRow], primary: str, max_drop: float) -> Gate | None:
+    """The gate of the shipped variant when it is not fp32: it may lose at most ``max_drop``."""
+    shipped = next((v for v in variants if v.get("shipped")), None)
+    if not shipped or shipped["variant"] == "fp32":
+        return None
+    return {"metric": primary, "kind": "max_drop", "against": "fp32", "threshold": max_drop,
+            "value": shipped.get("drop"), "passed": bool(shipped.get("passed"))}
+
+
+def describe(gate: Gate) -> str:
     """One line naming the metric, the threshold, the value and the interval, for terminal and report."""
     value = "missing" if gate["value"] is None else f"{gate['value']:.4f}"
     against = f" vs {gate['against']}" if gate.get("against") else ""

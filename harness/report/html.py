@@ -9,7 +9,7 @@ from pathlib import Path
 from harness.report import plots
 from harness.gate.compare import shipped
 from harness.gate.gates import describe
-from harness.evaluate.metrics import reported
+from harness.evaluate.metrics import MEASURED, reported
 from harness.train.selection import refit_phrase
 
 MARKS = {"better": "▲ significantly better", "worse": "▼ significantly worse", "not distinguishable": "≈ not distinguishable"}
@@ -20,7 +20,7 @@ def columns(doc: dict) -> list[str]:
     threshold gates on (a domain evaluator's, such as ``equivalent@1``)."""
     out = reported(doc["primary_metric"])
     gated = {g["metric"] for c in doc["candidates"] for g in c.get("gates", [])}
-    return out + sorted(gated - set(out) - {"docs_per_s", "model_mb"})
+    return out + sorted(gated - set(out) - set(MEASURED))
 
 
 def ranking(doc: dict) -> list[dict]:

@@ -24,7 +24,7 @@ MANIFEST = "harness-artifact.json"
 
 
 def fingerprint(folder: Path) -> str:
-    from harness.encode.encoder import read_st_folder
+    from harness.export.folder import read_st_folder
 
     folder = Path(folder)
     h = hashlib.sha256()

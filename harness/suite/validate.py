@@ -4,7 +4,9 @@ evaluators, metrics). Every problem is collected; nothing here loads data or mod
 from __future__ import annotations
 
 from harness.api import Option
-from harness.suite.config import Suite, did_you_mean
+from harness.evaluate.metrics import MEASURED
+from harness.suite.keys import did_you_mean
+from harness.suite.schema import Suite
 from harness.errors import Problem
 from harness.plugins import Registry
 from harness.data.trainset import missing_columns
@@ -73,7 +75,7 @@ def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
             if v:
                 problems.append(Problem(file, f"training.{k}", "needs a dev split to measure on (the test split never "
                                         "chooses): set data.dev_fraction > 0"))
-    produced: set[str] = {"docs_per_s", "model_mb"}  # every candidate's speed and size
+    produced: set[str] = set(MEASURED)  # every candidate's speed and size
     all_known = True
     for i, name in enumerate(suite.evaluation.evaluators):
         ev = registry.evaluators.get(name)

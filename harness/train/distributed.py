@@ -60,13 +60,13 @@ def train_distributed(spec: dict, processes: int, device: str, folder: Path) -> 
 def main(argv: list[str]) -> int:
     """One torchrun process: rebuild the plugins (for the loss), train, and on rank 0 write the summary."""
     from harness.plugins import from_command_line
-    from harness.train.fit import train
+    from harness.train.fit import fit
 
     with open(argv[0], "rb") as f:
         spec = pickle.load(f)
     plugins = from_command_line(spec["plugin_specs"], Path(spec["cwd"]), quiet=True)
     plugins.load_suite_plugins(spec["suite"])
-    tr = train(spec["base"], plugins.registry.losses[spec["loss_type"]], spec["loss_options"], spec["data"],
+    tr = fit(spec["base"], plugins.registry.losses[spec["loss_type"]], spec["loss_options"], spec["data"],
                spec["training"], spec["primary_metric"], spec["device"], spec["out"],
                spec["query_prompt"], spec["document_prompt"], work_dir=spec["work_dir"], columns=spec["columns"])
     if int(os.environ.get("RANK", "0")) == 0:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.api import LossSpec
-from harness.suite.config import TrainingTable
+from harness.suite.schema import TrainingTable
 from harness.data.prepare import Prepared
 from harness.errors import CandidateError
 
@@ -50,7 +50,7 @@ def precision_flags(precision: str, device: str) -> dict:
     return {precision: True}
 
 
-def train(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg: TrainingTable,
+def fit(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg: TrainingTable,
           primary_metric: str, device: str, out_dir: Path, query_prompt: str = "", document_prompt: str = "",
           progress=None, work_dir: Path | None = None, columns: dict[str, list] | None = None) -> TrainResult:
     """Train ``base_dir`` on ``columns`` (default: the train pairs of ``data``, see

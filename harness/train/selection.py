@@ -6,6 +6,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from harness.evaluate.metrics import best as best_of_metric
+from harness.evaluate.metrics import worst
+
 
 def best(dev_scores: list[float | None]) -> int:
     """The index of the best dev score (the first one on a tie; one without a score only if all lack one)."""
@@ -55,9 +58,8 @@ def summarise(runs: list[dict], shipped_seed: int, primary: str, gated: set[str]
         values = [m[name] for m in metrics]
         out["mean"][name] = round(statistics.fmean(values), 6)
         out["std"][name] = round(statistics.stdev(values), 6) if len(values) > 1 else 0.0
-        low_is_bad = name != "model_mb"
-        out["worst"][name] = min(values) if low_is_bad else max(values)
-        out["best"][name] = max(values) if low_is_bad else min(values)
+        out["worst"][name] = worst(name, values, key=float)
+        out["best"][name] = best_of_metric(name, values, key=float)
     for r in runs:
         per_query = {q: {m: v for m, v in vals.items() if m in gated} for q, vals in r["evaluated"]["per_query"].items()}
         out["runs"].append({"seed": r["seed"], "dev_score": r["training"]["dev_score"],

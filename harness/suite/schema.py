@@ -1,63 +1,17 @@
-"""Suite files: a typed schema, and a loader that reports every problem at once with its TOML path.
-
-Each table of a suite is a dataclass below; each field's type, default and help text is the
-documentation of that key (``harness check --keys`` prints it). Unknown keys are errors with a
-"did you mean", since a typo silently ignored in a release gate is a wrong green. Tables marked
-with ``EXTRA`` pass their other keys on to a plugin (a pair source's or a loss's own options),
-which are checked against what that plugin declares once plugins are loaded.
+"""The suite schema: each table of a suite file is a dataclass below, and each field's type,
+default and help text is the documentation of that key (``harness check --keys`` prints it, and
+``docs/suite-keys.md`` is generated from it). Unknown keys are errors with a "did you mean", since a
+typo silently ignored in a release gate is a wrong green.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import json
-import re
-import sys
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from harness.errors import ConfigError, Problem
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def key(default: Any = dataclasses.MISSING, help: str = "", check=None, choices=None):
-    """Declare a suite key: its default, help text and an optional check returning an error text."""
-    meta = {"help": help, "check": check, "choices": choices}
-    if isinstance(default, type):  # a table class: an empty table of it
-        return field(default_factory=default, metadata=meta)
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def positive(v):
-    return None if v > 0 else "expected a number > 0"
-
-
-def non_negative(v):
-    return None if v >= 0 else "expected a number >= 0"
-
-
-def fraction(v):
-    return None if 0 <= v < 1 else "expected a number in [0, 1)"
-
-
-def a_name(v):
-    return None if NAME_RE.match(v) else "expected a name of letters, digits, '_', '.', '-'"
-
-
-def k_list(v):
-    return None if v and all(k >= 1 for k in v) else "expected a non-empty list of integers >= 1"
+from harness.suite.keys import (
+    a_name, check_field, describe, did_you_mean, fraction, k_list, key, non_negative, positive,
+)
 
 
 @dataclass
@@ -169,10 +123,10 @@ class TrainingTable:
             if k not in self.GRID_KEYS:
                 yield f".grid.{k}", f"unknown key{did_you_mean(k, self.GRID_KEYS)} (a grid varies {', '.join(self.GRID_KEYS)})"
             elif not isinstance(values, list) or not values:
-                yield f".grid.{k}", f"expected a non-empty list of values, got {_describe(values)}"
+                yield f".grid.{k}", f"expected a non-empty list of values, got {describe(values)}"
             else:
                 for i, v in enumerate(values):
-                    msg = _check_field(TrainingTable, k, v)
+                    msg = check_field(TrainingTable, k, v)
                     if msg:
                         yield f".grid.{k}[{i}]", msg
         if len(set(self.seeds)) != len(self.seeds):
@@ -300,214 +254,3 @@ class Suite:
 def item_name(model: ModelTable, loss: LossTable | None) -> str:
     """A baseline's or candidate's name in a suite: ``<model>-baseline`` or ``<model>-<loss>``."""
     return f"{model.name}-{'baseline' if loss is None else loss.name}"
-
-
-# --- loading ---------------------------------------------------------------------------------
-
-_INVALID = object()
-
-
-def _type_name(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        item = typing.get_args(tp)[0]
-        plural = {str: "strings", int: "integers", float: "numbers"}.get(item, "tables")
-        return f"a list of {plural}"
-    if dataclasses.is_dataclass(tp):
-        return "a table"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-            dict: "a table", type(None): "nothing"}.get(tp, str(tp))
-
-
-class _Builder:
-    def __init__(self, file: str):
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def err(self, path: str, message: str) -> object:
-        self.problems.append(Problem(self.file, path, message))
-        return _INVALID
-
-    def convert(self, value: Any, tp: Any, path: str) -> Any:
-        origin = typing.get_origin(tp)
-        if origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(tp) if a is not type(None)]
-            if value is None:
-                return None
-            return self.convert(value, args[0], path) if len(args) == 1 else value
-        if origin is list:
-            (item_tp,) = typing.get_args(tp)
-            if not isinstance(value, list):
-                return self.err(path, f"expected {_type_name(tp)}, got {_describe(value)}")
-            items = [self.convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
-            return _INVALID if any(i is _INVALID for i in items) else items
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, dict):
-                return self.err(path, f"expected a table, got {_describe(value)}")
-            return self.table(tp, value, path)
-        if tp is dict:
-            return value if isinstance(value, dict) else self.err(path, f"expected a table, got {_describe(value)}")
-        if tp is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if tp in (int, float, str, bool) and (type(value) is tp):
-            return value
-        return self.err(path, f"expected {_type_name(tp)}, got {_describe(value)}")
-
-    def field(self, f: dataclasses.Field, tp, raw: Any, path: str) -> Any:
-        """``raw`` as the value of key ``f`` (its type, choices and check), or _INVALID (reported)."""
-        value = self.convert(raw, tp, path)
-        if value is _INVALID:
-            return value
-        choices = f.metadata.get("choices")
-        if choices and value not in choices:
-            return self.err(path, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
-        check = f.metadata.get("check")
-        msg = check(value) if check and value is not None else None
-        return self.err(path, f"{msg}, got {value!r}") if msg else value
-
-    def table(self, cls, raw: dict, path: str):
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-        extra_field = getattr(cls, "EXTRA", None)
-        known = [n for n in fields if n != extra_field]
-        values: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
-        for k, v in raw.items():
-            sub = f"{path}.{k}" if path else k
-            if k not in known:
-                close = difflib.get_close_matches(k, known, n=1, cutoff=0.8)
-                if extra_field and not close:
-                    extra[k] = v  # a plugin's own option, checked once plugins are loaded
-                else:
-                    self.err(sub, f"unknown key{did_you_mean(k, known)}")
-                continue
-            value = self.field(fields[k], hints[k], v, sub)
-            if value is not _INVALID:
-                values[k] = value
-        for name, f in fields.items():
-            if name == extra_field or name in raw:
-                continue
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                self.err(f"{path}.{name}" if path else name, f"missing required key ({_type_name(hints[name])})")
-        if extra_field:
-            values[extra_field] = extra
-        try:
-            obj = cls(**values)
-        except TypeError:  # a required key was missing or invalid: already reported
-            return _INVALID
-        for sub, message in obj.problems() if hasattr(obj, "problems") else ():
-            self.err(f"{path}{sub}", message)
-        return obj
-
-
-def _check_field(cls, name: str, value: Any) -> str | None:
-    """The error text for ``value`` as key ``name`` of table ``cls`` (type, choices and check), or None."""
-    b = _Builder("")
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return b.problems[0].message if b.field(f, typing.get_type_hints(cls)[name], value, name) is _INVALID else None
-
-
-def did_you_mean(word: str, candidates) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(sorted(candidates))}"
-
-
-def _describe(value: Any) -> str:
-    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
-    text = repr(value)
-    return f"{kind} ({text if len(text) < 40 else text[:37] + '...'})"
-
-
-def merge(base: dict, override: dict) -> dict:
-    """Deep-merge ``override`` over ``base``: tables merge key by key, anything else is replaced."""
-    out = dict(base)
-    for k, v in override.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def read_toml(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(Problem(str(path), "", "no such file"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(Problem(str(path), "", f"cannot read: {e}"))
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(Problem(str(path), "", f"invalid TOML: {e}"))
-
-
-TABLES = ("suite", "data", "models", "losses", "training", "evaluation", "export", "thresholds")
-
-
-def load_suite(path: Path | str, profile: str | None = None, device: str | None = None) -> Suite:
-    """Read and type-check one suite file, with ``profile`` (or the suite's ``cpu_profile`` when
-    ``device`` is ``"cpu"``) merged over it. Raises :class:`ConfigError` listing every problem."""
-    import hashlib
-
-    path = Path(path)
-    suite = build_suite(read_toml(path), str(path), profile, device)
-    suite.path = path
-    suite.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-    return suite
-
-
-def build_suite(raw: dict, file: str, profile: str | None = None, device: str | None = None) -> Suite:
-    """Type-check a parsed suite (see :func:`load_suite`)."""
-    b = _Builder(file)
-    profiles = raw.get("profiles", {})
-    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
-        raise ConfigError(Problem(file, "profiles", "expected tables [profiles.NAME]"))
-    for pname, ptable in profiles.items():
-        for k in ptable:
-            if k not in TABLES:
-                b.err(f"profiles.{pname}.{k}", f"unknown key{did_you_mean(k, TABLES)}")
-    chosen = profile
-    auto = raw.get("suite", {}).get("cpu_profile") if isinstance(raw.get("suite"), dict) else None
-    if chosen is None and device == "cpu" and isinstance(auto, str):
-        chosen = auto
-    if chosen is not None:
-        if chosen not in profiles:
-            where = "suite.cpu_profile" if profile is None else ""
-            b.err(where, f"unknown profile {chosen!r}; this suite has {sorted(profiles) or 'no profiles'}")
-        else:
-            raw = merge(raw, profiles[chosen])
-    suite = b.table(Suite, raw, "")
-    if suite is not _INVALID and device is not None:
-        from harness.export.variants import VARIANTS
-
-        for i, v in enumerate(suite.export.variants):
-            if device not in VARIANTS[v].devices:
-                b.err(f"export.variants[{i}]", f"variant {v!r} runs on {'/'.join(VARIANTS[v].devices)}, and this run's "
-                      f"device is {device}; list it in a profile for that device")
-    if b.problems or suite is _INVALID:
-        raise ConfigError(b.problems)
-    suite.profile = chosen
-    return suite
-
-
-def describe_keys() -> str:
-    """Every suite key with its type, default and help (for ``harness check --keys`` and the README)."""
-    lines = []
-    for table, cls in (("suite", SuiteTable), ("data", DataTable), ("models", ModelTable), ("losses", LossTable),
-                       ("losses.hard_negatives", HardNegativesTable), ("training", TrainingTable),
-                       ("evaluation", EvaluationTable), ("export", ExportTable), ("thresholds", ThresholdTable)):
-        hints = typing.get_type_hints(cls)
-        header = f"[[{table}]]" if table in ("models", "losses", "thresholds") else f"[{table}]"
-        lines.append(header)
-        for f in dataclasses.fields(cls):
-            if f.name == getattr(cls, "EXTRA", None):
-                lines.append("  ...            other keys are the pair source's / loss's own options")
-                continue
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
-                value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                default = "unset by default" if value is None else f"default {json.dumps(value)}"  # as TOML writes it
-            else:
-                default = "required"
-            lines.append(f"  {f.name} ({_type_name(hints[f.name])}, {default}): {f.metadata.get('help', '')}")
-    return "\n".join(lines)

@@ -1,0 +1,150 @@
+"""Before anything trains: each suite's run folder, its data loaded and prepared, its base models
+resolved, and every problem found (bad data, unknown models, losses the data cannot feed) raised
+at once as one usage error."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from harness.api import LoadContext
+from harness.data.prepare import Prepared, prepare
+from harness.errors import ConfigError, DataError, HarnessError, Problem
+from harness.plugins import Plugins
+from harness.run.options import RunOptions
+from harness.run.state import SuiteRun
+from harness.suite.collect import Item
+from harness.suite.schema import Suite
+from harness.suite.validate import source_options
+
+
+class Preparation:
+    """Prepares the runs of ``suites`` for ``items`` with ``options``; ``sequential``: whether the
+    executor runs items one after another here (else a loss cannot mine with another candidate)."""
+
+    def __init__(self, plugins: Plugins, options: RunOptions, sequential: bool):
+        self.plugins = plugins
+        self.options = options
+        self.sequential = sequential
+        self.warn = lambda message: plugins.hook.harness_warning(message=message, item=None)
+
+    def runs(self, suites: list[Suite], items: list[Item]) -> list[SuiteRun]:
+        problems, runs = [], []
+        run_id = self.run_id(suites)
+        by_suite: dict[str, list[Item]] = {}
+        for item in items:
+            by_suite.setdefault(item.suite.name, []).append(item)
+        for suite in suites:
+            if suite.name not in by_suite:
+                continue
+            folder = self.resumed_dir(suite) or self.options.out_dir / suite.name / run_id
+            run = SuiteRun(suite, by_suite[suite.name], folder, previous=previous_results(folder))
+            try:
+                run.data = self.load_data(suite)
+                problems += self.column_problems(suite, run.data)
+                problems += self.executor_problems(suite)
+            except DataError as e:
+                problems += [Problem(str(suite.path), "data", m) for m in e.messages]
+            except Exception as e:  # noqa: BLE001 - a plugin's bug: this suite's items error, the others run
+                owner = self.plugins.registry.owner.get(("pair_sources", suite.data.source), "?")
+                run.load_error = (f"pair source {suite.data.source!r} (plugin {owner}) raised "
+                                  f"{type(e).__name__}: {e}")
+                self.warn(f"{suite.name}: {run.load_error}")
+            for i, model in enumerate(suite.models):
+                if not any(it.model is model for it in run.items):
+                    continue
+                try:
+                    run.models[model.name] = self.plugins.resolve_model(model.base, model.revision)
+                except HarnessError as e:
+                    problems.append(Problem(str(suite.path), f"models[{i}].base", str(e)))
+            runs.append(run)
+        if problems:
+            raise ConfigError(problems)
+        for run in runs:
+            if run.data is not None:
+                for w in run.data.warnings + history_warnings(run):
+                    self.warn(f"{run.suite.name}: {w}")
+        return runs
+
+    def run_id(self, suites: list[Suite]) -> str:
+        """A timestamp no suite of this session has a run folder for yet."""
+        run_id = stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        n = 1
+        while any((self.options.out_dir / s.name / run_id).exists() for s in suites):
+            n += 1
+            run_id = f"{stamp}-{n}"
+        return run_id
+
+    def load_data(self, suite: Suite) -> Prepared:
+        source = self.plugins.registry.pair_sources[suite.data.source]
+        data_dir = os.environ.get("HARNESS_DATA_DIR")
+        cache = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
+        ctx = LoadContext(Path(data_dir) if data_dir else None, suite.path.parent.resolve(), cache,
+                          (suite.data.train_split, suite.data.test_split),
+                          lambda name: self.plugins.resolve_model(name, None).path, self.options.device)
+        return prepare(source.load(source_options(suite, self.plugins.registry), ctx), suite.data)
+
+    def column_problems(self, suite: Suite, data: Prepared) -> list[Problem]:
+        """Losses the loaded data cannot feed (scored pairs from ungraded pairs), before any training."""
+        from harness.data.trainset import graded, missing_columns
+
+        out = []
+        for i, loss in enumerate(suite.losses):
+            spec = self.plugins.registry.losses[loss.type]
+            missing = missing_columns(spec, loss.options, loss.hard_negatives is not None, graded(data))
+            if missing:
+                out.append(Problem(str(suite.path), f"losses[{i}]", missing))
+        return out
+
+    def executor_problems(self, suite: Suite) -> list[Problem]:
+        """Mining with another candidate's model needs that candidate trained first, in this process."""
+        if self.sequential:
+            return []
+        names = suite.candidate_names()
+        return [Problem(str(suite.path), f"losses[{i}].hard_negatives.model",
+                        f"mining with the candidate {loss.hard_negatives.model!r} needs it trained first: run this "
+                        "suite with --executor local")
+                for i, loss in enumerate(suite.losses)
+                if loss.hard_negatives is not None and loss.hard_negatives.model in names]
+
+    def resumed_dir(self, suite: Suite) -> Path | None:
+        """With --resume: the suite's newest run folder (finished steps in it are re-used)."""
+        if not self.options.resume:
+            return None
+        folder = self.options.out_dir / suite.name
+        runs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()) if folder.is_dir() else []
+        if not runs:
+            self.warn(f"{suite.name}: --resume: no earlier run in {folder}, starting anew")
+            return None
+        return runs[-1]
+
+
+def previous_results(folder: Path) -> dict:
+    """The candidates of the run in ``folder`` by name (the run being resumed), or {}."""
+    if not (folder / "results.json").is_file():
+        return {}
+    try:
+        old = json.loads((folder / "results.json").read_text())
+        return {c["name"]: c for c in old.get("candidates", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def history_warnings(run: SuiteRun) -> list[str]:
+    """The report's history compares runs: say when the last finished one had other data or settings."""
+    try:
+        last = json.loads((run.run_dir.parent / "latest" / "results.json").read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    if not isinstance(last, dict) or last.get("run_id") == run.run_dir.name:
+        return out
+    if (last.get("data") or {}).get("fingerprint") not in (None, run.data.fingerprint):
+        out.append(f"the previous run {last.get('run_id')} used other data (fingerprint "
+                   f"{last['data']['fingerprint']} vs {run.data.fingerprint}): the history mixes datasets")
+    if last.get("suite_sha256") not in (None, run.suite.sha256) or last.get("profile") != run.suite.profile:
+        out.append(f"the previous run {last.get('run_id')} used other suite settings (suite file or profile "
+                   "changed): compare the history with care")
+    return out

@@ -1,0 +1,27 @@
+"""What one suite's run holds while it goes on: its items, its folder, the prepared data, the
+resolved base models and the results so far. The phases read it (a worker builds one of its own
+for the item it runs); only the session adds results to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.api import ResolvedModel
+from harness.data.prepare import Prepared
+from harness.results import CandidateResult
+from harness.suite.collect import Item
+from harness.suite.schema import Suite
+
+
+@dataclass
+class SuiteRun:
+    suite: Suite
+    items: list[Item]
+    run_dir: Path
+    data: Prepared | None = None
+    models: dict[str, ResolvedModel] = field(default_factory=dict)
+    results: dict[str, CandidateResult] = field(default_factory=dict)
+    previous: dict[str, Any] = field(default_factory=dict)  #: results of the run being resumed, by name
+    load_error: str | None = None  #: a pair source that crashed: every item of the suite errors with it

@@ -1,0 +1,90 @@
+"""Collection: suite files from the command line's paths, loaded and checked, and the items they
+declare (one untuned baseline per base model, one candidate per model x loss), selected by ``-k``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError, Problem
+from harness.suite.keyword import compile_k
+from harness.suite.schema import LossTable, ModelTable, Suite, item_name
+
+
+@dataclass
+class Item:
+    """One baseline or candidate of one suite."""
+
+    suite: Suite
+    model: ModelTable
+    loss: LossTable | None  #: ``None`` for the untuned baseline
+
+    @property
+    def baseline(self) -> bool:
+        return self.loss is None
+
+    @property
+    def name(self) -> str:
+        return item_name(self.model, self.loss)
+
+    @property
+    def nodeid(self) -> str:
+        return f"{self.suite.name}::{self.name}"
+
+    @property
+    def keywords(self) -> list[str]:
+        kw = [self.suite.name, self.model.name, self.name, self.nodeid]
+        kw += ["baseline"] if self.loss is None else [self.loss.name, self.loss.type]
+        return kw
+
+
+def collect_suite_files(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths or ["suites"]):
+        if p.is_dir():
+            files += sorted(f for f in p.glob("*.toml") if not f.name.startswith("_"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ConfigError(Problem(str(p), "", "no such suite file or folder"))
+    return files
+
+
+def load_suites(files: list[Path], plugins, profile: str | None, device: str | None) -> list[Suite]:
+    """Load, type-check and plugin-check every suite, raising one ConfigError with every problem.
+    ``plugins``: a :class:`harness.plugins.Plugins` (a suite's own plugins are loaded into it)."""
+    from harness.suite.load import load_suite
+    from harness.suite.validate import check_suite
+
+    suites, problems = [], []
+    for f in files:
+        try:
+            suite = load_suite(f, profile, device)
+            plugins.load_suite_plugins(suite)
+        except ConfigError as e:
+            problems += e.problems
+            continue
+        problems += check_suite(suite, plugins.registry)
+        suites.append(suite)
+    names = [s.name for s in suites]
+    for s in suites:
+        if names.count(s.name) > 1:
+            problems.append(Problem(str(s.path), "suite.name", f"another suite is also named {s.name!r}"))
+    if problems:
+        raise ConfigError(problems)
+    return suites
+
+
+def collect_items(suites: list[Suite], keyword: str | None) -> list[Item]:
+    match = compile_k(keyword or "")
+    items = []
+    for suite in suites:
+        for model in suite.models:
+            cands = [Item(suite, model, loss) for loss in suite.losses]
+            cands = [c for c in cands if match(c.keywords)]
+            base = Item(suite, model, None)
+            # a selected candidate needs its baseline (gains are measured against it)
+            if cands or match(base.keywords):
+                items.append(base)
+            items += cands
+    return items
