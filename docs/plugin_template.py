@@ -24,7 +24,7 @@ class FaqSource(PairSource):
     name = "faq"  # what a suite's [data].source names
     description = "question -> answer pairs from a CSV file with the columns question, answer"
     options = {  # the keys this source accepts in [data]; any other key is a configuration error
-        "file": Option(str, None, "CSV file, relative to the suite", required=True),
+        "file": Option(str, None, "CSV file, relative to the suite", required=True, path="file"),
         "holdout": Option(float, 0.2, "share of questions held out for the test split"),
     }
 

@@ -19,42 +19,80 @@ from harness.evaluate.metrics import mean_metrics, metric_names, query_metrics, 
 __all__ = [
     "DataError", "EvalResult", "Encoder", "Evaluator", "LoadContext", "LossSpec", "Option", "PairSource",
     "ResolvedModel", "RetrievalData", "Split", "fingerprint", "json_file", "json_lines", "locate", "mean_metrics",
-    "metric_names", "qrels_frame", "query_metrics", "top_k",
+    "metric_names", "qrels_frame", "query_metrics", "suite_path", "text_lines", "top_k",
 ]
 
 
 @dataclass(frozen=True)
 class Option:
-    """One option a pair source or evaluator accepts in the suite (its type, default and help)."""
+    """One option a pair source or evaluator accepts in the suite (its type, default and help).
+    ``path``: ``"file"`` or ``"folder"`` for an option that names one (resolved with
+    :func:`suite_path`); when a suite gives it, ``harness check`` and ``harness run`` refuse a path
+    that does not exist (exit 4, naming the key), so a typo never falls back to other data."""
 
     type: type | tuple[type, ...]
     default: Any = None
     help: str = ""
     required: bool = False
     choices: Sequence[Any] | None = None
+    path: str | None = None
+
+
+def suite_path(suite_dir: Path, value: str) -> Path:
+    """A path option's value as a path: ``$VARIABLES`` expanded, relative to the suite's folder (to
+    the working folder when it names a variable, e.g. ``${HARNESS_DATA_DIR}/scifact``). An unset
+    variable raises DataError."""
+    import os
+
+    expanded = os.path.expandvars(value)
+    if "$" in expanded:
+        raise DataError(f"{value!r} names an environment variable that is not set")
+    return (Path.cwd() if "$" in value else suite_dir) / expanded
 
 
 # --- data ------------------------------------------------------------------------------------
 
 
-def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
-    """``(line number, object)`` for each non-blank line of a JSON-lines file. A missing file, a
-    malformed line or a line that is not a JSON object raises DataError naming the file and line."""
-    import json
-
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` for each line of a UTF-8 text file, without its line ending (a
+    byte-order mark is dropped). A missing or unreadable file, or a line that is not UTF-8, raises
+    DataError naming the file and the line."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    with f:
+        for n, raw in enumerate(f, 1):
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: malformed JSON line ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object")
-            yield n, obj
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                "save the file as UTF-8") from None
+            if n == 1:
+                line = line.removeprefix("\ufeff")
+            yield n, line.rstrip("\r\n")
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSON-lines file. A missing file, text
+    that is not UTF-8, a malformed line or a line that is not a JSON object raises DataError naming
+    the file and line."""
+    import json
+
+    for n, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{n}: malformed JSON line ({e.msg})") from None
+        except RecursionError:
+            raise DataError(f"{path}:{n}: malformed JSON line (nested too deeply)") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{n}: expected a JSON object")
+        yield n, obj
 
 
 def json_file(path: Path, expect: type = list, what: str = "a JSON list"):
@@ -65,9 +103,11 @@ def json_file(path: Path, expect: type = list, what: str = "a JSON list"):
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        value = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise DataError(f"{path}: not a JSON file ({e})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
     if not isinstance(value, expect):
         raise DataError(f"{path}: expected {what}, got a JSON {type(value).__name__}")
     return value

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from harness.errors import ConfigError, HarnessError, Problem
+from harness.errors import ConfigError, DataError, HarnessError, Problem
 from harness.exitcodes import ExitCode
 
 
@@ -101,13 +101,28 @@ def _error(e: ConfigError) -> int:
     return ExitCode.USAGE_ERROR
 
 
-def cmd_run(args) -> int:
+def _suite_files(paths: list[str]) -> list[Path]:
+    """The suite files of ``paths``; a folder without any is said by name."""
     from harness.suite.collect import collect_suite_files
 
-    plugins = _plugins(args.plugins)
-    files = collect_suite_files(args.paths)
+    files = collect_suite_files(paths)
+    for p in map(Path, paths or ["suites"]):
+        if p.is_dir() and not any(f.parent == p for f in files):
+            print(f"no suite files in {p} (expected *.toml; files named _*.toml are skipped)", file=sys.stderr)
+    return files
+
+
+def cmd_run(args) -> int:
+    from harness.outputs import file_problems, folder_problems
+
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
+    if not args.collect_only:  # before any work: a bad output path must not cost a finished run
+        wrong = folder_problems(args.out, "--out") + file_problems(args.junitxml, "--junitxml")
+        if wrong:
+            raise ConfigError(wrong)
+    plugins = _plugins(args.plugins)
+    files = _suite_files(args.paths)
     ray = None
     if args.executor == "ray" and not args.collect_only:
         from harness.run.executors import RayExecutor
@@ -139,8 +154,9 @@ def _run(args, plugins, files, ray) -> int:
     compare = None
     if args.compare:
         from harness.gate.compare import load_reference
+        from harness.report.document import read_results
 
-        compare = load_reference(args.compare)
+        compare = load_reference(read_results(Path(args.compare)), args.compare)
         if compare["suite"] not in {s.name for s in suites}:
             raise ConfigError(f"--compare {args.compare}: it is a run of suite {compare['suite']!r}, "
                               f"not of {sorted(s.name for s in suites)}")
@@ -178,15 +194,14 @@ def _collect_only(suites, items) -> int:
 
 def cmd_check(args) -> int:
     from harness.suite.load import describe_keys
-    from harness.suite.collect import collect_suite_files, load_suites
+    from harness.suite.collect import load_suites
 
     if args.keys:
         print(describe_keys())
         return ExitCode.OK
     plugins = _plugins(args.plugins)
-    files = collect_suite_files(args.paths)
+    files = _suite_files(args.paths)
     if not files:
-        print("no suite files found", file=sys.stderr)
         return ExitCode.NO_CANDIDATES
     suites = load_suites(files, plugins, None, None)
     problems = []
@@ -224,18 +239,29 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from harness.report.document import read_results
     from harness.report.html import write_report
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "results.json").is_file():
-        raise ConfigError(f"{run_dir}: no results.json (expected a run folder such as reports/<suite>/latest)")
-    print(write_report(run_dir.resolve()))
+    read_results(run_dir)  # a missing or damaged results.json: exit 4, naming the file and what is wrong
+    from jinja2.exceptions import UndefinedError
+
+    try:
+        print(write_report(run_dir.resolve()))
+    except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError, UndefinedError) as e:
+        # the file follows the schema but lacks what the page shows: a foreign or hand-edited file, not a bug
+        raise ConfigError(Problem(str(run_dir / "results.json"), "", f"does not hold what the report shows "
+                                  f"({type(e).__name__}: {e}); not a results.json the harness wrote, or a damaged one"))
     return ExitCode.OK
 
 
 def cmd_release(args) -> int:
+    from harness.outputs import new_folder_problems
     from harness.ship.release import release
 
+    wrong = new_folder_problems(args.to, "--to")
+    if wrong:
+        raise ConfigError(wrong)
     m = release(Path(args.run_dir), Path(args.to), args.candidate, args.force)
     print(f"released {m['candidate']} of {m['suite']} (run {m['run_id']}) to {args.to}; fingerprint {m['fingerprint']}"
           + ("; FORCED: it did not pass its gates" if m["forced"] else ""))
@@ -243,14 +269,21 @@ def cmd_release(args) -> int:
 
 
 def cmd_encode(args) -> int:
+    from harness.outputs import file_problems
     from harness.ship import index
 
     if args.check:
+        if not Path(args.check).is_file():
+            raise ConfigError(Problem("--check", "", f"{args.check}: no such file (expected a Parquet file written by "
+                                      "`harness encode`)"))
         ok, message = index.check(Path(args.check), Path(args.artifact))
         print(message, file=sys.stdout if ok else sys.stderr)
         return ExitCode.OK if ok else ExitCode.GATES_FAILED
     if not (args.corpus and args.out):
         raise ConfigError("harness encode: give --corpus and --out (or --check FILE)")
+    wrong = file_problems(args.out, "--out")
+    if wrong:
+        raise ConfigError(wrong)
     r = index.encode_corpus(Path(args.artifact), Path(args.corpus), Path(args.out), args.append,
                             progress=sys.stderr.isatty() and not args.quiet)
     print(f"{r['file']}: {r['rows']} vectors, model fingerprint {r['fingerprint']}")
@@ -260,6 +293,13 @@ def cmd_encode(args) -> int:
 def cmd_search(args) -> int:
     from harness.ship.index import search
 
+    if args.k < 1:
+        raise ConfigError(Problem("-k", "", f"expected a number of results >= 1, got {args.k}"))
+    if not args.query.strip():
+        raise ConfigError(Problem("QUERY", "", "the query is empty"))
+    if not Path(args.file).is_file():
+        raise ConfigError(Problem("FILE", "", f"{args.file}: no such file (expected a Parquet file written by "
+                                  "`harness encode`)"))
     for doc_id, score in search(Path(args.file), Path(args.artifact), args.query, args.k):
         print(f"{score:.4f}\t{doc_id}")
     return ExitCode.OK
@@ -281,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(commands[args.command](args))
     except ConfigError as e:
         return int(_error(e))
+    except DataError as e:  # a file the user gave that cannot be used: say which and why
+        print(f"ERROR: {e}", file=sys.stderr)
+        return int(ExitCode.USAGE_ERROR)
     except HarnessError as e:  # refused release, mixed embeddings, unreadable data
         print(f"ERROR: {e}", file=sys.stderr)
         return int(ExitCode.GATES_FAILED)

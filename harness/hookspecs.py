@@ -126,6 +126,7 @@ def harness_sessionfinish(session, exit_code, summary):
     """Called once at the end, also after an interruption or an internal error.
 
     :param exit_code: the :class:`harness.exitcodes.ExitCode` the command is about to return.
-    :param summary: dict with ``passed``, ``failed``, ``error``, ``baselines``, ``seconds`` and
+    :param summary: dict with ``passed``, ``failed``, ``error`` (candidates), ``interrupted``, ``baselines``,
+        ``baseline_errors``, ``seconds`` and
         ``runs`` (one ``{"suite", "dir"}`` per suite run).
     """

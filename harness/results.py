@@ -135,6 +135,7 @@ class CandidateResult(Trained, Judgement, total=False):
     traceback: str
     worker: dict[str, Any]
     resumed_from: str
+    fatal: bool  #: the run stopped after this item (the disk was full): the items after it did not run
 
 
 class RunDocument(TypedDict, total=False):

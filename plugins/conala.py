@@ -34,7 +34,7 @@ class Conala(PairSource):
     description = "CoNaLa: natural-language intent -> Python snippet (code search)"
     options = {
         "path": Option(str, None, "folder with conala-train.json and conala-test.json "
-                                  "(default: $HARNESS_DATA_DIR/conala, the cache, then the download)"),
+                                  "(default: $HARNESS_DATA_DIR/conala, the cache, then the download)", path="folder"),
         "intent": Option(str, "rewritten", "query text: the annotators' rewritten intent (the original where "
                          "there is none) or the original question title", choices=("rewritten", "original")),
         "url": Option(str, URL, "the CoNaLa release zip"),

@@ -83,7 +83,7 @@ class Dictd(PairSource):
     options = {
         "dictionary": Option(str, "vera", "file name without .index / .dict.dz"),
         "path": Option(str, None, "folder with the two files (default: $HARNESS_DATA_DIR/<dictionary>, "
-                                  "then /usr/share/dictd)"),
+                                  "then /usr/share/dictd)", path="folder"),
         "holdout": Option(float, 0.2, "share of headwords held out for the test split"),
     }
 

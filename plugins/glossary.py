@@ -22,7 +22,8 @@ class Glossary(PairSource):
     name = "glossary"
     description = "term -> definition pairs from a TSV glossary"
     options = {
-        "file": Option(str, None, "TSV file of term<TAB>definition lines, relative to the suite", required=True),
+        "file": Option(str, None, "TSV file of term<TAB>definition lines, relative to the suite", required=True,
+                       path="file"),
         "test_every": Option(int, 5, "every n-th term goes to the test split"),
     }
 

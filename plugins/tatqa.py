@@ -41,7 +41,7 @@ class TatQA(PairSource):
     description = "TAT-QA: finance questions -> paragraphs and tables of annual reports"
     options = {
         "path": Option(str, None, "folder with the TAT-QA JSON files (default: $HARNESS_DATA_DIR/tatqa, the cache, "
-                                  "then the download)"),
+                                  "then the download)", path="folder"),
         "train_file": Option(str, "tatqa_dataset_dev.json", "file whose questions train"),
         "test_file": Option(str, "tatqa_dataset_test_gold.json", "file whose questions test"),
         "url": Option(str, URL, "download URL template; {file} is replaced"),

@@ -95,7 +95,7 @@ def test_missing_data_file_exits_4(tiny_suite, run_cli, tmp_path):
     suite = tiny_suite()
     suite.write_text(suite.read_text().replace("train.jsonl", "missing.jsonl"))
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu")
-    assert code == 4 and "missing.jsonl: no such file" in out
+    assert code == 4 and "tiny.toml: data.train: no such file: " in out and "missing.jsonl" in out, out
 
 
 def test_check_plugins_and_usage(tiny_suite, run_cli, tmp_path):
@@ -186,6 +186,8 @@ def test_interrupt_exits_2_and_keeps_what_was_computed(tiny_suite, tmp_path):
     doc = json.loads(results[0].read_text())
     assert doc["exit_code"] == 2
     assert [c["name"] for c in doc["candidates"] if c["status"] == "passed"] == ["tiny-baseline"]
+    assert not list(out.glob("tiny/*/models/*/harness-train-*"))  # no checkpoint folder is left behind
+    assert "0 passed, 0 failed, 1 interrupted, 1 baseline(s)" in rest, rest
 
 
 def test_unchanged_baseline_evaluation_is_reused(tiny_suite, run_cli, tmp_path):

@@ -59,6 +59,10 @@ def test_release_encode_check_search(finished_run, run_cli, tmp_path, pair_files
     code, text = run_cli("encode", str(art), "--corpus", str(corpus), "--out", str(out), "-q")
     assert code == 4 and "use --append" in text
     code, text = run_cli("encode", str(art), "--corpus", str(corpus), "--out", str(out), "--append", "-q")
+    assert code == 4 and "already holds it" in text  # the same ids again: search would return each twice
+    more = tmp_path / "more.jsonl"
+    more.write_text("".join(json.dumps({"id": f"e{i}", "text": r["document"]}) + "\n" for i, r in enumerate(rows)))
+    code, text = run_cli("encode", str(art), "--corpus", str(more), "--out", str(out), "--append", "-q")
     assert code == 0 and "40 vectors" in text
 
     code, text = run_cli("search", str(out), str(art), rows[3]["query"], "-k", "3")

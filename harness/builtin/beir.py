@@ -14,7 +14,9 @@ from pathlib import Path
 import polars as pl
 
 from harness import hookimpl
-from harness.api import LoadContext, Option, PairSource, RetrievalData, fingerprint, json_lines
+from harness.api import (
+    LoadContext, Option, PairSource, RetrievalData, fingerprint, json_lines, qrels_frame, suite_path, text_lines,
+)
 from harness.errors import DataError
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{dataset}.zip"
@@ -33,18 +35,26 @@ def read_jsonl(path: Path, columns: dict[str, str]) -> pl.DataFrame:
 
 
 def read_qrels(path: Path) -> pl.DataFrame:
-    try:
-        df = pl.read_csv(path, separator="\t", has_header=True, infer_schema_length=0, quote_char=None)
-    except Exception as e:  # noqa: BLE001 - polars raises several kinds
-        raise DataError(f"{path}: cannot read qrels: {e}") from None
-    if df.width < 3:
-        raise DataError(f"{path}: expected 3 tab-separated columns query-id, corpus-id, score; got {df.columns}")
-    df = df.select(df.columns[:3])
-    df.columns = ["query_id", "doc_id", "score"]
-    try:
-        return df.with_columns(pl.col("score").cast(pl.Int64))
-    except Exception:  # noqa: BLE001
-        raise DataError(f"{path}: the score column must hold integers") from None
+    """A qrels file: ``query-id<TAB>corpus-id<TAB>score`` lines (more columns are ignored). The first
+    line is a header when its score is not an integer, whatever it says: a file without the
+    header keeps its first judgement. Errors name the file and the line."""
+    rows, first = [], True
+    for n, line in text_lines(path):
+        if not line.strip():
+            continue
+        header, first = first, False
+        fields = line.split("\t")
+        if len(fields) < 3:
+            raise DataError(f"{path}:{n}: expected 3 tab-separated columns query-id, corpus-id, score; "
+                            f"got {len(fields)} ({line[:60]!r})")
+        try:
+            score = int(fields[2].strip())
+        except ValueError:
+            if header:
+                continue
+            raise DataError(f"{path}:{n}: the score must be an integer, got {fields[2].strip()[:30]!r}") from None
+        rows.append((fields[0].strip(), fields[1].strip(), score))
+    return qrels_frame(rows)
 
 
 def load_beir_folder(folder: Path, splits: list[str]) -> RetrievalData:
@@ -96,26 +106,26 @@ class BeirSource(PairSource):
     description = "BEIR folders: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (downloads the public zip if missing)"
     options = {
         "dataset": Option(str, None, "BEIR dataset name, e.g. scifact", required=True),
-        "path": Option(str, None, "folder holding the dataset (default: $HARNESS_DATA_DIR/<dataset>)"),
+        "path": Option(str, None, "folder holding the dataset (default: $HARNESS_DATA_DIR/<dataset>)", path="folder"),
         "url": Option(str, BEIR_URL, "download URL template; {dataset} is replaced"),
     }
 
     def load(self, options, ctx: LoadContext) -> RetrievalData:
         dataset = options["dataset"]
         splits = list(ctx.splits)
+        if options.get("path"):  # an explicit path is the only place looked: if it is wrong, that is the error
+            folder = suite_path(ctx.suite_dir, options["path"])
+            if not (folder / "corpus.jsonl").is_file():
+                what = "no such folder" if not folder.exists() else "corpus.jsonl missing"
+                raise DataError(f"data.path: no BEIR dataset at {folder} ({what}); fix the path, or leave it out to "
+                                "use $HARNESS_DATA_DIR/<dataset> or the download")
+            return load_beir_folder(folder, splits)
         looked = []
-        candidates = []
-        if options.get("path"):
-            candidates.append(ctx.suite_dir / options["path"])
-        if ctx.data_dir:
-            candidates.append(ctx.data_dir / dataset)
-        candidates.append(ctx.cache_dir / "beir" / dataset)
+        candidates = ([ctx.data_dir / dataset] if ctx.data_dir else []) + [ctx.cache_dir / "beir" / dataset]
         for folder in candidates:
             looked.append(str(folder))
             if (folder / "corpus.jsonl").is_file():
                 return load_beir_folder(folder, splits)
-        if options.get("path"):  # an explicit path that is wrong is an error, not a download
-            raise DataError(f"data.path: no BEIR dataset at {looked[0]} (corpus.jsonl missing)")
         try:
             folder = download(dataset, ctx.cache_dir / "beir", options.get("url") or BEIR_URL)
         except Exception as e:  # noqa: BLE001 - offline, DNS, HTTP errors

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from harness import hookimpl
-from harness.api import LoadContext, Option, PairSource, RetrievalData, json_lines, qrels_frame
+from harness.api import LoadContext, Option, PairSource, RetrievalData, json_lines, qrels_frame, suite_path
 from harness.errors import DataError
 
 
@@ -34,9 +34,9 @@ class JsonlSource(PairSource):
     name = "jsonl"
     description = "(query, document) pairs from JSON-lines files, one file per split"
     options = {
-        "train": Option(str, None, "JSONL file of the train split's pairs", required=True),
-        "test": Option(str, None, "JSONL file of the test split's pairs", required=True),
-        "corpus": Option(str, None, "optional JSONL file of extra documents ({\"text\": ...})"),
+        "train": Option(str, None, "JSONL file of the train split's pairs", required=True, path="file"),
+        "test": Option(str, None, "JSONL file of the test split's pairs", required=True, path="file"),
+        "corpus": Option(str, None, "optional JSONL file of extra documents ({\"text\": ...})", path="file"),
     }
 
     def load(self, options, ctx: LoadContext) -> RetrievalData:
@@ -45,7 +45,7 @@ class JsonlSource(PairSource):
         qrels: dict[str, list[tuple[str, str, int]]] = {}
         files = []
         for split in ("train", "test"):
-            path = ctx.suite_dir / options[split]
+            path = suite_path(ctx.suite_dir, options[split])
             files.append(path)
             rows = []
             for q, d in _lines(path, ("query", "document")):
@@ -56,7 +56,7 @@ class JsonlSource(PairSource):
                 raise DataError(f"{path}: no pairs")
             qrels[split] = rows
         if options.get("corpus"):
-            path = ctx.suite_dir / options["corpus"]
+            path = suite_path(ctx.suite_dir, options["corpus"])
             files.append(path)
             for (d,) in _lines(path, ("text",)):
                 docs.setdefault(_id("d", d), d)

@@ -154,5 +154,8 @@ def harness_sessionfinish(session, exit_code, summary):
     parts = [f"{summary['passed']} passed", f"{summary['failed']} failed"]
     if summary["error"]:
         parts.append(f"{summary['error']} error")
-    parts.append(f"{summary['baselines']} baseline(s)")
+    if summary.get("interrupted"):
+        parts.append(f"{summary['interrupted']} interrupted")
+    errored = summary.get("baseline_errors")
+    parts.append(f"{summary['baselines']} baseline(s)" + (f" ({errored} errored)" if errored else ""))
     _out(_rule(f"{', '.join(parts)} in {_duration(summary['seconds'])} (exit {int(exit_code)})"))

@@ -22,7 +22,9 @@ from pathlib import Path
 import polars as pl
 
 from harness import hookimpl
-from harness.api import LoadContext, Option, PairSource, RetrievalData, fingerprint, json_lines, qrels_frame
+from harness.api import (
+    LoadContext, Option, PairSource, RetrievalData, fingerprint, json_lines, qrels_frame, suite_path,
+)
 from harness.errors import DataError
 
 TEXT = {"id": pl.Utf8, "text": pl.Utf8}
@@ -57,9 +59,11 @@ def read_corpus(path: Path) -> list[Doc]:
 #: the options both sources share
 COMMON = {
     "corpus": Option(str, None, "JSON-lines corpus (_id or id, text, optional title), relative to the suite",
-                     required=True),
-    "queries": Option(str, None, "labelled test queries (JSON lines: _id, text); with qrels, the test split"),
-    "qrels": Option(str, None, "labelled test judgements (TSV: query-id, corpus-id, score, with a header)"),
+                     required=True, path="file"),
+    "queries": Option(str, None, "labelled test queries (JSON lines: _id, text); with qrels, the test split",
+                      path="file"),
+    "qrels": Option(str, None, "labelled test judgements (TSV: query-id, corpus-id, score; a header line is "
+                    "recognised by its score)", path="file"),
     "holdout": Option(float, 0.1, "without labels: share of documents whose made-up pairs are the test split"),
     "max_docs": Option(int, 0, "make training pairs from at most this many documents (0: all)"),
     "pair_seed": Option(int, 0, "seed of the holdout and max_docs samples and of the sentence choice"),
@@ -83,12 +87,10 @@ class Unlabeled(PairSource):
     def path(options: dict, key: str, ctx: LoadContext) -> Path:
         """A file option, relative to the suite; environment variables are expanded
         (``${HARNESS_DATA_DIR}/...``), and a path made from one is relative to the working folder."""
-        import os
-
-        value = os.path.expandvars(options[key])
-        if "$" in value:
-            raise DataError(f"data.{key}: {options[key]!r} names an environment variable that is not set")
-        path = (Path.cwd() if "$" in options[key] else ctx.suite_dir) / value
+        try:
+            path = suite_path(ctx.suite_dir, options[key])
+        except DataError as e:
+            raise DataError(f"data.{key}: {e}") from None
         if not path.is_file():
             raise DataError(f"data.{key}: {path}: no such file")
         return path

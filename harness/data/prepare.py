@@ -126,6 +126,10 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
     train_all, test = data.split(cfg.train_split), data.split(cfg.test_split)
     warnings = list(data.warnings)
     overlap = set(train_all.queries["id"]) & set(test.queries["id"])
+    if overlap and overlap == set(train_all.queries["id"]):
+        raise DataError(f"every one of the {len(overlap)} {train_all.name!r} queries is also a {test.name!r} query, so "
+                        "nothing is left to train on that is not tested: the train and test judgements are the same "
+                        "queries (the same file twice?)")
     if overlap:
         warnings.append(f"{len(overlap)} queries are in both {train_all.name!r} and {test.name!r}; "
                         f"they are dropped from training (e.g. {sorted(overlap)[:3]})")
@@ -166,7 +170,9 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
             raise DataError(f"{unknown.height} judgements of split {s.name!r} name documents that are not in the "
                             f"corpus (e.g. {unknown['doc_id'].head(3).to_list()})")
     if len(train) == 0:
-        raise DataError("no training queries are left after carving the dev split; lower data.dev_fraction")
+        raise DataError(f"no training queries are left after carving the dev split ({len(dev)} dev of "
+                        f"{len(train_ids)} training queries); lower data.dev_fraction")
+    warnings += small_data_warnings(corpus, test)
     dev_corpus = corpus if extra is None else extra
     if cfg.dev_corpus_size and dev_corpus.height > cfg.dev_corpus_size:
         rel = set(dev.qrels["doc_id"])
@@ -174,3 +180,20 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
         keep_ids = rel | set(_sample(others, max(0, cfg.dev_corpus_size - len(rel)), cfg.seed + 3))
         dev_corpus = dev_corpus.filter(pl.col("id").is_in(pl.Series(sorted(keep_ids), dtype=pl.Utf8).implode()))
     return Prepared(corpus, train, dev, test, dev_corpus, data.fingerprint, warnings, extra)
+
+
+#: fewer test queries than this give numbers (and intervals) that say little
+FEW_TEST_QUERIES = 30
+
+
+def small_data_warnings(corpus: pl.DataFrame, test: Split) -> list[str]:
+    """Data that runs but should not be trusted as it is: a tiny test split, documents without text."""
+    out = []
+    if len(test) < FEW_TEST_QUERIES:
+        out.append(f"the {test.name!r} split has only {len(test)} quer{'y' if len(test) == 1 else 'ies'} (fewer than "
+                   f"{FEW_TEST_QUERIES}): its metrics and their intervals say little; hold out more queries")
+    empty = corpus.filter(pl.col("text").str.strip_chars() == "")["id"]
+    if empty.len():
+        out.append(f"{empty.len()} documents have no text (e.g. {_examples(empty)}): they can only be found by "
+                   "chance; fix the corpus or drop them")
+    return out

@@ -15,19 +15,11 @@ import os
 from pathlib import Path
 
 from harness import __version__
+from harness.run.steps import file_digest, write_atomic
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def evaluation_key(onnx_file: Path, data, evaluation, encoder_info: dict, prompts: dict) -> str:
@@ -56,8 +48,6 @@ def store(key: str, value: dict) -> None:
     folder = cache_dir() / "evaluations"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{key}.tmp"
-        tmp.write_text(json.dumps(value))
-        tmp.replace(folder / f"{key}.json")
+        write_atomic(folder / f"{key}.json", json.dumps(value))
     except OSError:
         pass  # a cache that cannot be written is only a slower next run

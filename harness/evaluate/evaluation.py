@@ -61,6 +61,8 @@ class Evaluation:
             row_file, row_key = work / "variants" / f"{name}.json", steps.digest([keys["result"], name])
             try:
                 row = steps.load(row_file, row_key)
+                if row is not None and not (run.run_dir / row["file"]).is_file():
+                    row = None  # its graph was deleted: built and evaluated again
                 if row is None:
                     base = None if item.baseline else run.models[item.model.name].path
                     row = self.variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress,

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from harness.errors import ConfigError, Problem
@@ -23,17 +22,10 @@ def shipped(candidates: list[dict], primary: str) -> dict | None:
     return max(ok, key=lambda c: c["metrics"][primary], default=None)
 
 
-def load_reference(path: Path | str) -> dict:
-    """``{suite, run_id, file, name, metrics, per_query}`` of the model shipped by a previous run."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.json"
-    try:
-        doc = json.loads(path.read_text())
-        primary = doc["primary_metric"]
-        cands = doc["candidates"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ConfigError(Problem(str(path), "", f"--compare: not a readable results.json ({e})")) from None
+def load_reference(doc: dict, path: Path | str) -> dict:
+    """``{suite, run_id, file, name, metrics, per_query}`` of the model shipped by the previous run
+    whose results.json ``doc`` was read from ``path`` (see :func:`harness.report.document.read_results`)."""
+    primary, cands = doc["primary_metric"], doc["candidates"]
     ref = shipped(cands, primary) or max((c for c in cands if not c["baseline"] and c["metrics"]),
                                          key=lambda c: c["metrics"].get(primary, 0), default=None)
     if ref is None or not ref.get("per_query"):

@@ -1,6 +1,6 @@
 """``results.json``: one suite's run as a :class:`harness.results.RunDocument`, written atomically
 after every item (so an interruption or a crash loses nothing already computed) and, once the suite
-is done, with its exit code, the ``latest`` link and ``report.html``."""
+is done, with its exit code and the ``latest`` link; and read back, checked against its schema."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from pathlib import Path
 from harness import __version__
 from harness.gate.compare import shipped
 from harness.results import RunDocument
+from harness.run.steps import write_atomic
+
+SCHEMA = Path(__file__).with_name("results.schema.json")  #: also docs/results.schema.json
 
 LIBRARIES = ("torch", "transformers", "sentence-transformers", "onnxruntime-gpu", "onnxruntime", "optimum",
              "optimum-onnx", "polars")
@@ -57,17 +60,68 @@ def run_document(run, code: int | None, device: str, executor: dict, started: fl
 
 def write_results(run_dir: Path, doc: RunDocument) -> Path:
     """Write ``run_dir/results.json`` atomically; once the run is done (``exit_code`` set), point
-    ``latest`` at it and render ``report.html``."""
-    from harness.report.html import write_report
-
+    ``latest`` at it (then the session renders ``report.html``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=1, default=str))
-    tmp.replace(run_dir / "results.json")
-    if doc["exit_code"] is not None:  # `latest` first: should the report fail, `harness report <suite>/latest` re-renders it
-        latest = run_dir.parent / "latest"
-        if latest.is_symlink() or latest.exists():
-            latest.unlink()
-        latest.symlink_to(run_dir.name)
-        write_report(run_dir)
+    write_atomic(run_dir / "results.json", json.dumps(doc, indent=1, default=str))
+    if doc["exit_code"] is not None:
+        # `latest` first: should the report fail, `harness report <suite>/latest` re-renders it. It moves only
+        # to a run that computed something: a run whose every item errored does not hide the last good one.
+        if any(c.get("status") != "error" for c in doc["candidates"]):
+            point_latest(run_dir)
     return run_dir / "results.json"
+
+
+def point_latest(run_dir: Path) -> None:
+    """``<suite>/latest`` -> ``run_dir``, replaced atomically (a reader never finds it missing)."""
+    import os
+    import secrets
+
+    tmp = run_dir.parent / f".latest.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp.symlink_to(run_dir.name)
+    tmp.replace(run_dir.parent / "latest")
+
+
+def read_results(path: Path) -> RunDocument:
+    """The results.json of run folder ``path`` (or the file itself), checked against its schema. A
+    missing, truncated or damaged file raises ConfigError naming the file, where and what is wrong."""
+    from jsonschema import Draft202012Validator
+
+    from harness.errors import ConfigError, Problem
+
+    path = Path(path)
+    file = path / "results.json" if path.is_dir() or not path.suffix else path
+    if not file.is_file():
+        raise ConfigError(Problem(str(file), "", "no such file (expected the results.json of a run folder such as "
+                                  "reports/<suite>/latest)"))
+    try:
+        doc = json.loads(file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(Problem(str(file), "", f"not UTF-8 text (byte {e.start})")) from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(Problem(str(file), f"line {e.lineno} column {e.colno}",
+                                  f"not valid JSON ({e.msg}): truncated or damaged")) from None
+    except (RecursionError, OSError) as e:
+        raise ConfigError(Problem(str(file), "", f"cannot be read as JSON ({type(e).__name__})")) from None
+    if isinstance(doc, dict) and isinstance(doc.get("candidates"), list):
+        doc = upgrade(doc)
+    errors = sorted(Draft202012Validator(json.loads(SCHEMA.read_text())).iter_errors(doc),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError([Problem(str(file), "/".join(map(str, e.absolute_path)) or "(top)",
+                                   f"{e.message[:200]} (not a results.json the harness wrote, or a damaged one)")
+                           for e in errors[:5]])
+    return doc
+
+
+def upgrade(doc: dict) -> dict:
+    """Fill the keys that results.json files written by older versions lack, so that every run
+    re-renders, and ``--compare``, ``--resume`` and the history read it."""
+    for k, v in (("shipped", None), ("compare", None), ("not_run", []), ("description", ""), ("profile", None),
+                 ("executor", {"kind": "local"}), ("export", {}), ("data_seed", 0)):
+        doc.setdefault(k, v)
+    for c in doc["candidates"]:
+        if isinstance(c, dict):
+            for k, v in (("gates", []), ("metrics", {}), ("timings", {}), ("encoder", None),
+                         ("base_model_revision", None), ("resolver", None)):
+                c.setdefault(k, v)
+    return doc

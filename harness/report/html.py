@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.errors import ConfigError
 from harness.report import plots
+from harness.report.document import read_results
 from harness.gate.compare import shipped
 from harness.gate.gates import describe
 from harness.evaluate.metrics import MEASURED, reported
@@ -95,8 +97,8 @@ def history(run_dir: Path, doc: dict) -> list[dict]:
         if other.name > run_dir.name:
             continue
         try:
-            d = doc if other == run_dir else json.loads((other / "results.json").read_text())
-        except (OSError, ValueError):
+            d = doc if other == run_dir else read_results(other)
+        except ConfigError:  # a damaged or foreign run folder is left out of the history
             continue
         ship = shipped(d.get("candidates", []), primary)
         points.append({"run_id": other.name, "name": ship["name"] if ship else None,
@@ -105,21 +107,10 @@ def history(run_dir: Path, doc: dict) -> list[dict]:
     return points
 
 
-def _upgrade(doc: dict) -> dict:
-    """Fill keys that results.json files written by older versions lack, so every run re-renders."""
-    for k, v in (("shipped", None), ("compare", None), ("not_run", []), ("description", ""), ("profile", None)):
-        doc.setdefault(k, v)
-    for c in doc["candidates"]:
-        for k, v in (("gates", []), ("metrics", {}), ("timings", {}), ("encoder", None),
-                     ("base_model_revision", None), ("resolver", None)):
-            c.setdefault(k, v)
-    return doc
-
-
 def write_report(run_dir: Path) -> Path:
     import jinja2
 
-    doc = _upgrade(json.loads((run_dir / "results.json").read_text()))
+    doc = read_results(run_dir)
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     env.filters["toml"] = json.dumps  # settings as a suite file spells them: true, "best_dev", [1, 2]

@@ -29,6 +29,19 @@ class Interrupted(KeyboardInterrupt):
         self.result = result
 
 
+def disk_full(e: BaseException) -> bool:
+    """Whether ``e`` (or what caused it) is the disk running out of space."""
+    import errno
+
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def item_keys(run: SuiteRun, item: Item, device: str) -> dict[str, str]:
     """Step keys of ``item`` (see :mod:`harness.run.steps`): what decides each step's output."""
     from harness.run.steps import digest
@@ -71,13 +84,18 @@ class Pipeline:
                 result.update(self.trainer.train(run, item, resolved, work, keys, progress))
         except KeyboardInterrupt:
             raise Interrupted({**result, "error": "interrupted"}) from None
-        except HarnessError as e:
-            result["error"] = str(e)
         except Exception as e:  # noqa: BLE001 - one candidate's crash must not stop the others
-            result["error"] = f"{type(e).__name__}: {e}"
-            result["traceback"] = traceback.format_exc()
-            if "out of memory" in str(e).lower():
-                result["error"] += " (hint: lower training.batch_size or use CachedMultipleNegativesRankingLoss)"
+            if isinstance(e, HarnessError):
+                result["error"] = str(e)
+            else:
+                result["error"] = f"{type(e).__name__}: {e}"
+                result["traceback"] = traceback.format_exc()
+                if "out of memory" in str(e).lower():
+                    result["error"] += " (hint: lower training.batch_size or use CachedMultipleNegativesRankingLoss)"
+            if disk_full(e):  # every later item would fail the same way, after its training: stop here
+                result["fatal"] = True
+                result["error"] += (f" (the disk holding {run.run_dir} is full: the run stops here; free space, "
+                                    "then `harness run --resume` continues it)")
         if not (work / "trained").exists() and not (work / "export").exists():
             shutil.rmtree(work, ignore_errors=True)
         return result

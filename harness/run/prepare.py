@@ -13,6 +13,8 @@ from harness.api import LoadContext
 from harness.data.prepare import Prepared, prepare
 from harness.errors import ConfigError, DataError, HarnessError, Problem
 from harness.plugins import Plugins
+from harness.run.executors import SHARED_MARK
+from harness.run.folder import LOCK, RunLock, claim
 from harness.run.options import RunOptions
 from harness.run.state import SuiteRun
 from harness.suite.collect import Item
@@ -31,16 +33,30 @@ class Preparation:
         self.warn = lambda message: plugins.hook.harness_warning(message=message, item=None)
 
     def runs(self, suites: list[Suite], items: list[Item]) -> list[SuiteRun]:
-        problems, runs = [], []
-        run_id = self.run_id(suites)
+        """The prepared runs, their folders claimed and locked; on a usage error, none is left behind."""
+        runs: list[SuiteRun] = []
+        try:
+            return self._runs(suites, items, runs)
+        except BaseException:
+            for run in runs:
+                release(run, remove_if_new=True)
+            raise
+
+    def _runs(self, suites: list[Suite], items: list[Item], runs: list[SuiteRun]) -> list[SuiteRun]:
+        problems = []
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         by_suite: dict[str, list[Item]] = {}
         for item in items:
             by_suite.setdefault(item.suite.name, []).append(item)
         for suite in suites:
             if suite.name not in by_suite:
                 continue
-            folder = self.resumed_dir(suite) or self.options.out_dir / suite.name / run_id
+            resumed = self.resumed_dir(suite)
+            folder = resumed or claim(self.options.out_dir / suite.name, stamp)
             run = SuiteRun(suite, by_suite[suite.name], folder, previous=previous_results(folder))
+            runs.append(run)
+            run.lock = RunLock(folder).acquire()
+            run.new = resumed is None
             try:
                 run.data = self.load_data(suite)
                 problems += self.column_problems(suite, run.data)
@@ -59,7 +75,6 @@ class Preparation:
                     run.models[model.name] = self.plugins.resolve_model(model.base, model.revision)
                 except HarnessError as e:
                     problems.append(Problem(str(suite.path), f"models[{i}].base", str(e)))
-            runs.append(run)
         if problems:
             raise ConfigError(problems)
         for run in runs:
@@ -67,15 +82,6 @@ class Preparation:
                 for w in run.data.warnings + history_warnings(run):
                     self.warn(f"{run.suite.name}: {w}")
         return runs
-
-    def run_id(self, suites: list[Suite]) -> str:
-        """A timestamp no suite of this session has a run folder for yet."""
-        run_id = stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        n = 1
-        while any((self.options.out_dir / s.name / run_id).exists() for s in suites):
-            n += 1
-            run_id = f"{stamp}-{n}"
-        return run_id
 
     def load_data(self, suite: Suite) -> Prepared:
         source = self.plugins.registry.pair_sources[suite.data.source]
@@ -119,6 +125,21 @@ class Preparation:
             self.warn(f"{suite.name}: --resume: no earlier run in {folder}, starting anew")
             return None
         return runs[-1]
+
+
+def release(run: SuiteRun, remove_if_new: bool = False) -> None:
+    """Unlock ``run``'s folder; ``remove_if_new``: remove it too when this session created it and
+    wrote nothing into it (a run stopped by a usage error leaves no empty folder)."""
+    if run.lock is not None:
+        run.lock.release()
+        run.lock = None
+    if remove_if_new and run.new:
+        for mark in (LOCK, SHARED_MARK):
+            (run.run_dir / mark).unlink(missing_ok=True)
+        try:
+            run.run_dir.rmdir()
+        except OSError:  # not empty: something was written, keep it
+            pass
 
 
 def previous_results(folder: Path) -> dict:

@@ -17,11 +17,24 @@ from typing import Any
 from harness.exitcodes import ExitCode
 from harness.plugins import Plugins
 from harness.results import CandidateResult, new_result
+from harness.run import steps
 from harness.run.options import RunOptions
 from harness.run.pipeline import Interrupted, item_keys
 from harness.run.state import SuiteRun
 from harness.suite.collect import Item
 from harness.suite.schema import Suite
+
+
+def result_files(run: SuiteRun, result: CandidateResult) -> list:
+    """The exported graphs a finished result names (its variants'), as paths in the run folder."""
+    return [run.run_dir / v["file"] for v in result.get("variants") or [] if v.get("file")]
+
+
+def result_folders(run: SuiteRun, result: CandidateResult) -> list:
+    """The step folders a finished result came from: its trained model (a candidate) and its export."""
+    work = run.run_dir / "models" / result["name"]
+    folder = work / result["model_dir"] if result.get("model_dir") else work
+    return ([folder / "trained"] if not result.get("baseline") else []) + [folder / "export"]
 
 
 def resolve_device(requested: str) -> str:
@@ -66,7 +79,7 @@ class Session:
         return self.options.out_dir
 
     def run(self) -> ExitCode:
-        from harness.run.prepare import Preparation
+        from harness.run.prepare import Preparation, release
 
         self.hook.harness_sessionstart(session=self)
         self.hook.harness_collection_finish(session=self, items=self.items)
@@ -85,6 +98,9 @@ class Session:
             for run in self.runs:
                 if run.results:
                     self._write(run, code)
+        finally:
+            for run in self.runs:  # a run that -x or Ctrl-C stopped before it began leaves no empty folder
+                release(run, remove_if_new=not run.results)
         return self._finish(code)
 
     # --- the one loop ---------------------------------------------------------------------------
@@ -137,7 +153,7 @@ class Session:
                 else:
                     break
                 self._position[r] += 1
-                if self.options.exitfirst and result["status"] != "passed":
+                if result.get("fatal") or (self.options.exitfirst and result["status"] != "passed"):
                     return False
             if self._position[r] == len(run.items) and r not in self._finished:
                 self._finished.add(r)
@@ -157,11 +173,20 @@ class Session:
                     return run, item
         raise LookupError(nodeid)
 
-    @staticmethod
-    def _finished_before(run: SuiteRun, item: Item, keys: dict[str, str]) -> bool:
-        """--resume: the run being resumed finished ``item`` with the same data and settings."""
+    def _finished_before(self, run: SuiteRun, item: Item, keys: dict[str, str]) -> bool:
+        """--resume: the run being resumed finished ``item`` with the same data and settings, and every
+        file its result names is still there (else its steps run again, re-using those that are intact)."""
         prev = run.previous.get(item.name)
-        return bool(prev and prev.get("step_key") == keys["result"] and prev.get("status") in ("passed", "failed"))
+        if not (prev and prev.get("step_key") == keys["result"] and prev.get("status") in ("passed", "failed")):
+            return False
+        gone = [f for f in result_files(run, prev) if not f.is_file()]
+        gone += [folder / rel for folder in result_folders(run, prev) for rel in steps.missing(folder)
+                 if folder / rel not in gone]
+        gone += [folder for folder in result_folders(run, prev) if not (folder / steps.MARK).is_file()]
+        if gone:
+            self.hook.harness_warning(message=f"{item.nodeid}: --resume: {len(gone)} of its files are gone or changed "
+                                      f"(e.g. {gone[0]}): redoing what they came from", item=item)
+        return not gone
 
     def _resumed(self, run: SuiteRun, item: Item) -> CandidateResult:
         """The previous result of an item that finished before (only its verdict is recomputed:
@@ -200,16 +225,22 @@ class Session:
 
     def _write(self, run: SuiteRun, code: ExitCode | None) -> None:
         from harness.report.document import run_document, write_results
+        from harness.report.html import write_report
 
         write_results(run.run_dir, run_document(run, code, self.options.device, self.executor.describe(),
                                                 self.started, self.compare))
+        if code is not None:
+            write_report(run.run_dir)
 
     def _finish(self, code: ExitCode) -> ExitCode:
         results: list[Any] = [r for run in self.runs for r in run.results.values()]
-        statuses = [r["status"] for r in results if not r["baseline"]]
+        interrupted = [r for r in results if r.get("error") == "interrupted"]
+        statuses = [r["status"] for r in results if not r["baseline"] and r not in interrupted]
         summary = {
             "passed": statuses.count("passed"), "failed": statuses.count("failed"), "error": statuses.count("error"),
+            "interrupted": len(interrupted),
             "baselines": sum(1 for r in results if r["baseline"]),
+            "baseline_errors": sum(1 for r in results if r["baseline"] and r["status"] == "error" and r not in interrupted),
             "seconds": time.time() - self.started,
             "runs": [{"suite": run.suite.name, "dir": str(run.run_dir)} for run in self.runs if run.results],
         }

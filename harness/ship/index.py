@@ -46,18 +46,21 @@ def read_corpus(path: Path, chunk: int | None = None) -> Iterator[tuple[list[str
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
-        if suffix == ".csv":
-            reader = pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(
-                column_types={"id": "string", "text": "string"}, include_columns=["id", "text"]))
-            batches = iter(reader)
-        else:
-            batches = pq.ParquetFile(path).iter_batches(batch_size=chunk, columns=["id", "text"])
+        import pyarrow as pa
+
         try:
+            if suffix == ".csv":
+                reader = pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(
+                    column_types={"id": "string", "text": "string"}, include_columns=["id", "text"]))
+                batches = iter(reader)
+            else:
+                batches = pq.ParquetFile(path).iter_batches(batch_size=chunk, columns=["id", "text"])
             for batch in batches:
                 cols = batch.to_pydict()
                 yield [str(i) for i in cols["id"]], ["" if t is None else str(t) for t in cols["text"]]
-        except (KeyError, ValueError) as e:
-            raise DataError(f"{path}: expected 'id' and 'text' columns ({e})") from None
+        except (KeyError, ValueError, pa.ArrowException) as e:  # ArrowInvalid is a ValueError too
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DataError(f"{path}: not a {suffix[1:].upper()} file with 'id' and 'text' columns ({first})") from None
     else:
         raise DataError(f"{path}: unknown corpus format {suffix!r}; expected .jsonl, .csv or .parquet")
 
@@ -110,13 +113,23 @@ def encode_corpus(artifact: Path, corpus: Path, out: Path, append: bool = False,
 
         bar = tqdm(desc="encoding", unit="doc")
     try:
+        seen: set[str] = set()  # a document id twice would make search return it twice
+        held: set[str] = set()  # the ids already in the file appended to
         if existing:  # copy what is there, row group by row group
             src = pq.ParquetFile(out)
             writer = pq.ParquetWriter(tmp, src.schema_arrow)
             for i in range(src.num_row_groups):
-                writer.write_table(src.read_row_group(i))
+                group = src.read_row_group(i)
+                held.update(group.column("id").to_pylist())
+                writer.write_table(group)
                 rows += src.metadata.row_group(i).num_rows
         for ids, texts in read_corpus(corpus):
+            for doc_id in ids:
+                if doc_id in seen or doc_id in held:
+                    where = f"{out} already holds it" if doc_id in held else "it occurs twice"
+                    raise DataError(f"{corpus}: document id {doc_id!r} is not unique ({where}); each document needs "
+                                    "its own id")
+                seen.add(doc_id)
             vecs = encoder.encode_documents(texts)
             dim = vecs.shape[1]
             table = pa.table({"id": pa.array(ids, pa.string()),
@@ -128,12 +141,19 @@ def encode_corpus(artifact: Path, corpus: Path, out: Path, append: bool = False,
             rows += len(ids)
             if bar:
                 bar.update(len(ids))
+    except BaseException:
+        if writer is not None:
+            writer.close()
+            writer = None
+        tmp.unlink(missing_ok=True)  # nothing half-written is left beside the file
+        raise
     finally:
         if writer is not None:
             writer.close()
         if bar:
             bar.close()
-    if writer is None:
+    if writer is None or rows == 0:
+        tmp.unlink(missing_ok=True)
         raise DataError(f"{corpus}: no documents")
     tmp.replace(out)
     return {"file": str(out), "rows": rows, "fingerprint": fp}

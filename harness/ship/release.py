@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from harness.evaluate.cache import file_digest
+from harness.run.steps import file_digest
 from harness.errors import ConfigError, HarnessError
 from harness.evaluate.metrics import reported
 from harness.export.variants import copy_variant
@@ -36,11 +36,10 @@ def fingerprint(folder: Path) -> str:
 
 def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool = False) -> dict:
     """Write the chosen (default: shipped) candidate of ``run_dir`` as an artifact in ``to``."""
+    from harness.report.document import read_results
+
     run_dir = Path(run_dir)
-    try:
-        doc = json.loads((run_dir / "results.json").read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{run_dir}: no readable results.json ({e})") from None
+    doc = read_results(run_dir)
     name = candidate or doc.get("shipped")
     if name is None:
         raise HarnessError(f"{run_dir}: no candidate passed its gates, so none is shipped; name one with "

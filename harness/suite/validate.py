@@ -3,7 +3,10 @@ evaluators, metrics). Every problem is collected; nothing here loads data or mod
 
 from __future__ import annotations
 
-from harness.api import Option
+from pathlib import Path
+
+from harness.api import Option, suite_path
+from harness.errors import DataError
 from harness.evaluate.metrics import MEASURED
 from harness.suite.keys import did_you_mean
 from harness.suite.schema import Suite
@@ -13,7 +16,7 @@ from harness.data.trainset import missing_columns
 
 
 def _check_options(file: str, table: str, given: dict, declared: dict[str, Option] | tuple[str, ...],
-                   owner: str) -> list[Problem]:
+                   owner: str, suite_dir: Path | None = None) -> list[Problem]:
     problems = []
     names = list(declared)
     for k, v in given.items():
@@ -29,11 +32,26 @@ def _check_options(file: str, table: str, given: dict, declared: dict[str, Optio
                 problems.append(Problem(file, f"{table}.{k}", f"expected {want}, got {type(v).__name__} ({v!r})"))
             elif opt.choices and v not in opt.choices:
                 problems.append(Problem(file, f"{table}.{k}", f"expected one of {list(opt.choices)}, got {v!r}"))
+            elif opt.path and suite_dir is not None and isinstance(v, str):
+                problems += [Problem(file, f"{table}.{k}", m) for m in _path_problem(suite_dir, v, opt.path)]
     if isinstance(declared, dict):
         for k, opt in declared.items():
             if opt.required and k not in given:
                 problems.append(Problem(file, f"{table}.{k}", f"missing required key for {owner}"))
     return problems
+
+
+def _path_problem(suite_dir: Path, value: str, kind: str) -> list[str]:
+    """What is wrong with path option ``value`` that must name an existing ``kind`` (file or folder)."""
+    try:
+        path = suite_path(suite_dir, value)
+    except DataError as e:
+        return [str(e)]
+    if not path.exists():
+        return [f"no such {kind}: {path}"]
+    if (kind == "folder") != path.is_dir():
+        return [f"expected a {kind}, got a {'folder' if path.is_dir() else 'file'}: {path}"]
+    return []
 
 
 def source_options(suite: Suite, registry: Registry) -> dict:
@@ -50,7 +68,8 @@ def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
         problems.append(Problem(file, "data.source",
                                 f"unknown pair source {suite.data.source!r}{did_you_mean(suite.data.source, registry.pair_sources)}"))
     else:
-        problems += _check_options(file, "data", suite.data.options, source.options, f"pair source {source.name!r}")
+        problems += _check_options(file, "data", suite.data.options, source.options, f"pair source {source.name!r}",
+                                   suite.path.parent)
     for i, loss in enumerate(suite.losses):
         spec = registry.losses.get(loss.type)
         if spec is None:

@@ -131,6 +131,10 @@ def fit(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg:
         with warnings.catch_warnings():  # the trainer's note on choosing checkpoints by number, on every run
             warnings.filterwarnings("ignore", message="mtime may not be reliable")
             trainer.train()
+    except BaseException:  # Ctrl-C, SIGTERM, a crash: no checkpoint folder is left behind
+        if work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     finally:
         seconds = time.perf_counter() - start
     history = [{k: v for k, v in h.items() if k in ("step", "epoch", "loss", metric_key, "learning_rate")}

@@ -61,7 +61,8 @@ def fit_step(run: SuiteRun, item: Item, base: Path, out: Path, key: str, progres
 
 def drop_model(folder: Path) -> None:
     """Remove a finished training's model from ``folder``, keeping its record (what it chose) and
-    its step key."""
+    its step key (recorded again, with only the files that are left)."""
+    key = steps.folder_key(folder)
     for f in folder.iterdir():
         if f.name in (steps.MARK, RECORD):
             continue
@@ -69,3 +70,5 @@ def drop_model(folder: Path) -> None:
             shutil.rmtree(f)
         else:
             f.unlink()
+    if key:
+        steps.mark_done(folder, key)
