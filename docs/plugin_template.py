@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 
 import polars as pl
 
 from harness import hookimpl
-from harness.api import DataError, EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, qrels_frame
+from harness.api import (
+    DataError, EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, qrels_frame, suite_path,
+)
 
 
 class FaqSource(PairSource):
@@ -29,21 +32,24 @@ class FaqSource(PairSource):
     }
 
     def load(self, options, ctx) -> RetrievalData:
-        path = ctx.suite_dir / options["file"]  # ctx also has data_dir, cache_dir, splits, device
+        path = suite_path(ctx.suite_dir, options["file"])  # ctx also has data_dir, cache_dir, splits, device
         if not path.is_file():
             raise DataError(f"data.file: {path}: no such file")  # a DataError stops the suite, with this message
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
         answers: dict[str, str] = {}  # answer text -> document id (one document per distinct answer)
         queries, qrels = [], {"train": [], "test": []}
-        with path.open(newline="", encoding="utf-8") as f:
-            for n, row in enumerate(csv.DictReader(f), 2):
-                question, answer = (row.get("question") or "").strip(), (row.get("answer") or "").strip()
-                if not question or not answer:
-                    raise DataError(f"{path}:{n}: expected the columns question and answer, both non-empty")
-                doc = answers.setdefault(answer, f"a{len(answers)}")
-                qid = f"q{n}"
-                queries.append((qid, question))
-                digest = int(hashlib.sha1(question.encode()).hexdigest()[:8], 16) / 2**32
-                qrels["test" if digest < options["holdout"] else "train"].append((qid, doc, 1))
+        for n, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), 2):  # the header is row 1
+            question, answer = (row.get("question") or "").strip(), (row.get("answer") or "").strip()
+            if not question or not answer:
+                raise DataError(f"{path}:{n}: expected the columns question and answer, both non-empty")
+            doc = answers.setdefault(answer, f"a{len(answers)}")
+            qid = f"q{n}"
+            queries.append((qid, question))
+            digest = int(hashlib.sha1(question.encode()).hexdigest()[:8], 16) / 2**32
+            qrels["test" if digest < options["holdout"] else "train"].append((qid, doc, 1))
         return RetrievalData(
             corpus=pl.DataFrame({"id": list(answers.values()), "text": list(answers)}),
             queries=pl.DataFrame(queries, schema={"id": pl.Utf8, "text": pl.Utf8}, orient="row"),

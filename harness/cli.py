@@ -183,12 +183,15 @@ def _collect_only(suites, items) -> int:
             print(f"  <Model {model.name} base={model.base}>")
             for item in items:
                 if item.suite is suite and item.model is model:
-                    kind = "Baseline" if item.baseline else f"Candidate loss={item.loss.type}"
+                    kind = ("Baseline" if item.baseline else "Reference" if item.reference is not None
+                            else f"Candidate loss={item.loss.type}")
                     print(f"    <{kind} {item.nodeid}>")
         for t in suite.thresholds:
             kinds = ", ".join(f"{k}={getattr(t, k)}" for k in t.KINDS if getattr(t, k) is not None)
             print(f"  <Threshold {t.metric} {kinds}{' on ' + ','.join(t.candidates) if t.candidates else ''}>")
-    print(f"\n{sum(not i.baseline for i in items)} candidate(s), {sum(i.baseline for i in items)} baseline(s)")
+        for r in suite.references:
+            print(f"  <Reference {r.name} type={r.type}{f' model={r.model}' if r.model else ''}>")
+    print(f"\n{sum(not i.untuned for i in items)} candidate(s), {sum(i.baseline for i in items)} baseline(s)")
     return ExitCode.OK if items else ExitCode.NO_CANDIDATES
 
 

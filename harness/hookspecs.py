@@ -117,6 +117,16 @@ def harness_candidate_report(item, result):
 
 
 @hookspec
+def harness_reference_report(suite, reference):
+    """Called when a suite's bm25 reference has been evaluated, before any candidate.
+
+    :param suite: the :class:`harness.suite.schema.Suite`.
+    :param reference: ``{name, type, settings, metrics, seconds}`` (or ``error``) as results.json
+        ``references`` holds it.
+    """
+
+
+@hookspec
 def harness_warning(message, item):
     """Called for a warning a user should see (``item`` is ``None`` for suite-wide warnings)."""
 

@@ -74,6 +74,7 @@ class Evaluated(TypedDict, total=False):
     per_query: dict[str, dict[str, float]]
     rankings: dict[str, list[str]]
     dims: dict[str, dict[str, float]] | None
+    hybrid: dict[str, dict[str, Any]]  #: per hybrid reference: this model's ranking fused with BM25's
     evaluation_cached_from: str | None
     timings: dict[str, float]
 
@@ -162,6 +163,7 @@ class RunDocument(TypedDict, total=False):
     not_run: list[str]
     shipped: str | None
     compare: dict[str, Any] | None
+    references: list[dict[str, Any]]  #: bm25 (once) and the hybrid of every baseline and candidate
 
 
 def new_result(item, resolved) -> CandidateResult:

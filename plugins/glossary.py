@@ -15,7 +15,7 @@ from __future__ import annotations
 import polars as pl
 
 from harness import hookimpl
-from harness.api import DataError, Option, PairSource, RetrievalData
+from harness.api import DataError, Option, PairSource, RetrievalData, suite_path, text_lines
 
 
 class Glossary(PairSource):
@@ -28,11 +28,9 @@ class Glossary(PairSource):
     }
 
     def load(self, options, ctx):
-        path = ctx.suite_dir / options["file"]
-        if not path.is_file():
-            raise DataError(f"{path}: no such file")
+        path = suite_path(ctx.suite_dir, options["file"])
         rows = {}
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in text_lines(path):  # a missing file or a line that is not UTF-8: a DataError naming it
             if not line.strip():
                 continue
             term, sep, definition = line.partition("\t")

@@ -59,7 +59,9 @@ def test_report_renders_offline_in_chromium(report, tmp_path):
         assert "<script>window.injected = 1</script> & <b>not bold</b>" in page.inner_text("body")
         ranking = page.inner_text("#ranking")
         assert "tiny-mnrl" in ranking and "tiny-baseline" in ranking and "p=" in ranking
-        assert page.locator("#ranking tbody tr").count() == 3
+        # the two candidates and the baseline, and the default bm25 reference among them
+        assert page.locator("#ranking tbody tr").count() == 4 and page.locator("#ranking tr.reference").count() == 1
+        assert "BM25 (bm25s: k1=1.5" in ranking and page.locator("#references tbody tr").count() == 2
         assert any(mark in ranking for mark in ("significantly better", "not distinguishable", "significantly worse"))
         assert "✗ ndcg@10 min_gain_ci 5.0 vs baseline" in ranking and "95% CI of the gain" in ranking
         assert page.locator("figure svg").count() >= 3

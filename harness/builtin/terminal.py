@@ -40,8 +40,11 @@ def harness_sessionstart(session):
 
 @hookimpl
 def harness_collection_finish(session, items):
-    n_base = sum(1 for i in items if i.baseline)
-    _out(f"collected {len(items) - n_base} candidate(s) and {n_base} baseline(s) from {len(session.suites)} suite(s)")
+    n_base, n_ref = sum(1 for i in items if i.baseline), sum(1 for i in items if i.reference is not None)
+    counts = f"{len(items) - n_base - n_ref} candidate(s)" + (f", {n_base} baseline(s)" if n_ref else
+                                                            f" and {n_base} baseline(s)")
+    counts += f" and {n_ref} reference model(s)" if n_ref else ""
+    _out(f"collected {counts} from {len(session.suites)} suite(s)")
     _out()
 
 
@@ -49,7 +52,7 @@ def harness_collection_finish(session, items):
 def harness_candidate_start(item):
     _started[item.nodeid] = time.time()
     _primary[item.suite.name] = item.suite.evaluation.primary_metric
-    _out(f"{item.nodeid} ... {'evaluating the untuned model' if item.baseline else 'training'}")
+    _out(f"{item.nodeid} ... {'evaluating the untuned model' if item.untuned else 'training'}")
 
 
 @hookimpl
@@ -119,10 +122,15 @@ def harness_candidate_report(item, result):
         text += f" ({value - _baseline[key][metric]:+.4f} vs baseline)"
     status = "BASELINE" if item.baseline and result["status"] == "passed" else result["status"].upper()
     _out(f"{item.nodeid} {text} {status} [{took}]")
-    comp = result.get("comparison", {}).get("baseline", {}).get(metric)
-    if comp:
-        _out(f"    vs baseline: {comp['gain']:+.4f} [{comp['ci_low']:+.4f}, {comp['ci_high']:+.4f}] p={comp['p_value']:.4f} "
-             f"({comp['verdict']}; {comp['improved']} queries better, {comp['worsened']} worse)")
+    for against, stats in result.get("comparison", {}).items():  # the baseline first, then the references
+        comp = stats.get(metric)
+        if comp:
+            label = f"{against} of the untuned baseline" if against in (result.get("hybrid") or {}) else against
+            _out(f"    vs {label}: {comp['gain']:+.4f} [{comp['ci_low']:+.4f}, {comp['ci_high']:+.4f}] "
+                 f"p={comp['p_value']:.4f} ({comp['verdict']}; {comp['improved']} queries better, {comp['worsened']} worse)")
+    for name, hybrid in (result.get("hybrid") or {}).items():
+        if metric in hybrid["metrics"]:
+            _out(f"    {name} ({hybrid['method']} with {hybrid['of']}): {metric}={hybrid['metrics'][metric]:.4f}")
     seeds = result.get("seeds")
     if seeds and metric in seeds["mean"]:
         _out(f"    {len(seeds['runs'])} seeds: {metric} mean {seeds['mean'][metric]:.4f} ± {seeds['std'][metric]:.4f} "
@@ -139,6 +147,19 @@ def harness_candidate_report(item, result):
         _out(f"    warning: {guard}")
     if result.get("error"):
         _out(f"    error: {result['error']}")
+
+
+@hookimpl
+def harness_reference_report(suite, reference):
+    metric = suite.evaluation.primary_metric
+    if reference.get("error"):
+        _out(f"{suite.name}::{reference['name']} reference ERROR: {reference['error']}")
+        return
+    settings = " ".join(f"{k}={v}" for k, v in reference["settings"].items() if v not in (None, ""))
+    speed = (f", {reference['metrics']['docs_per_s']} docs/s, {reference['metrics']['model_mb']} MB"
+             if "docs_per_s" in reference["metrics"] else "")
+    _out(f"{suite.name}::{reference['name']} {metric}={reference['metrics'].get(metric, float('nan')):.4f} "
+         f"REFERENCE ({reference['type']}: {settings}{speed}) [{_duration(reference['seconds'])}]")
 
 
 @hookimpl

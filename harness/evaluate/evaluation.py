@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from harness.errors import CandidateError, HarnessError
+from harness.evaluate.references import evaluate_hybrids, settings_key
 from harness.gate.gates import variant_drop
 from harness.plugins import Plugins
 from harness.results import Evaluated, VariantRow
@@ -56,17 +57,17 @@ class Evaluation:
         reference = None
         rows: list[VariantRow] = []
         shipped: dict | None = None
-        for name in (["fp32"] if item.baseline else ex.built):
-            is_shipped = name == ("fp32" if item.baseline else ex.shipped)
+        for name in (["fp32"] if item.untuned else ex.built):
+            is_shipped = name == ("fp32" if item.untuned else ex.shipped)
             row_file, row_key = work / "variants" / f"{name}.json", steps.digest([keys["result"], name])
             try:
                 row = steps.load(row_file, row_key)
                 if row is not None and not (run.run_dir / row["file"]).is_file():
                     row = None  # its graph was deleted: built and evaluated again
                 if row is None:
-                    base = None if item.baseline else run.models[item.model.name].path
+                    base = None if item.untuned else run.models[item.model.name].path
                     row = self.variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress,
-                                        base, dims if is_shipped else ())
+                                        base, dims if is_shipped else (), hybrid=is_shipped and item.reference is None)
                     steps.store(row_file, row_key, {k: v for k, v in row.items() if k != "reference"})
                 else:
                     progress("evaluated", {"variant": name, "seconds": 0, "docs_per_s": row["metrics"]["docs_per_s"],
@@ -89,18 +90,18 @@ class Evaluation:
         evaluated = shipped.pop("evaluated")
         for row in rows:
             row.pop("evaluated", None)
-            row["shipped"] = row is shipped and not item.baseline
+            row["shipped"] = row is shipped and not item.untuned
         return {
             "metrics": shipped["metrics"], "encoder": shipped["encoder"], "export_check": shipped["export_check"],
             "variant": shipped["variant"], "variants": rows,
             "per_query": evaluated["per_query"], "rankings": evaluated["rankings"],
-            "dims": evaluated.get("dims"),
+            "dims": evaluated.get("dims"), "hybrid": evaluated.get("hybrid") or {},
             "evaluation_cached_from": shipped["cached_from"],
             "timings": {"export_s": round(export_s, 1), **shipped["timings"], "docs_per_s": shipped["metrics"]["docs_per_s"]},
         }
 
     def variant(self, run: SuiteRun, item: Item, name: str, torch_dir: Path, export_dir: Path, sample: list[str],
-                max_seq: int | None, reference, progress, base: Path | None = None, dims=()) -> dict:
+                max_seq: int | None, reference, progress, base: Path | None = None, dims=(), hybrid: bool = False) -> dict:
         """Build, check and evaluate one variant. The first one (fp32) computes the torch ``reference``
         embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
         model's (``export_check.embedding_change``, a guard)."""
@@ -134,10 +135,12 @@ class Evaluation:
                               "provider": encoder.provider})
         info = encoder.describe()
         key = cached = None
-        if item.baseline and not self.no_cache:
-            key = cache.evaluation_key(encoder.path, run.data, ev, {**info, "dims": list(dims)}, encoder.prompts)
+        if item.untuned and not self.no_cache:
+            key = cache.evaluation_key(encoder.path, run.data, ev, {**info, "dims": list(dims), "hybrid": hybrid,
+                                                                    "references": settings_key(run.suite)},
+                                       encoder.prompts)
             cached = cache.load(key)
-        evaluated = cached or self.evaluate(run, encoder, dims)
+        evaluated = cached or self.evaluate(run, encoder, dims, hybrid)
         t3 = time.perf_counter()
         if key and not cached:
             cache.store(key, {**evaluated, "run": str(run.run_dir)})
@@ -152,14 +155,17 @@ class Evaluation:
             "timings": {"build_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1)},
         }
 
-    def evaluate(self, run: SuiteRun, encoder, dims=()) -> dict:
+    def evaluate(self, run: SuiteRun, encoder, dims=(), hybrid: bool = False) -> dict:
         """Every evaluator of the suite on the test split, through ``encoder``; then, for each of
-        ``dims``, again with the embeddings truncated to that size (encoded once, not timed)."""
+        ``dims``, again with the embeddings truncated to that size (encoded once, not timed); with
+        ``hybrid``, the suite's hybrid references of this model (its ranking fused with BM25's)."""
         from harness.encode.encoder import Truncated
 
         out = self.run_evaluators(run, encoder)
         if dims:
             out["dims"] = {str(d): self.run_evaluators(run, Truncated(encoder, d))["metrics"] for d in dims}
+        if hybrid:
+            out["hybrid"] = evaluate_hybrids(run.suite, run.data, encoder)
         return out
 
     def run_evaluators(self, run: SuiteRun, encoder) -> dict:

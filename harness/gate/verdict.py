@@ -12,12 +12,13 @@ from harness.suite.schema import Suite
 
 
 def judge(result: CandidateResult, baseline: CandidateResult | None, compare: dict | None, suite: Suite,
-          data) -> Judgement:
+          data, others: dict[str, dict] | None = None) -> Judgement:
     """Compare a trained and evaluated ``result`` with its untuned ``baseline`` (None when that one
-    did not pass) and the ``--compare`` model (None without it), gate it on the suite's thresholds
-    and say what to look at. ``data``: the prepared data (texts for the per-query view)."""
+    did not pass), the ``--compare`` model (None without it) and ``others`` (the suite's references
+    by name, each with ``metrics`` and ``per_query``), gate it on the suite's thresholds and say what
+    to look at. ``data``: the prepared data (texts for the per-query view)."""
     primary = suite.evaluation.primary_metric
-    references = {"baseline": baseline, "compare": compare}
+    references = {"baseline": baseline, "compare": compare, **(others or {})}
     metrics = sorted({primary, *REPORTED, *(t.metric for t in suite.thresholds)})
     out: Judgement = {"comparison": comparisons(result["per_query"], references, metrics, suite.data.seed)}
     if compare:

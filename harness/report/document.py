@@ -52,10 +52,22 @@ def run_document(run, code: int | None, device: str, executor: dict, started: fl
         "data_seed": suite.data.seed,
         "environment": environment(),
         "candidates": results,
-        "not_run": [i.name for i in run.items if i.name not in run.results],
+        "not_run": [i.name for i in run.items if i.name not in run.results and i.name not in run.references],
         "shipped": (shipped(results, suite.evaluation.primary_metric) or {}).get("name"),
         "compare": None if not compare else {k: compare[k] for k in ("file", "run_id", "name", "metrics")},
+        "references": references_of(run),
     }
+
+
+def references_of(run) -> list[dict]:
+    """results.json ``references``: each bm25 reference of the suite, then each hybrid of every
+    baseline and candidate (``fuses``: whose dense ranking it fused)."""
+    out = [{k: v for k, v in r.items() if k not in ("per_query", "rankings")} for r in run.references.values()]
+    for c in run.results.values():
+        for name, h in (c.get("hybrid") or {}).items():
+            out.append({"name": name, "type": "hybrid", "fuses": c["name"], "of": h["of"], "settings": h["settings"],
+                        "metrics": h["metrics"]})
+    return out
 
 
 def write_results(run_dir: Path, doc: RunDocument) -> Path:
@@ -117,7 +129,7 @@ def upgrade(doc: dict) -> dict:
     """Fill the keys that results.json files written by older versions lack, so that every run
     re-renders, and ``--compare``, ``--resume`` and the history read it."""
     for k, v in (("shipped", None), ("compare", None), ("not_run", []), ("description", ""), ("profile", None),
-                 ("executor", {"kind": "local"}), ("export", {}), ("data_seed", 0)):
+                 ("executor", {"kind": "local"}), ("export", {}), ("data_seed", 0), ("references", [])):
         doc.setdefault(k, v)
     for c in doc["candidates"]:
         if isinstance(c, dict):

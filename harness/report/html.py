@@ -51,6 +51,37 @@ def ranking(doc: dict) -> list[dict]:
     return rows
 
 
+def reference_rows(doc: dict) -> list[dict]:
+    """The references as rows of the ranking: BM25, and the hybrid of each candidate and baseline."""
+    primary, metrics = doc["primary_metric"], columns(doc)
+    rows = []
+    for r in doc.get("references") or []:
+        if r["type"] == "hybrid":
+            name, what = f"{r['fuses']} + {r['name']}", f"{r['fuses']} fused with {r['of']} ({r['settings'].get('method')})"
+        elif r["type"] == "bm25":
+            name, what = r["name"], f"BM25 (bm25s: {', '.join(f'{k}={v}' for k, v in r['settings'].items())})"
+        else:
+            name, what = r["name"], f"{r['settings'].get('model')} (untuned)"
+        rows.append({"name": name, "base_model": what,
+                     "baseline": False, "reference": True, "status": "error" if r.get("error") else "reference",
+                     "cells": [{"metric": m, "value": r["metrics"].get(m), "gain": None} for m in metrics],
+                     "primary": r["metrics"].get(primary), "mark": None, "verdict": None, "gate_lines": [],
+                     "error": r.get("error")})
+    return rows
+
+
+def against_references(doc: dict) -> list[dict]:
+    """Each candidate against each reference on the primary metric (gain, interval, p, verdict)."""
+    primary, names = doc["primary_metric"], {r["name"] for r in doc.get("references") or []}
+    out = []
+    for c in doc["candidates"]:
+        for ref, stats in (c.get("comparison") or {}).items():
+            if ref in names and primary in stats:
+                out.append({"candidate": c["name"], "reference": ref, "value": c["metrics"].get(primary),
+                            **stats[primary]})
+    return out
+
+
 def selection(doc: dict) -> list[dict]:
     """Per candidate: the setting the dev split chose (and the grid it chose from), the refit, the
     seeds' spread and the learning curve."""
@@ -126,6 +157,8 @@ def write_report(run_dir: Path) -> Path:
     ]
     html = env.get_template("report.html.j2").render(
         doc=doc, rows=rows, figures=[f for f in figures if f[2]], history=past,
+        ranked=sorted(rows + reference_rows(doc), key=lambda r: (r["primary"] is None, -(r["primary"] or 0), r["name"])),
+        against=against_references(doc),
         metrics=columns(doc),
         views=[r for r in rows if r.get("per_query_view")],
         selection=selection(doc), mining=[r for r in rows if r.get("mining")], dims=dims_table(doc, rows),

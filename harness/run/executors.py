@@ -85,6 +85,7 @@ class Job:
     options: RunOptions  #: the run's: ``device``, ``no_cache``, ``plugins`` (``-p``, relative to ``cwd``)
     cwd: str
     shared_token: str  #: the run folder holds ``.harness-shared`` with this text when the worker can see it
+    reference: str | None = None  #: ``[[references]].name`` of a model reference (``model`` is then its name too)
 
 
 def run_job(job: Job, data) -> tuple[CandidateResult, bytes | None]:
@@ -98,9 +99,13 @@ def run_job(job: Job, data) -> tuple[CandidateResult, bytes | None]:
     suite = job.suite
     plugins = from_command_line(job.options.plugins, Path(job.cwd), quiet=True)  # the driver prints
     plugins.load_suite_plugins(suite)
-    model = next(m for m in suite.models if m.name == job.model)
-    loss = None if job.loss is None else next(x for x in suite.losses if x.name == job.loss)
-    item = Item(suite, model, loss)
+    if job.reference is not None:
+        item = Item.for_reference(suite, next(r for r in suite.references if r.name == job.reference))
+    else:
+        model = next(m for m in suite.models if m.name == job.model)
+        loss = None if job.loss is None else next(x for x in suite.losses if x.name == job.loss)
+        item = Item(suite, model, loss)
+    model = item.model
     run_dir, shipped_back = Path(job.run_dir), None
     mark = run_dir / SHARED_MARK
     if not (mark.is_file() and mark.read_text() == job.shared_token):  # not a shared file system
@@ -191,7 +196,7 @@ class RayExecutor:
             self._share(run.run_dir)
             self._data[id(run)] = self.ray.put(run.data)
         job = Job(run.suite, item.model.name, None if item.loss is None else item.loss.name, str(run.run_dir), keys,
-                  self.options, str(Path.cwd()), self.token)
+                  self.options, str(Path.cwd()), self.token, None if item.reference is None else item.reference.name)
         processes = run.suite.training.processes if item.loss is not None else 1
         resources = {"num_gpus": processes, "num_cpus": 1} if self.options.device == "cuda" else {"num_cpus": processes}
         ref = self._remote.options(**resources).remote(job, self._data[id(run)])

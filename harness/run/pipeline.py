@@ -49,8 +49,8 @@ def item_keys(run: SuiteRun, item: Item, device: str) -> dict[str, str]:
     s, resolved = run.suite, run.models[item.model.name]
     train = {"harness": __version__, "device": device, "data": run.data.fingerprint,
              "data_table": vars(s.data), "model": vars(item.model), "model_path": str(resolved.path),
-             "revision": resolved.revision, "loss": None if item.baseline else vars(item.loss),
-             "training": None if item.baseline else vars(s.training)}
+             "revision": resolved.revision, "loss": None if item.untuned else vars(item.loss),
+             "training": None if item.untuned else vars(s.training)}
     result = {**train, "export": vars(s.export), "evaluation": vars(s.evaluation)}
     # a refit changes what ships, not the trainings that chose: those keep their key (and --resume re-uses them)
     chose = {**train, "training": train["training"] and {k: v for k, v in train["training"].items() if k != "refit"}}
@@ -75,7 +75,7 @@ class Pipeline:
             self.hook.harness_candidate_progress(item=item, stage=stage, info=info)
 
         try:
-            if item.baseline:
+            if item.untuned:
                 evaluated = self.evaluation.export_and_evaluate(run, item, resolved.path, work, progress, keys,
                                                                 self.evaluation.suite_dims(run))
                 result.update(evaluated)

@@ -53,10 +53,9 @@ class Preparation:
                 continue
             resumed = self.resumed_dir(suite)
             folder = resumed or claim(self.options.out_dir / suite.name, stamp)
-            run = SuiteRun(suite, by_suite[suite.name], folder, previous=previous_results(folder))
-            runs.append(run)
+            run = SuiteRun(suite, by_suite[suite.name], folder, previous=previous_results(folder), new=resumed is None)
+            runs.append(run)  # before the lock: should taking it fail, the folder is still cleaned up
             run.lock = RunLock(folder).acquire()
-            run.new = resumed is None
             try:
                 run.data = self.load_data(suite)
                 problems += self.column_problems(suite, run.data)
@@ -75,6 +74,13 @@ class Preparation:
                     run.models[model.name] = self.plugins.resolve_model(model.base, model.revision)
                 except HarnessError as e:
                     problems.append(Problem(str(suite.path), f"models[{i}].base", str(e)))
+            for item in run.items:
+                if item.reference is not None:
+                    try:
+                        run.models[item.model.name] = self.plugins.resolve_model(item.model.base, item.model.revision)
+                    except HarnessError as e:
+                        i = suite.references.index(item.reference)
+                        problems.append(Problem(str(suite.path), f"references[{i}].model", str(e)))
         if problems:
             raise ConfigError(problems)
         for run in runs:

@@ -17,12 +17,25 @@ from typing import Any
 from harness.exitcodes import ExitCode
 from harness.plugins import Plugins
 from harness.results import CandidateResult, new_result
+from harness.evaluate.references import bm25_references, model_reference
 from harness.run import steps
 from harness.run.options import RunOptions
 from harness.run.pipeline import Interrupted, item_keys
 from harness.run.state import SuiteRun
 from harness.suite.collect import Item
 from harness.suite.schema import Suite
+
+
+def missing_outputs(run: SuiteRun, item: Item, keys: dict[str, str]) -> list | None:
+    """None when the run being resumed did not finish ``item`` with these step ``keys``; else the
+    files of its result that are gone or changed ([] when it can be re-used as it is)."""
+    prev = run.previous.get(item.name)
+    if not (prev and prev.get("step_key") == keys["result"] and prev.get("status") in ("passed", "failed")):
+        return None
+    gone = [f for f in result_files(run, prev) if not f.is_file()]
+    gone += [folder / rel for folder in result_folders(run, prev) for rel in steps.missing(folder)
+             if folder / rel not in gone]
+    return gone + [folder for folder in result_folders(run, prev) if not (folder / steps.MARK).is_file()]
 
 
 def result_files(run: SuiteRun, result: CandidateResult) -> list:
@@ -68,6 +81,8 @@ class Session:
         self.started = time.time()
         self._begun: set[tuple[int, str]] = set()  #: items whose start was reported
         self._finished: set[int] = set()  #: runs whose final results.json and report are written
+        self._done: dict[tuple[int, str], CandidateResult | None] = {}  #: computed, not yet concluded (None: resumed)
+        self._position: list[int] = []  #: per run, the index of the next item to conclude
 
     # for plugins (hookspecs): the session's device and output folder
     @property
@@ -88,7 +103,7 @@ class Session:
         try:
             self.runs = Preparation(self.plugins, self.options, self.executor.sequential).runs(self.suites, self.items)
             self._drive()
-            code = max((self._suite_code(run) for run in self.runs), default=ExitCode.OK)
+            code = max((suite_code(run) for run in self.runs), default=ExitCode.OK)
         except KeyboardInterrupt as e:
             code = ExitCode.INTERRUPTED
             self.executor.cancel()
@@ -108,10 +123,11 @@ class Session:
     def _drive(self) -> None:
         """Submit every item that must compute; conclude items in suite order as results arrive."""
         keys: dict[tuple[int, str], dict[str, str]] = {}
-        self._done: dict[tuple[int, str], CandidateResult | None] = {}  # None: resumed, from the previous run
         for r, run in enumerate(self.runs):
             if run.load_error is not None:
                 continue
+            for result in bm25_references(run):
+                self.hook.harness_reference_report(suite=run.suite, reference=result)
             for item in run.items:
                 keys[r, item.name] = item_keys(run, item, self.options.device)
                 if self._finished_before(run, item, keys[r, item.name]):
@@ -135,7 +151,7 @@ class Session:
             self.executor.cancel()
         for r, run in enumerate(self.runs):
             if r not in self._finished and run.results:
-                self._write(run, self._suite_code(run))
+                self._write(run, suite_code(run))
 
     def _conclude_ready(self) -> bool:
         """Conclude every item whose turn has come, and finish every run that is complete; False
@@ -153,11 +169,12 @@ class Session:
                 else:
                     break
                 self._position[r] += 1
-                if result.get("fatal") or (self.options.exitfirst and result["status"] != "passed"):
+                failed = result["status"] != "passed" and item.reference is None  # -x stops at a candidate or baseline
+                if result.get("fatal") or (self.options.exitfirst and failed):
                     return False
             if self._position[r] == len(run.items) and r not in self._finished:
                 self._finished.add(r)
-                self._write(run, self._suite_code(run))
+                self._write(run, suite_code(run))
         return True
 
     def _begin(self, key: tuple[int, str]) -> None:
@@ -176,17 +193,11 @@ class Session:
     def _finished_before(self, run: SuiteRun, item: Item, keys: dict[str, str]) -> bool:
         """--resume: the run being resumed finished ``item`` with the same data and settings, and every
         file its result names is still there (else its steps run again, re-using those that are intact)."""
-        prev = run.previous.get(item.name)
-        if not (prev and prev.get("step_key") == keys["result"] and prev.get("status") in ("passed", "failed")):
-            return False
-        gone = [f for f in result_files(run, prev) if not f.is_file()]
-        gone += [folder / rel for folder in result_folders(run, prev) for rel in steps.missing(folder)
-                 if folder / rel not in gone]
-        gone += [folder for folder in result_folders(run, prev) if not (folder / steps.MARK).is_file()]
+        gone = missing_outputs(run, item, keys)
         if gone:
             self.hook.harness_warning(message=f"{item.nodeid}: --resume: {len(gone)} of its files are gone or changed "
                                       f"(e.g. {gone[0]}): redoing what they came from", item=item)
-        return not gone
+        return gone == []
 
     def _resumed(self, run: SuiteRun, item: Item) -> CandidateResult:
         """The previous result of an item that finished before (only its verdict is recomputed:
@@ -198,12 +209,20 @@ class Session:
         """Judge a computed candidate against its baseline (which concluded before it), record, report."""
         from harness.gate.verdict import judge
 
+        if item.reference is not None:  # a model reference: kept beside the bm25 ones, never gated
+            entry = run.references[item.name] = model_reference(item.reference, result)
+            self._write(run, None)
+            self.hook.harness_reference_report(suite=run.suite, reference=entry)
+            return {**result, "status": "passed" if "error" not in result else "error"}
         if not item.baseline and "error" not in result:
             base = run.results.get(f"{item.model.name}-baseline")
+            base = base if base and base["status"] == "passed" else None
             compare = self.compare if self.compare and self.compare["suite"] == run.suite.name else None
+            # bm25 as evaluated for the suite; a hybrid as the untuned baseline's (is tuning better than adding BM25?)
+            references = {n: r for n, r in run.references.items() if not r.get("error")}
+            references |= (base or {}).get("hybrid") or {}
             try:
-                result = {**result, **judge(result, base if base and base["status"] == "passed" else None, compare,
-                                            run.suite, run.data)}
+                result = {**result, **judge(result, base, compare, run.suite, run.data, references)}
             except Exception as e:  # noqa: BLE001 - one candidate's problem must not stop the others
                 result = {**result, "error": f"{type(e).__name__}: {e}", "status": "error",
                           "traceback": traceback.format_exc()}
@@ -218,11 +237,6 @@ class Session:
 
     # --- output ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _suite_code(run: SuiteRun) -> ExitCode:
-        bad = [r for r in run.results.values() if r["status"] != "passed"]
-        return ExitCode.GATES_FAILED if bad else ExitCode.OK
-
     def _write(self, run: SuiteRun, code: ExitCode | None) -> None:
         from harness.report.document import run_document, write_results
         from harness.report.html import write_report
@@ -233,16 +247,26 @@ class Session:
             write_report(run.run_dir)
 
     def _finish(self, code: ExitCode) -> ExitCode:
-        results: list[Any] = [r for run in self.runs for r in run.results.values()]
-        interrupted = [r for r in results if r.get("error") == "interrupted"]
-        statuses = [r["status"] for r in results if not r["baseline"] and r not in interrupted]
-        summary = {
-            "passed": statuses.count("passed"), "failed": statuses.count("failed"), "error": statuses.count("error"),
-            "interrupted": len(interrupted),
-            "baselines": sum(1 for r in results if r["baseline"]),
-            "baseline_errors": sum(1 for r in results if r["baseline"] and r["status"] == "error" and r not in interrupted),
-            "seconds": time.time() - self.started,
-            "runs": [{"suite": run.suite.name, "dir": str(run.run_dir)} for run in self.runs if run.results],
-        }
-        self.hook.harness_sessionfinish(session=self, exit_code=code, summary=summary)
+        self.hook.harness_sessionfinish(session=self, exit_code=code, summary=summary(self.runs, self.started))
         return code
+
+
+def suite_code(run: SuiteRun) -> ExitCode:
+    """A suite run's exit code: 1 when any of its baselines or candidates did not pass."""
+    bad = [r for r in run.results.values() if r["status"] != "passed"]
+    return ExitCode.GATES_FAILED if bad else ExitCode.OK
+
+
+def summary(runs: list[SuiteRun], started: float) -> dict:
+    """What the closing line says (see ``harness_sessionfinish``)."""
+    results: list[Any] = [r for run in runs for r in run.results.values()]
+    interrupted = [r for r in results if r.get("error") == "interrupted"]
+    statuses = [r["status"] for r in results if not r["baseline"] and r not in interrupted]
+    return {
+        "passed": statuses.count("passed"), "failed": statuses.count("failed"), "error": statuses.count("error"),
+        "interrupted": len(interrupted),
+        "baselines": sum(1 for r in results if r["baseline"]),
+        "baseline_errors": sum(1 for r in results if r["baseline"] and r["status"] == "error" and r not in interrupted),
+        "seconds": time.time() - started,
+        "runs": [{"suite": run.suite.name, "dir": str(run.run_dir)} for run in runs if run.results],
+    }

@@ -8,24 +8,36 @@ from pathlib import Path
 
 from harness.errors import ConfigError, Problem
 from harness.suite.keyword import compile_k
-from harness.suite.schema import LossTable, ModelTable, Suite, item_name
+from harness.suite.schema import LossTable, ModelTable, ReferenceTable, Suite, item_name
 
 
 @dataclass
 class Item:
-    """One baseline or candidate of one suite."""
+    """One baseline, candidate or model reference of one suite."""
 
     suite: Suite
     model: ModelTable
-    loss: LossTable | None  #: ``None`` for the untuned baseline
+    loss: LossTable | None  #: ``None`` for the untuned baseline (and a model reference)
+    reference: ReferenceTable | None = None  #: a ``type = "model"`` reference: evaluated untuned, never gated
+
+    @classmethod
+    def for_reference(cls, suite: Suite, ref: ReferenceTable) -> Item:
+        model = ModelTable(name=ref.name, base=ref.model, revision=ref.revision, query_prompt=ref.query_prompt,
+                           document_prompt=ref.document_prompt)
+        return cls(suite, model, None, ref)
 
     @property
-    def baseline(self) -> bool:
+    def untuned(self) -> bool:
+        """Evaluated as it is, through its export: a baseline or a model reference."""
         return self.loss is None
 
     @property
+    def baseline(self) -> bool:
+        return self.loss is None and self.reference is None
+
+    @property
     def name(self) -> str:
-        return item_name(self.model, self.loss)
+        return self.reference.name if self.reference is not None else item_name(self.model, self.loss)
 
     @property
     def nodeid(self) -> str:
@@ -34,6 +46,8 @@ class Item:
     @property
     def keywords(self) -> list[str]:
         kw = [self.suite.name, self.model.name, self.name, self.nodeid]
+        if self.reference is not None:
+            return kw + ["reference"]
         kw += ["baseline"] if self.loss is None else [self.loss.name, self.loss.type]
         return kw
 
@@ -79,6 +93,7 @@ def collect_items(suites: list[Suite], keyword: str | None) -> list[Item]:
     match = compile_k(keyword or "")
     items = []
     for suite in suites:
+        start = len(items)
         for model in suite.models:
             cands = [Item(suite, model, loss) for loss in suite.losses]
             cands = [c for c in cands if match(c.keywords)]
@@ -87,4 +102,6 @@ def collect_items(suites: list[Suite], keyword: str | None) -> list[Item]:
             if cands or match(base.keywords):
                 items.append(base)
             items += cands
+        if len(items) > start:  # the suite's model references come first: every candidate is judged against them
+            items[start:start] = [Item.for_reference(suite, r) for r in suite.references if r.type == "model"]
     return items

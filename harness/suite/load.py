@@ -12,8 +12,8 @@ from pathlib import Path
 from harness.errors import ConfigError, Problem
 from harness.suite.keys import INVALID, Builder, did_you_mean, type_name
 from harness.suite.schema import (
-    DataTable, EvaluationTable, ExportTable, HardNegativesTable, LossTable, ModelTable, Suite, SuiteTable,
-    ThresholdTable, TrainingTable,
+    DataTable, EvaluationTable, ExportTable, HardNegativesTable, LossTable, ModelTable, ReferenceTable, Suite,
+    SuiteTable, ThresholdTable, TrainingTable,
 )
 
 if sys.version_info >= (3, 11):
@@ -43,7 +43,7 @@ def read_toml(path: Path) -> dict:
         raise ConfigError(Problem(str(path), "", f"invalid TOML: {e}"))
 
 
-TABLES = ("suite", "data", "models", "losses", "training", "evaluation", "export", "thresholds")
+TABLES = ("suite", "data", "models", "losses", "training", "evaluation", "export", "thresholds", "references")
 
 
 def load_suite(path: Path | str, profile: str | None = None, device: str | None = None) -> Suite:
@@ -97,17 +97,21 @@ def describe_keys() -> str:
     lines = []
     for table, cls in (("suite", SuiteTable), ("data", DataTable), ("models", ModelTable), ("losses", LossTable),
                        ("losses.hard_negatives", HardNegativesTable), ("training", TrainingTable),
-                       ("evaluation", EvaluationTable), ("export", ExportTable), ("thresholds", ThresholdTable)):
+                       ("evaluation", EvaluationTable), ("export", ExportTable), ("thresholds", ThresholdTable),
+                       ("references", ReferenceTable)):
         hints = typing.get_type_hints(cls)
-        header = f"[[{table}]]" if table in ("models", "losses", "thresholds") else f"[{table}]"
+        header = f"[[{table}]]" if table in ("models", "losses", "thresholds", "references") else f"[{table}]"
         lines.append(header)
+        if table == "references":
+            lines.append("  (a suite that lists none has one: name = \"bm25\", type = \"bm25\"; `references = []` for none)")
         for f in dataclasses.fields(cls):
             if f.name == getattr(cls, "EXTRA", None):
                 lines.append("  ...            other keys are the pair source's / loss's own options")
                 continue
             if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
                 value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                default = "unset by default" if value is None else f"default {json.dumps(value)}"  # as TOML writes it
+                shown = json.dumps(value, default=lambda o: {k: v for k, v in vars(o).items() if v is not None})
+                default = "unset by default" if value is None else f"default {shown}"  # as TOML writes it
             else:
                 default = "required"
             lines.append(f"  {f.name} ({type_name(hints[f.name])}, {default}): {f.metadata.get('help', '')}")

@@ -201,8 +201,8 @@ class ThresholdTable:
     min_gain: float | None = key(None, "value minus the reference's must be >= this")
     min_gain_ci: float | None = key(None, "the lower end of the gain's 95% bootstrap interval must be >= this")
     max_drop: float | None = key(None, "the reference's value minus the candidate's must be <= this (non-inferiority)")
-    against: str = key("baseline", "reference of min_gain, min_gain_ci and max_drop: the untuned baseline, "
-                       "or the --compare run's model", choices=("baseline", "compare"))
+    against: str = key("baseline", "reference of min_gain, min_gain_ci and max_drop: the untuned baseline, the "
+                       "--compare run's model, or a [[references]] name (a hybrid one: the baseline's hybrid)")
     candidates: list[str] = key([], "glob patterns of candidate names it applies to (default: all)")
     seeds: str = key("mean", "with [training] seeds: gate on the mean over the seeds or on the worst seed",
                      choices=("mean", "worst"))
@@ -216,6 +216,43 @@ class ThresholdTable:
 
 
 @dataclass
+class ReferenceTable:
+    """``[[references]]``: what every candidate is also held against on the same test split."""
+
+    name: str = key(help="its name in the report, results.json and thresholds' `against`", check=a_name)
+    type: str = key(help="bm25: keyword search (bm25s); hybrid: every candidate's and baseline's dense ranking "
+                    "fused with a bm25 reference's; model: an untuned model, evaluated exactly as a baseline "
+                    "(through its ONNX export) and never trained", choices=("bm25", "hybrid", "model"))
+    model: str | None = key(None, "model: a hub id or local path of a sentence-transformers model")
+    revision: str | None = key(None, "model: hub revision (commit, tag or branch)")
+    query_prompt: str = key("", "model: text put before every query")
+    document_prompt: str = key("", "model: text put before every document")
+    k1: float = key(1.5, "BM25 term-frequency saturation", positive)
+    b: float = key(0.75, "BM25 length normalisation", lambda v: None if 0 <= v <= 1 else "expected a number in [0, 1]")
+    stemmer: str = key("english", "a PyStemmer language, or \"\" for no stemming")
+    stopwords: str = key("en", "a bm25s stop-word list (\"en\"), or \"\" for none")
+    of: str = key("bm25", "hybrid: the bm25 reference whose ranking is fused")
+    method: str = key("rrf", "hybrid: reciprocal rank fusion, or a weighted sum of min-max normalised scores",
+                      choices=("rrf", "weighted"))
+    rrf_k: int = key(60, "hybrid, rrf: a document scores 1 / (rrf_k + rank) in each ranking", positive)
+    depth: int = key(100, "hybrid, rrf: how deep each ranking is fused", positive)
+    weight: float = key(0.5, "hybrid, weighted: the dense score's share", lambda v: None if 0 <= v <= 1
+                        else "expected a number in [0, 1]")
+
+    @property
+    def settings(self) -> dict:
+        """The settings that decide its numbers, as results.json records them."""
+        keys = {"bm25": ("k1", "b", "stemmer", "stopwords"), "model": ("model", "revision", "query_prompt",
+                                                                        "document_prompt")}.get(self.type) or (
+            ("of", "method", "rrf_k", "depth") if self.method == "rrf" else ("of", "method", "weight"))
+        return {k: getattr(self, k) for k in keys}
+
+
+#: every suite is held against BM25 unless it lists its own references (``references = []``: none)
+DEFAULT_REFERENCES = [ReferenceTable(name="bm25", type="bm25")]
+
+
+@dataclass
 class Suite:
     data: DataTable = key(help="[data]")
     models: list[ModelTable] = key(help="[[models]]")
@@ -225,6 +262,8 @@ class Suite:
     evaluation: EvaluationTable = key(EvaluationTable, "")
     export: ExportTable = key(ExportTable, "")
     thresholds: list[ThresholdTable] = key([], "")
+    references: list[ReferenceTable] = key(DEFAULT_REFERENCES, "[[references]]: BM25 and hybrid search, evaluated "
+                                           "beside every candidate (default: one bm25; references = [] for none)")
     profiles: dict = key({}, "named override tables, merged over the suite by --profile NAME")
 
     # set by the loader, not by the file
@@ -241,6 +280,23 @@ class Suite:
         return {item_name(m, loss) for m in self.models for loss in self.losses}
 
     def problems(self):
+        refs = {r.name: r for r in self.references}
+        for i, r in enumerate(self.references):
+            if r.name in ("baseline", "compare", "fp32"):
+                yield f"references[{i}].name", f"{r.name!r} is taken (a threshold's `against` means it already)"
+            if sum(x.name == r.name for x in self.references) > 1:
+                yield f"references[{i}].name", f"duplicate name {r.name!r}"
+            if r.type == "model" and not r.model:
+                yield f"references[{i}].model", "missing: a model reference names its model (hub id or local path)"
+            if r.type == "model" and r.name in {m.name for m in self.models}:
+                yield f"references[{i}].name", f"{r.name!r} is also a [[models]] name"
+            if r.type == "hybrid" and (r.of not in refs or refs[r.of].type != "bm25"):
+                bm25 = sorted(n for n, x in refs.items() if x.type == "bm25")
+                yield f"references[{i}].of", f"expected the name of a bm25 reference of this suite ({bm25 or 'none'}), got {r.of!r}"
+        for i, t in enumerate(self.thresholds):
+            if t.against not in ("baseline", "compare", *refs):
+                yield f"thresholds[{i}].against", (f"expected 'baseline', 'compare' or a reference's name "
+                                                   f"{sorted(refs)}, got {t.against!r}")
         for table, items in (("models", self.models), ("losses", self.losses)):
             if not items:
                 yield table, "expected at least one entry"

@@ -1,0 +1,92 @@
+"""The references of a suite (``[[references]]``) on its test split: BM25 once per suite, for every
+candidate and baseline its hybrid (its dense ranking fused with BM25's), each scored by the
+retrieval evaluator's own code with per-query values for the paired statistics; and untuned models
+(``type = "model"``), which run as items of the suite and are evaluated exactly as baselines."""
+
+from __future__ import annotations
+
+import time
+
+from harness.suite.schema import ReferenceTable, Suite
+
+#: BM25 indexes of this process, by corpus and settings (a suite's candidates share one)
+_INDEXES: dict[tuple, object] = {}
+
+
+def bm25_scores(data, ref: ReferenceTable):
+    """BM25 scores of every test query for every document of ``data`` (a prepared dataset)."""
+    from harness.evaluate.lexical import Bm25
+
+    key = (data.fingerprint, data.corpus.height, tuple(data.corpus["id"].head(3)), ref.k1, ref.b, ref.stemmer,
+           ref.stopwords)
+    if key not in _INDEXES:
+        _INDEXES.clear()  # one corpus at a time: an index of a large corpus is not small
+        _INDEXES[key] = Bm25(data.corpus["text"].to_list(), ref.k1, ref.b, ref.stemmer, ref.stopwords)
+    return _INDEXES[key].scores(data.test.queries["text"].to_list())
+
+
+def evaluate_bm25(suite: Suite, data, ref: ReferenceTable) -> dict:
+    """``{name, type, settings, metrics, per_query, rankings, seconds}`` of a bm25 reference."""
+    from harness.builtin.retrieval import rank_scores
+
+    t0 = time.perf_counter()
+    res = rank_scores(bm25_scores(data, ref), data.corpus["id"].to_list(), data.test, suite.evaluation.k_values)
+    return {"name": ref.name, "type": "bm25", "settings": ref.settings,
+            "metrics": {k: round(v, 6) for k, v in res.metrics.items()},
+            "per_query": {q: {m: round(v, 4) for m, v in vals.items()} for q, vals in res.per_query.items()},
+            "rankings": res.rankings, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def evaluate_hybrids(suite: Suite, data, encoder) -> dict[str, dict]:
+    """For each hybrid reference of ``suite``: the dense ranking of ``encoder`` fused with its bm25
+    reference's, ``{of, method, settings, metrics, per_query, rankings}``."""
+    from harness.builtin.retrieval import rank_scores
+    from harness.evaluate.lexical import fuse
+
+    hybrids = [r for r in suite.references if r.type == "hybrid"]
+    if not hybrids:
+        return {}
+    refs = {r.name: r for r in suite.references}
+    dense = encoder.encode_queries(data.test.queries["text"].to_list()) @ \
+        encoder.encode_documents(data.corpus["text"].to_list()).T
+    out = {}
+    for ref in hybrids:
+        scores = fuse(dense, bm25_scores(data, refs[ref.of]), ref.method, ref.rrf_k, ref.depth, ref.weight)
+        res = rank_scores(scores, data.corpus["id"].to_list(), data.test, suite.evaluation.k_values)
+        out[ref.name] = {"of": ref.of, "method": ref.method, "settings": ref.settings,
+                         "metrics": {k: round(v, 6) for k, v in res.metrics.items()},
+                         "per_query": {q: {m: round(v, 4) for m, v in vals.items()} for q, vals in res.per_query.items()},
+                         "rankings": res.rankings}
+    return out
+
+
+def bm25_references(run) -> list[dict]:
+    """Evaluate the bm25 references of ``run`` (a :class:`harness.run.state.SuiteRun`) into
+    ``run.references``, once per suite, in the driver (seconds); a reference that fails says why
+    and the candidates still run. Returns the new entries."""
+    out = []
+    for ref in run.suite.references:
+        if ref.type != "bm25":
+            continue
+        try:
+            result = evaluate_bm25(run.suite, run.data, ref)
+        except Exception as e:  # noqa: BLE001 - bm25s or a stemmer that fails is this reference's error
+            result = {"name": ref.name, "type": ref.type, "settings": ref.settings, "metrics": {},
+                      "error": f"{type(e).__name__}: {e}"}
+        run.references[ref.name] = result
+        out.append(result)
+    return out
+
+
+def model_reference(ref: ReferenceTable, result: dict) -> dict:
+    """The entry of a ``type = "model"`` reference, from its evaluation as an untuned item."""
+    entry = {"name": ref.name, "type": "model", "settings": ref.settings,
+             **{k: result[k] for k in ("metrics", "per_query", "rankings", "encoder", "variants", "timings", "error")
+                if k in result}}
+    entry["seconds"] = round(sum(v for k, v in result.get("timings", {}).items() if k != "docs_per_s"), 1)
+    return entry
+
+
+def settings_key(suite: Suite) -> list[dict]:
+    """What of the references decides a model's evaluation (for the baselines' evaluation cache)."""
+    return [vars(r) for r in suite.references]

@@ -1,0 +1,147 @@
+"""References: BM25 (bm25s) once per suite, the hybrid (dense fused with BM25) of every candidate
+and baseline, each scored by the retrieval evaluator's own code and usable in thresholds with the
+same paired statistics as the baseline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import DATA_DIR
+
+HYBRID = '''
+[[references]]
+name = "bm25"
+type = "bm25"
+[[references]]
+name = "hybrid"
+type = "hybrid"
+'''
+
+
+def results(folder) -> dict:
+    return json.loads((folder / "tiny" / "latest" / "results.json").read_text())
+
+
+@pytest.mark.integration
+def test_bm25_on_scifact_is_the_published_figure():
+    """MTEB's BM25s baseline scores SciFact test nDCG@10 0.687; the `bm25` reference, with its
+    defaults (Lucene BM25, English stemming and stop words), must be within 0.02 of it."""
+    from harness.builtin.beir import load_beir_folder
+    from harness.data.prepare import prepare
+    from harness.evaluate.references import evaluate_bm25
+    from harness.suite.schema import DEFAULT_REFERENCES, DataTable, Suite
+
+    data = prepare(load_beir_folder(DATA_DIR / "scifact", ["train", "test"]), DataTable(source="beir"))
+    suite = Suite(data=DataTable(source="beir"), models=[], losses=[])
+    res = evaluate_bm25(suite, data, DEFAULT_REFERENCES[0])
+    assert len(res["per_query"]) == 300 and res["settings"] == {"k1": 1.5, "b": 0.75, "stemmer": "english",
+                                                                  "stopwords": "en"}
+    assert abs(res["metrics"]["ndcg@10"] - 0.687) <= 0.02, res["metrics"]
+    # the metrics are the retrieval evaluator's: the mean of the per-query values it computes
+    assert res["metrics"]["ndcg@10"] == pytest.approx(
+        sum(q["ndcg@10"] for q in res["per_query"].values()) / 300, abs=1e-4)
+
+
+def test_a_gate_against_bm25_fails_when_the_candidate_does_not_beat_it(tiny_suite, run_cli, tmp_path):
+    # the synthetic queries are two words of their document: keyword search finds them, the tiny model less so
+    suite = tiny_suite('[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = 0.0\nagainst = "bm25"\n')
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
+    doc = results(tmp_path / "o")
+    bm25 = next(r for r in doc["references"] if r["name"] == "bm25")
+    cand = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")
+    (gate,) = cand["gates"]
+    assert gate["against"] == "bm25" and gate["ci"] and 0 <= gate["p_value"] <= 1
+    assert gate["value"] == pytest.approx(cand["metrics"]["ndcg@10"] - bm25["metrics"]["ndcg@10"], abs=1e-5)
+    assert cand["metrics"]["ndcg@10"] < bm25["metrics"]["ndcg@10"] and not gate["passed"]
+    assert code == 1 and cand["status"] == "failed", text
+    assert "tiny::bm25 ndcg@10=" in text and "REFERENCE (bm25" in text and "vs bm25: " in text, text
+
+
+def test_hybrid_rows_for_every_candidate_and_baseline_and_the_report_rerenders_them(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite(HYBRID + '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\nagainst = "hybrid"\n')
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
+    assert code == 0, text
+    doc = results(tmp_path / "o")
+    hybrids = {r["fuses"]: r for r in doc["references"] if r["type"] == "hybrid"}
+    assert set(hybrids) == {"tiny-baseline", "tiny-mnrl"}
+    assert all(r["of"] == "bm25" and r["settings"]["method"] == "rrf" and "ndcg@10" in r["metrics"]
+               for r in hybrids.values())
+    cand = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")
+    base = next(c for c in doc["candidates"] if c["name"] == "tiny-baseline")
+    # the hybrid threshold holds the candidate against its untuned baseline's hybrid
+    (gate,) = cand["gates"]
+    assert gate["value"] == pytest.approx(cand["metrics"]["ndcg@10"] - base["hybrid"]["hybrid"]["metrics"]["ndcg@10"],
+                                          abs=1e-5)
+    assert set(cand["comparison"]) == {"baseline", "bm25", "hybrid"}
+    report = tmp_path / "o" / "tiny" / "latest" / "report.html"
+    report.unlink()
+    code, text = run_cli("report", str(tmp_path / "o" / "tiny" / "latest"))
+    assert code == 0, text
+    html = report.read_text()
+    for row in ("tiny-mnrl + hybrid", "tiny-baseline + hybrid", "BM25 (bm25s: k1=1.5", "Against the references"):
+        assert row in html, row
+
+
+def test_weighted_fusion_and_no_references(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite(HYBRID.replace('type = "hybrid"', 'type = "hybrid"\nmethod = "weighted"\nweight = 0.7'))
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "w"), "--device", "cpu", "-q")
+    assert code == 0, text
+    hybrid = next(r for r in results(tmp_path / "w")["references"] if r["type"] == "hybrid")
+    assert hybrid["settings"] == {"of": "bm25", "method": "weighted", "weight": 0.7}
+    suite = tiny_suite("references = []\n", name="none.toml")
+    text = suite.read_text()
+    suite.write_text("references = []\n" + text.replace("references = []\n", ""))  # a top-level key: before any table
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "n"), "--device", "cpu", "-q")
+    assert code == 0, out
+    doc = json.loads(next((tmp_path / "n" / "none").glob("*/results.json")).read_text())
+    assert doc["references"] == [] and "REFERENCE" not in out
+
+
+def test_references_are_checked_with_the_suite(tiny_suite, run_cli):
+    bad = tiny_suite('[[references]]\nname = "hy"\ntype = "hybrid"\nof = "nothing"\n'
+                     '[[references]]\nname = "baseline"\ntype = "bm25"\n'
+                     '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = 0.0\nagainst = "bm52"\n')
+    code, text = run_cli("check", str(bad))
+    assert code == 4, text
+    assert "references[0].of: expected the name of a bm25 reference of this suite" in text
+    assert "references[1].name: 'baseline' is taken" in text
+    assert "thresholds[0].against: expected 'baseline', 'compare' or a reference's name" in text
+
+
+def test_fusion_by_hand():
+    import numpy as np
+
+    from harness.evaluate.lexical import fuse
+
+    dense = np.array([[0.9, 0.1, 0.5]])
+    lexical = np.array([[0.0, 3.0, 2.0]])
+    rrf = fuse(dense, lexical, "rrf", k=60, depth=3)
+    # doc0: dense rank 1, lexical rank 3; doc1: 3 and 1; doc2: 2 and 2
+    assert rrf[0] == pytest.approx([1 / 61 + 1 / 63, 1 / 63 + 1 / 61, 2 / 62])
+    weighted = fuse(dense, lexical, "weighted", weight=0.5)
+    assert weighted[0] == pytest.approx([0.5 * 1 + 0.5 * 0, 0.5 * 0 + 0.5 * 1, 0.5 * 0.5 + 0.5 * 2 / 3])
+
+
+def test_an_untuned_model_reference_is_evaluated_as_a_baseline_and_gates(tiny_suite, run_cli, tmp_path):
+    from .conftest import _tiny_model
+
+    other = _tiny_model(tmp_path / "other", seed=7, pooling="cls")  # a second untuned model, never trained
+    suite = tiny_suite(f'[[references]]\nname = "bm25"\ntype = "bm25"\n[[references]]\nname = "general"\n'
+                       f'type = "model"\nmodel = "{other}"\nquery_prompt = "query "\n'
+                       '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\nagainst = "general"\n')
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-k", "mnrl")
+    assert code == 0, text
+    doc = results(tmp_path / "o")
+    general = next(r for r in doc["references"] if r["name"] == "general")
+    assert general["type"] == "model" and general["settings"]["model"] == str(other)
+    assert general["encoder"]["file"].endswith("model.onnx") and general["metrics"]["docs_per_s"] > 0
+    assert general["metrics"]["model_mb"] > 0 and [v["variant"] for v in general["variants"]] == ["fp32"]
+    assert [c["name"] for c in doc["candidates"]] == ["tiny-baseline", "tiny-mnrl"] and doc["not_run"] == []
+    cand = doc["candidates"][1]
+    (gate,) = cand["gates"]
+    assert gate["against"] == "general" and gate["value"] == pytest.approx(
+        cand["metrics"]["ndcg@10"] - general["metrics"]["ndcg@10"], abs=1e-5)
+    assert "tiny::general ndcg@10=" in text and "REFERENCE (model: " in text and "docs/s" in text, text
+    assert "vs general: " in text
