@@ -75,6 +75,8 @@ class Evaluated(TypedDict, total=False):
     rankings: dict[str, list[str]]
     dims: dict[str, dict[str, float]] | None
     hybrid: dict[str, dict[str, Any]]  #: per hybrid reference: this model's ranking fused with BM25's
+    #: per [[evaluation.out_of_domain]] name: its metrics there (also in ``metrics`` as <name>/<metric>)
+    out_of_domain: dict[str, dict[str, Any]]
     evaluation_cached_from: str | None
     timings: dict[str, float]
 

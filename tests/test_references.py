@@ -145,3 +145,38 @@ def test_an_untuned_model_reference_is_evaluated_as_a_baseline_and_gates(tiny_su
         cand["metrics"]["ndcg@10"] - general["metrics"]["ndcg@10"], abs=1e-5)
     assert "tiny::general ndcg@10=" in text and "REFERENCE (model: " in text and "docs/s" in text, text
     assert "vs general: " in text
+
+
+def test_out_of_domain_data_is_evaluated_for_every_model_and_gates_forgetting(tiny_suite, run_cli, tmp_path):
+    from .conftest import synthetic_pairs, write_suite
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for name, n, seed in (("train", 10, 11), ("test", 25, 12)):
+        (other / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic_pairs(n, seed)))
+    write_suite(tmp_path, f'[data]\nsource = "jsonl"\ntrain = "{other / "train.jsonl"}"\n'
+                          f'test = "{other / "test.jsonl"}"\n[[models]]\nname = "x"\nbase = "x"\n'
+                          '[[losses]]\nname = "x"\ntype = "MultipleNegativesRankingLoss"\n', "other.toml")
+    suite = tiny_suite('[[thresholds]]\nmetric = "other/ndcg@10"\nmax_drop = 1.0\n')
+    suite.write_text(suite.read_text().replace("k_values = [1, 3, 10]",
+                                               'k_values = [1, 3, 10]\n[[evaluation.out_of_domain]]\n'
+                                               'name = "other"\nsuite = "other.toml"'))
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
+    assert code == 0, text
+    doc = results(tmp_path / "o")
+    base, cand = doc["candidates"]
+    for c in (base, cand):
+        assert c["out_of_domain"]["other"]["queries"] == 25 and "ndcg@10" in c["out_of_domain"]["other"]["metrics"]
+        assert c["metrics"]["other/ndcg@10"] == c["out_of_domain"]["other"]["metrics"]["ndcg@10"]
+    (gate,) = cand["gates"]
+    assert gate["metric"] == "other/ndcg@10" and gate["kind"] == "max_drop" and gate["ci"]
+    assert gate["value"] == pytest.approx(base["metrics"]["other/ndcg@10"] - cand["metrics"]["other/ndcg@10"], abs=1e-5)
+    assert "out of domain other: ndcg@10=" in text and "vs baseline)" in text, text
+    html = (tmp_path / "o" / "tiny" / "latest" / "report.html").read_text()
+    assert "Out of domain" in html and 'id="out-of-domain"' in html
+    bad = tiny_suite('[[evaluation.out_of_domain]]\nname = "gone"\nsuite = "gone.toml"\n', name="bad.toml")
+    text = bad.read_text().replace('[[evaluation.out_of_domain]]\nname = "gone"\nsuite = "gone.toml"\n', "")
+    bad.write_text(text.replace("k_values = [1, 3, 10]", 'k_values = [1, 3, 10]\n[[evaluation.out_of_domain]]\n'
+                                                          'name = "gone"\nsuite = "gone.toml"'))
+    code, text = run_cli("check", str(bad))
+    assert code == 4 and "evaluation.out_of_domain[0].suite: no such file" in text, text

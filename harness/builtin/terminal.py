@@ -128,6 +128,11 @@ def harness_candidate_report(item, result):
             label = f"{against} of the untuned baseline" if against in (result.get("hybrid") or {}) else against
             _out(f"    vs {label}: {comp['gain']:+.4f} [{comp['ci_low']:+.4f}, {comp['ci_high']:+.4f}] "
                  f"p={comp['p_value']:.4f} ({comp['verdict']}; {comp['improved']} queries better, {comp['worsened']} worse)")
+    for name, ood in (result.get("out_of_domain") or {}).items():
+        if metric in ood["metrics"]:
+            base = _baseline.get(key, {}).get(f"{name}/{metric}")
+            vs = f" ({ood['metrics'][metric] - base:+.4f} vs baseline)" if base is not None and not item.baseline else ""
+            _out(f"    out of domain {name}: {metric}={ood['metrics'][metric]:.4f}{vs}")
     for name, hybrid in (result.get("hybrid") or {}).items():
         if metric in hybrid["metrics"]:
             _out(f"    {name} ({hybrid['method']} with {hybrid['of']}): {metric}={hybrid['metrics'][metric]:.4f}")

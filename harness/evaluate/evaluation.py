@@ -91,10 +91,16 @@ class Evaluation:
         for row in rows:
             row.pop("evaluated", None)
             row["shipped"] = row is shipped and not item.untuned
+        ood = evaluated.get("out_of_domain") or {}  # gated as <name>/<metric>, paired per query like the rest
+        metrics = {**shipped["metrics"], **{f"{n}/{m}": v for n, o in ood.items() for m, v in o["metrics"].items()}}
+        per_query = {**evaluated["per_query"], **{f"{n}/{q}": {f"{n}/{m}": v for m, v in vals.items()}
+                                                  for n, o in ood.items() for q, vals in o["per_query"].items()}}
         return {
-            "metrics": shipped["metrics"], "encoder": shipped["encoder"], "export_check": shipped["export_check"],
-            "variant": shipped["variant"], "variants": rows,
-            "per_query": evaluated["per_query"], "rankings": evaluated["rankings"],
+            "metrics": metrics, "encoder": shipped["encoder"], "export_check": shipped["export_check"],
+            "variant": shipped["variant"], "variants": rows, "out_of_domain": {n: {k: v for k, v in o.items()
+                                                                                  if k != "per_query"}
+                                                                              for n, o in ood.items()},
+            "per_query": per_query, "rankings": evaluated["rankings"],
             "dims": evaluated.get("dims"), "hybrid": evaluated.get("hybrid") or {},
             "evaluation_cached_from": shipped["cached_from"],
             "timings": {"export_s": round(export_s, 1), **shipped["timings"], "docs_per_s": shipped["metrics"]["docs_per_s"]},
@@ -137,7 +143,9 @@ class Evaluation:
         key = cached = None
         if item.untuned and not self.no_cache:
             key = cache.evaluation_key(encoder.path, run.data, ev, {**info, "dims": list(dims), "hybrid": hybrid,
-                                                                    "references": settings_key(run.suite)},
+                                                                    "references": settings_key(run.suite),
+                                                                    "out_of_domain": {n: (d.fingerprint, len(d.test))
+                                                                                      for n, d in run.out_of_domain.items()}},
                                        encoder.prompts)
             cached = cache.load(key)
         evaluated = cached or self.evaluate(run, encoder, dims, hybrid)
@@ -166,6 +174,18 @@ class Evaluation:
             out["dims"] = {str(d): self.run_evaluators(run, Truncated(encoder, d))["metrics"] for d in dims}
         if hybrid:
             out["hybrid"] = evaluate_hybrids(run.suite, run.data, encoder)
+            out["out_of_domain"] = self.out_of_domain(run, encoder)
+        return out
+
+    def out_of_domain(self, run: SuiteRun, encoder) -> dict[str, dict]:
+        """The retrieval evaluator on each out-of-domain test split: ``{name: {metrics, per_query}}``."""
+        retrieval = self.plugins.registry.evaluators["retrieval"]
+        out = {}
+        for name, data in run.out_of_domain.items():
+            res = retrieval.evaluate(encoder, data.corpus, data.test, run.suite.evaluation.k_values)
+            out[name] = {"queries": len(data.test), "documents": data.corpus.height,
+                         "metrics": {m: round(v, 6) for m, v in res.metrics.items()},
+                         "per_query": {q: {m: round(v, 4) for m, v in vals.items()} for q, vals in res.per_query.items()}}
         return out
 
     def run_evaluators(self, run: SuiteRun, encoder) -> dict:

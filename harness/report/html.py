@@ -82,6 +82,18 @@ def against_references(doc: dict) -> list[dict]:
     return out
 
 
+def out_of_domain(doc: dict) -> list[dict]:
+    """Per candidate and baseline, each out-of-domain split: the primary metric, and its change from
+    the untuned baseline with the interval (did fine-tuning forget?)."""
+    primary, out = doc["primary_metric"], []
+    for c in doc["candidates"]:
+        for name, o in (c.get("out_of_domain") or {}).items():
+            s = (c.get("comparison") or {}).get("baseline", {}).get(f"{name}/{primary}")
+            out.append({"candidate": c["name"], "baseline": c["baseline"], "set": name, "queries": o.get("queries"),
+                        "value": o["metrics"].get(primary), "stats": s})
+    return out
+
+
 def selection(doc: dict) -> list[dict]:
     """Per candidate: the setting the dev split chose (and the grid it chose from), the refit, the
     seeds' spread and the learning curve."""
@@ -148,8 +160,9 @@ def write_report(run_dir: Path) -> Path:
     rows = ranking(doc)
     primary = doc["primary_metric"]
     past = history(run_dir, doc)
-    figures = [
-        ("ndcg", f"{primary} with 95% intervals", plots.metric_with_ci(rows, primary)),
+    ranked = sorted(rows + reference_rows(doc), key=lambda r: (r["primary"] is None, -(r["primary"] or 0), r["name"]))
+    figures = [  # the references stand among the candidates in the first plot, as in the ranking
+        ("ndcg", f"{primary} with 95% intervals", plots.metric_with_ci(ranked, primary)),
         ("outcomes", "Per-query outcome against the baseline", plots.query_outcomes([r for r in rows if not r["baseline"]])),
         ("speed", "Quality against encoding throughput and model size", plots.quality_vs_speed(rows, primary)),
         ("training", f"Training loss and dev {primary} over steps", plots.training_curves(rows, primary)),
@@ -157,8 +170,8 @@ def write_report(run_dir: Path) -> Path:
     ]
     html = env.get_template("report.html.j2").render(
         doc=doc, rows=rows, figures=[f for f in figures if f[2]], history=past,
-        ranked=sorted(rows + reference_rows(doc), key=lambda r: (r["primary"] is None, -(r["primary"] or 0), r["name"])),
-        against=against_references(doc),
+        ranked=ranked,
+        against=against_references(doc), ood=out_of_domain(doc),
         metrics=columns(doc),
         views=[r for r in rows if r.get("per_query_view")],
         selection=selection(doc), mining=[r for r in rows if r.get("mining")], dims=dims_table(doc, rows),

@@ -88,7 +88,7 @@ class Job:
     reference: str | None = None  #: ``[[references]].name`` of a model reference (``model`` is then its name too)
 
 
-def run_job(job: Job, data) -> tuple[CandidateResult, bytes | None]:
+def run_job(job: Job, data: tuple) -> tuple[CandidateResult, bytes | None]:
     """Run one baseline or candidate in this (worker) process: its unjudged result, with where it ran,
     and the tar archive of its folder when the worker cannot see the run folder (else None)."""
     import shutil
@@ -111,7 +111,8 @@ def run_job(job: Job, data) -> tuple[CandidateResult, bytes | None]:
     if not (mark.is_file() and mark.read_text() == job.shared_token):  # not a shared file system
         shipped_back = Path(tempfile.mkdtemp(prefix="harness-ray-"))
         run_dir = shipped_back / "run"
-    run = SuiteRun(suite, [item], run_dir, data=data)
+    data, out_of_domain = data  # the prepared data of the suite and of its out-of-domain suites
+    run = SuiteRun(suite, [item], run_dir, data=data, out_of_domain=out_of_domain)
     run.models[model.name] = plugins.resolve_model(model.base, model.revision)
     try:
         result = Pipeline(plugins, replace(job.options, quiet=True)).compute(run, item, job.keys)
@@ -194,7 +195,7 @@ class RayExecutor:
         data-parallel candidate), else one CPU."""
         if id(run) not in self._data:
             self._share(run.run_dir)
-            self._data[id(run)] = self.ray.put(run.data)
+            self._data[id(run)] = self.ray.put((run.data, run.out_of_domain))
         job = Job(run.suite, item.model.name, None if item.loss is None else item.loss.name, str(run.run_dir), keys,
                   self.options, str(Path.cwd()), self.token, None if item.reference is None else item.reference.name)
         processes = run.suite.training.processes if item.loss is not None else 1

@@ -67,6 +67,7 @@ class Preparation:
                 run.load_error = (f"pair source {suite.data.source!r} (plugin {owner}) raised "
                                   f"{type(e).__name__}: {e}")
                 self.warn(f"{suite.name}: {run.load_error}")
+            problems += self.out_of_domain(suite, run)
             for i, model in enumerate(suite.models):
                 if not any(it.model is model for it in run.items):
                     continue
@@ -97,6 +98,26 @@ class Preparation:
                           (suite.data.train_split, suite.data.test_split),
                           lambda name: self.plugins.resolve_model(name, None).path, self.options.device)
         return prepare(source.load(source_options(suite, self.plugins.registry), ctx), suite.data)
+
+    def out_of_domain(self, suite: Suite, run: SuiteRun) -> list[Problem]:
+        """Load the test data of each ``[[evaluation.out_of_domain]]`` suite into ``run.out_of_domain``."""
+        from harness.api import suite_path
+        from harness.suite.load import load_suite
+
+        problems = []
+        for i, ood in enumerate(suite.evaluation.out_of_domain):
+            where = f"evaluation.out_of_domain[{i}]"
+            try:
+                other = load_suite(suite_path(suite.path.parent, ood.suite), device=self.options.device)
+                self.plugins.load_suite_plugins(other)
+                run.out_of_domain[ood.name] = self.load_data(other)
+            except ConfigError as e:
+                problems += [Problem(str(suite.path), where, f"{ood.suite}: {p}") for p in e.problems]
+            except DataError as e:
+                problems += [Problem(str(suite.path), where, f"{ood.suite}: {m}") for m in e.messages]
+            except KeyError as e:  # its pair source is not registered
+                problems.append(Problem(str(suite.path), where, f"{ood.suite}: unknown pair source {e}"))
+        return problems
 
     def column_problems(self, suite: Suite, data: Prepared) -> list[Problem]:
         """Losses the loaded data cannot feed (scored pairs from ungraded pairs), before any training."""

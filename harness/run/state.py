@@ -25,6 +25,7 @@ class SuiteRun:
     results: dict[str, CandidateResult] = field(default_factory=dict)
     previous: dict[str, Any] = field(default_factory=dict)  #: results of the run being resumed, by name
     load_error: str | None = None  #: a pair source that crashed: every item of the suite errors with it
+    out_of_domain: dict[str, Prepared] = field(default_factory=dict)  #: other suites' data, by out_of_domain name
     references: dict[str, Any] = field(default_factory=dict)  #: the suite's bm25 references' results, by name
     new: bool = True  #: this session created the run folder (not --resume)
     lock: Any = None  #: the run folder's :class:`harness.run.folder.RunLock` while the session uses it

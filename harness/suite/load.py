@@ -12,8 +12,8 @@ from pathlib import Path
 from harness.errors import ConfigError, Problem
 from harness.suite.keys import INVALID, Builder, did_you_mean, type_name
 from harness.suite.schema import (
-    DataTable, EvaluationTable, ExportTable, HardNegativesTable, LossTable, ModelTable, ReferenceTable, Suite,
-    SuiteTable, ThresholdTable, TrainingTable,
+    DataTable, EvaluationTable, ExportTable, HardNegativesTable, LossTable, ModelTable, OutOfDomainTable,
+    ReferenceTable, Suite, SuiteTable, ThresholdTable, TrainingTable,
 )
 
 if sys.version_info >= (3, 11):
@@ -98,9 +98,10 @@ def describe_keys() -> str:
     for table, cls in (("suite", SuiteTable), ("data", DataTable), ("models", ModelTable), ("losses", LossTable),
                        ("losses.hard_negatives", HardNegativesTable), ("training", TrainingTable),
                        ("evaluation", EvaluationTable), ("export", ExportTable), ("thresholds", ThresholdTable),
-                       ("references", ReferenceTable)):
+                       ("references", ReferenceTable), ("evaluation.out_of_domain", OutOfDomainTable)):
         hints = typing.get_type_hints(cls)
-        header = f"[[{table}]]" if table in ("models", "losses", "thresholds", "references") else f"[{table}]"
+        header = (f"[[{table}]]" if table in ("models", "losses", "thresholds", "references", "evaluation.out_of_domain")
+                  else f"[{table}]")
         lines.append(header)
         if table == "references":
             lines.append("  (a suite that lists none has one: name = \"bm25\", type = \"bm25\"; `references = []` for none)")

@@ -145,12 +145,26 @@ class TrainingTable:
 
 
 @dataclass
+class OutOfDomainTable:
+    """``[[evaluation.out_of_domain]]``: another suite's test data every candidate and its baseline are
+    also evaluated on, to see whether fine-tuning made the model worse elsewhere (forgetting)."""
+
+    name: str = key(help="prefix of its metrics: <name>/ndcg@10 (gate it: max_drop against the baseline)",
+                    check=a_name)
+    suite: str = key(help="a suite file whose [data] (source, options, splits, limits) gives the test split; "
+                     "relative to this suite")
+
+
+@dataclass
 class EvaluationTable:
     evaluators: list[str] = key(["retrieval"], "evaluators to run (see `harness plugins`)")
     primary_metric: str = key("ndcg@10", "metric that ranks candidates and selects epochs")
     k_values: list[int] = key([1, 3, 5, 10, 100], "cut-offs of the @k metrics", k_list)
     batch_size: int = key(32, "encoding batch size", positive)
     max_seq_length: int | None = key(None, "truncate texts at evaluation (default: the model's own)", positive)
+    out_of_domain: list[OutOfDomainTable] = key([], "other suites' test data, evaluated by the retrieval "
+                                                "evaluator for every candidate and baseline (see "
+                                                "[[evaluation.out_of_domain]])")
 
 
 def variant_list(v):

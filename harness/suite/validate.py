@@ -105,6 +105,14 @@ def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
             produced |= set(ev.metric_names(suite.evaluation.k_values))
     if not suite.evaluation.evaluators:
         problems.append(Problem(file, "evaluation.evaluators", "expected at least one evaluator"))
+    retrieval = registry.evaluators.get("retrieval")
+    for i, ood in enumerate(suite.evaluation.out_of_domain):
+        where = f"evaluation.out_of_domain[{i}]"
+        problems += [Problem(file, f"{where}.suite", m) for m in _path_problem(suite.path.parent, ood.suite, "file")]
+        if [o.name for o in suite.evaluation.out_of_domain].count(ood.name) > 1:
+            problems.append(Problem(file, f"{where}.name", f"duplicate name {ood.name!r}"))
+        if retrieval is not None:
+            produced |= {f"{ood.name}/{m}" for m in retrieval.metric_names(suite.evaluation.k_values)}
     if all_known:  # with an unknown evaluator, which metrics exist is unknown too
         for path, metric in [("evaluation.primary_metric", suite.evaluation.primary_metric)] + [
             (f"thresholds[{i}].metric", t.metric) for i, t in enumerate(suite.thresholds)
