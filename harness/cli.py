@@ -183,8 +183,7 @@ def _collect_only(suites, items) -> int:
             print(f"  <Model {model.name} base={model.base}>")
             for item in items:
                 if item.suite is suite and item.model is model:
-                    kind = ("Baseline" if item.baseline else "Reference" if item.reference is not None
-                            else f"Candidate loss={item.loss.type}")
+                    kind = "Baseline" if item.baseline else f"Candidate loss={item.loss.type}"
                     print(f"    <{kind} {item.nodeid}>")
         for t in suite.thresholds:
             kinds = ", ".join(f"{k}={getattr(t, k)}" for k in t.KINDS if getattr(t, k) is not None)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from harness.errors import CandidateError, HarnessError
+from harness.evaluate.metrics import rounded
 from harness.evaluate.references import evaluate_hybrids, settings_key
 from harness.gate.gates import variant_drop
 from harness.plugins import Plugins
@@ -67,7 +68,7 @@ class Evaluation:
                 if row is None:
                     base = None if item.untuned else run.models[item.model.name].path
                     row = self.variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress,
-                                        base, dims if is_shipped else (), hybrid=is_shipped and item.reference is None)
+                                        base, dims if is_shipped else (), shipped=is_shipped and item.reference is None)
                     steps.store(row_file, row_key, {k: v for k, v in row.items() if k != "reference"})
                 else:
                     progress("evaluated", {"variant": name, "seconds": 0, "docs_per_s": row["metrics"]["docs_per_s"],
@@ -107,7 +108,7 @@ class Evaluation:
         }
 
     def variant(self, run: SuiteRun, item: Item, name: str, torch_dir: Path, export_dir: Path, sample: list[str],
-                max_seq: int | None, reference, progress, base: Path | None = None, dims=(), hybrid: bool = False) -> dict:
+                max_seq: int | None, reference, progress, base: Path | None = None, dims=(), shipped: bool = False) -> dict:
         """Build, check and evaluate one variant. The first one (fp32) computes the torch ``reference``
         embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
         model's (``export_check.embedding_change``, a guard)."""
@@ -142,13 +143,13 @@ class Evaluation:
         info = encoder.describe()
         key = cached = None
         if item.untuned and not self.no_cache:
-            key = cache.evaluation_key(encoder.path, run.data, ev, {**info, "dims": list(dims), "hybrid": hybrid,
+            key = cache.evaluation_key(encoder.path, run.data, ev, {**info, "dims": list(dims), "shipped": shipped,
                                                                     "references": settings_key(run.suite),
                                                                     "out_of_domain": {n: (d.fingerprint, len(d.test))
                                                                                       for n, d in run.out_of_domain.items()}},
                                        encoder.prompts)
             cached = cache.load(key)
-        evaluated = cached or self.evaluate(run, encoder, dims, hybrid)
+        evaluated = cached or self.evaluate(run, encoder, dims, shipped)
         t3 = time.perf_counter()
         if key and not cached:
             cache.store(key, {**evaluated, "run": str(run.run_dir)})
@@ -163,16 +164,17 @@ class Evaluation:
             "timings": {"build_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1)},
         }
 
-    def evaluate(self, run: SuiteRun, encoder, dims=(), hybrid: bool = False) -> dict:
+    def evaluate(self, run: SuiteRun, encoder, dims=(), shipped: bool = False) -> dict:
         """Every evaluator of the suite on the test split, through ``encoder``; then, for each of
-        ``dims``, again with the embeddings truncated to that size (encoded once, not timed); with
-        ``hybrid``, the suite's hybrid references of this model (its ranking fused with BM25's)."""
+        ``dims``, again with the embeddings truncated to that size (encoded once, not timed); for the
+        ``shipped`` variant of a baseline or candidate also the suite's hybrid references of this model
+        (its ranking fused with BM25's) and its out-of-domain splits."""
         from harness.encode.encoder import Truncated
 
         out = self.run_evaluators(run, encoder)
         if dims:
             out["dims"] = {str(d): self.run_evaluators(run, Truncated(encoder, d))["metrics"] for d in dims}
-        if hybrid:
+        if shipped:
             out["hybrid"] = evaluate_hybrids(run.suite, run.data, encoder)
             out["out_of_domain"] = self.out_of_domain(run, encoder)
         return out
@@ -184,8 +186,7 @@ class Evaluation:
         for name, data in run.out_of_domain.items():
             res = retrieval.evaluate(encoder, data.corpus, data.test, run.suite.evaluation.k_values)
             out[name] = {"queries": len(data.test), "documents": data.corpus.height,
-                         "metrics": {m: round(v, 6) for m, v in res.metrics.items()},
-                         "per_query": {q: {m: round(v, 4) for m, v in vals.items()} for q, vals in res.per_query.items()}}
+                         **rounded(res.metrics, res.per_query)}
         return out
 
     def run_evaluators(self, run: SuiteRun, encoder) -> dict:
@@ -211,8 +212,7 @@ class Evaluation:
             rankings.update(res.rankings)
         seconds = time.perf_counter() - start
         return {
-            "metrics": {k: round(v, 6) for k, v in metrics.items()},
-            "per_query": {q: {m: round(v, 4) for m, v in vals.items()} for q, vals in per_query.items()},
+            **rounded(metrics, per_query),
             "rankings": rankings,
             "docs_per_s": round(run.data.corpus.height / max(seconds, 1e-9), 1),
         }

@@ -121,6 +121,12 @@ def query_metrics(ranked: Sequence[str], relevant: dict[str, int], k_values: Seq
     return out
 
 
+def rounded(metrics: dict[str, float], per_query: dict[str, dict[str, float]]) -> dict:
+    """``{"metrics", "per_query"}`` as results.json keeps them: metrics to 6 places, per-query values to 4."""
+    return {"metrics": {k: round(v, 6) for k, v in metrics.items()},
+            "per_query": {q: {k: round(v, 4) for k, v in vals.items()} for q, vals in per_query.items()}}
+
+
 def mean_metrics(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
     if not per_query:
         return {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from harness.evaluate.metrics import rounded
 from harness.suite.schema import ReferenceTable, Suite
 
 #: BM25 indexes of this process, by corpus and settings (a suite's candidates share one)
@@ -31,9 +32,7 @@ def evaluate_bm25(suite: Suite, data, ref: ReferenceTable) -> dict:
 
     t0 = time.perf_counter()
     res = rank_scores(bm25_scores(data, ref), data.corpus["id"].to_list(), data.test, suite.evaluation.k_values)
-    return {"name": ref.name, "type": "bm25", "settings": ref.settings,
-            "metrics": {k: round(v, 6) for k, v in res.metrics.items()},
-            "per_query": {q: {m: round(v, 4) for m, v in vals.items()} for q, vals in res.per_query.items()},
+    return {"name": ref.name, "type": "bm25", "settings": ref.settings, **rounded(res.metrics, res.per_query),
             "rankings": res.rankings, "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -54,9 +53,7 @@ def evaluate_hybrids(suite: Suite, data, encoder) -> dict[str, dict]:
         scores = fuse(dense, bm25_scores(data, refs[ref.of]), ref.method, ref.rrf_k, ref.depth, ref.weight)
         res = rank_scores(scores, data.corpus["id"].to_list(), data.test, suite.evaluation.k_values)
         out[ref.name] = {"of": ref.of, "method": ref.method, "settings": ref.settings,
-                         "metrics": {k: round(v, 6) for k, v in res.metrics.items()},
-                         "per_query": {q: {m: round(v, 4) for m, v in vals.items()} for q, vals in res.per_query.items()},
-                         "rankings": res.rankings}
+                         **rounded(res.metrics, res.per_query), "rankings": res.rankings}
     return out
 
 
