@@ -161,6 +161,9 @@ class RetrievalData:
     train_documents: pl.DataFrame | None = None
     #: what the user should know about how the data was made (shown with the data warnings)
     warnings: list[str] = field(default_factory=list)
+    #: how the test split was made, when the source made it (results.json ``data.split``): ``method``
+    #: and what the source counted on the way
+    split_info: dict = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         if name not in self.qrels:
@@ -264,6 +267,10 @@ class PairSource:
     name: str = ""
     description: str = ""
     options: dict[str, Option] = {}
+    #: whether its data can hold negatives (judgements with score 0: documents known to be wrong for a
+    #: query), which train as the ``negative`` column; a loss that needs one is then checked once the
+    #: data is loaded rather than when the suite is
+    gives_negatives: bool = False
 
     def load(self, options: dict[str, Any], ctx: LoadContext) -> RetrievalData:  # pragma: no cover
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""The ``harness`` command: run, check, plugins, report."""
+"""The ``harness`` command: run, check, data, plugins, report, release, encode, search."""
 
 from __future__ import annotations
 
@@ -49,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--keys", action="store_true", help="print every suite key with its type and default")
     check.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
                        help="load a plugin file or module (repeatable); -p no:NAME blocks one")
+
+    data = sub.add_parser("data", help="load, clean and split suites' data as `run` would; print what was found")
+    data.add_argument("paths", nargs="*", metavar="PATH", help="suite files or folders (default: suites/)")
+    data.add_argument("--export", metavar="DIR", help="write each suite's prepared data as a BEIR folder "
+                                                      "DIR/<suite>/ (with train_rows.jsonl)")
+    data.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                      help="the device whose profile applies, as with `run` (default: auto)")
+    data.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
+    data.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
+                      help="load a plugin file or module (repeatable); -p no:NAME blocks one")
 
     plugins = sub.add_parser("plugins", help="list plugins and what they provide")
     plugins.add_argument("--json", action="store_true", help="machine-readable: one object per plugin")
@@ -222,6 +232,49 @@ def cmd_check(args) -> int:
     return ExitCode.OK
 
 
+def cmd_data(args) -> int:
+    from harness.data.export import export_beir
+    from harness.outputs import folder_problems
+    from harness.run.prepare import lengths, load_data
+    from harness.run.session import resolve_device
+    from harness.suite.collect import load_suites
+
+    if args.export:
+        wrong = folder_problems(args.export, "--export")
+        if wrong:
+            raise ConfigError(wrong)
+    plugins = _plugins(args.plugins)
+    files = _suite_files(args.paths)
+    if not files:
+        return ExitCode.NO_CANDIDATES
+    device = resolve_device(args.device)
+    suites = load_suites(files, plugins, args.profile, device)
+    problems, prepared = [], []
+    for suite in suites:
+        try:
+            prepared.append((suite, load_data(plugins, suite, device)))
+        except DataError as e:
+            problems += [Problem(str(suite.path), "data", m) for m in e.messages]
+    if problems:
+        raise ConfigError(problems)
+    for suite, data in prepared:
+        models = {}
+        for m in suite.models:  # only the tokenizer is read, for the share of texts each model cuts
+            try:
+                models[m.name] = plugins.resolve_model(m.base, m.revision).path
+            except HarnessError as e:
+                print(f"{suite.name}: models {m.name}: {e} (its text lengths are not measured)", file=sys.stderr)
+        data.cleaning["too_long"] = lengths(suite, data, models)
+        plugins.hook.harness_data_ready(suite=suite, data=data)
+        for w in data.warnings:
+            print(f"    warning: {w}")
+        if args.export:
+            folder = Path(args.export) / suite.name
+            counts = export_beir(data, folder)
+            print(f"    exported to {folder}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return ExitCode.OK
+
+
 def cmd_plugins(args) -> int:
     plugins = _plugins(args.plugins)
     info = plugins.describe()
@@ -317,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return ExitCode.OK if e.code == 0 else ExitCode.USAGE_ERROR
-    commands = {"run": cmd_run, "check": cmd_check, "plugins": cmd_plugins, "report": cmd_report,
+    commands = {"run": cmd_run, "check": cmd_check, "data": cmd_data, "plugins": cmd_plugins, "report": cmd_report,
                 "release": cmd_release, "encode": cmd_encode, "search": cmd_search}
     try:
         return int(commands[args.command](args))

@@ -85,6 +85,18 @@ def harness_collection_finish(session, items):
 
 
 @hookspec
+def harness_data_ready(suite, data):
+    """Called when a suite's data is loaded, cleaned and split, before anything is trained (and by
+    ``harness data``).
+
+    :param suite: the :class:`harness.suite.schema.Suite`.
+    :param data: the :class:`harness.data.prepare.Prepared` data: ``stats()`` (split sizes),
+        ``cleaning`` (what :mod:`harness.data.cleaning` changed or found), ``split_info`` (how
+        the source made the test split, when it did), ``warnings``.
+    """
+
+
+@hookspec
 def harness_candidate_start(item):
     """Called before a baseline or candidate starts (data loaded, nothing trained yet)."""
 

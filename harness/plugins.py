@@ -24,6 +24,8 @@ from harness.errors import ConfigError, DataError, Problem
 BUILTIN_PLUGINS = (
     "harness.builtin.beir",
     "harness.builtin.jsonl",
+    "harness.builtin.pairs",
+    "harness.builtin.clicks",
     "harness.builtin.unlabeled",
     "harness.builtin.retrieval",
     "harness.builtin.losses",

@@ -100,6 +100,8 @@ class TrainingRecord(TypedDict, total=False):
     total_seconds: float
     trainings: int
     embedding_change: float | None
+    columns: list[str]  #: the training columns (anchor, positive, negative ...)
+    negatives: dict[str, int]  #: rows' negatives by origin: given (with the data), mined, random
 
 
 class Trained(Evaluated, total=False):

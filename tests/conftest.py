@@ -113,6 +113,27 @@ check_samples = 8
     return make
 
 
+@pytest.fixture(scope="session")
+def shipped_suite_data() -> Path:
+    """suites/data/: the files suites/scifact-pairs.toml and suites/scifact-clicks.toml read, built from
+    $HARNESS_DATA_DIR/scifact by the scripts their comments name (not committed)."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = root / "suites" / "data"
+    if not (DATA_DIR / "scifact" / "corpus.jsonl").is_file():
+        pytest.skip(f"SciFact is not in {DATA_DIR}: the suites built from it cannot be checked")
+    sys.path.insert(0, str(root / "scripts"))
+    from scifact_pairs import build
+    from simulate_clicks import simulate
+
+    if not (out / "scifact-pairs.csv").is_file() or not (out / "scifact-corpus.csv").is_file():
+        build(DATA_DIR, out)
+    if not (out / "scifact-clicks" / "impressions.csv").is_file():
+        simulate(DATA_DIR, out / "scifact-clicks")
+    return out
+
+
 @pytest.fixture()
 def run_cli(tmp_path, monkeypatch):
     """Run ``harness`` in-process; returns (exit code, stdout+stderr)."""

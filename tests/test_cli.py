@@ -238,7 +238,7 @@ def test_unknown_pair_source_and_evaluator_exit_4(tiny_suite, run_cli, tmp_path)
     assert not (tmp_path / "o").exists()
 
 
-def test_every_shipped_suite_and_profile_is_valid(run_cli):
+def test_every_shipped_suite_and_profile_is_valid(run_cli, shipped_suite_data):
     """suites/*.toml with every profile they declare (``harness check`` type-checks each one)."""
     suites = Path(__file__).resolve().parents[1] / "suites"
     code, out = run_cli("check", str(suites))

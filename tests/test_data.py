@@ -129,4 +129,8 @@ def test_real_scifact_counts():
     assert data.corpus.height == 5183
     p = prepare(data, DataTable(source="beir", dev_fraction=0.15))
     assert len(p.test) == 300 and p.test.qrels.filter(pl.col("score") > 0).height == 339
-    assert len(p.train) + len(p.dev) == 809
+    # 809 train claims, four of them the text of another claim (case and spacing aside): two repeat a
+    # train claim (merged), two a test claim (merged, then dropped from training as a leak)
+    assert p.cleaning["merged_queries"]["count"] == 4
+    assert any("2 queries are in both 'train' and 'test'" in w for w in p.warnings)
+    assert len(p.train) + len(p.dev) == 809 - 4

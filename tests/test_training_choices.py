@@ -135,17 +135,18 @@ def test_training_columns_per_loss(pair_files):
     anchors, positives = data.train_pairs()
     mined = {"anchor": anchors, "positive": positives, "negative_1": positives[1:] + positives[:1],
              "negative_2": positives[2:] + positives[:2]}
-    mnrl = build(data, SPECS["MultipleNegativesRankingLoss"], {}, mined, "q: ", "d: ")
+    mnrl, info = build(data, SPECS["MultipleNegativesRankingLoss"], {}, mined, "q: ", "d: ")
+    assert info["columns"] == list(mnrl) and info["negatives"] == {"given": 0, "mined": len(anchors), "random": 0}
     assert list(mnrl) == ["anchor", "positive", "negative_1", "negative_2"]
     assert mnrl["anchor"][0] == "q: " + anchors[0] and mnrl["negative_2"][0] == "d: " + positives[2]
-    assert list(build(data, SPECS["MultipleNegativesRankingLoss"], {}, None)) == ["anchor", "positive"]
-    triplets = build(data, SPECS["TripletLoss"], {}, mined)
+    assert list(build(data, SPECS["MultipleNegativesRankingLoss"], {}, None)[0]) == ["anchor", "positive"]
+    triplets = build(data, SPECS["TripletLoss"], {}, mined)[0]
     assert list(triplets) == ["anchor", "positive", "negative"] and len(triplets["anchor"]) == 2 * len(anchors)
-    scored = build(data, SPECS["CoSENTLoss"], {}, mined)
+    scored = build(data, SPECS["CoSENTLoss"], {}, mined)[0]
     assert list(scored) == ["sentence1", "sentence2", "score"]
     assert scored["score"].count(1.0) == len(anchors) and scored["score"].count(0.0) == 2 * len(anchors)
     mrl = Matryoshka(name="MatryoshkaLoss", factory=None)
-    assert list(build(data, mrl, {"loss": "TripletLoss", "matryoshka_dims": [8]}, mined)) == list(triplets)
+    assert list(build(data, mrl, {"loss": "TripletLoss", "matryoshka_dims": [8]}, mined)[0]) == list(triplets)
     assert mrl.evaluation_dims({"matryoshka_dims": [8, 32, 16]}) == [32, 16, 8]
     half = subset(mnrl, 0.5, 1)
     assert len(half["anchor"]) == round(len(anchors) / 2)

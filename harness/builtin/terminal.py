@@ -49,6 +49,27 @@ def harness_collection_finish(session, items):
 
 
 @hookimpl
+def harness_data_ready(suite, data):
+    for line in data_lines(suite, data):
+        _out(line)
+
+
+def data_lines(suite, data) -> list[str]:
+    """The data of a suite in a few lines: split sizes, how the split was made, what cleaning found."""
+    from harness.data.cleaning import summary_lines
+
+    st = data.stats()
+    out = [f"{suite.name}: data: {st['train_queries']} train / {st['dev_queries']} dev / {st['test_queries']} test "
+           f"queries, {st['corpus']} documents"
+           + (f", {st['train_negatives']} given negatives" if st.get("train_negatives") else "")]
+    if data.split_info.get("method"):
+        share = data.split_info.get("test_share")
+        out.append(f"    split: {data.split_info['method']}" + (f" ({share:.0%} of the queries in test)" if share else ""))
+    out += [f"    cleaning: {line}" for line in summary_lines(data.cleaning)]
+    return out
+
+
+@hookimpl
 def harness_candidate_start(item):
     _started[item.nodeid] = time.time()
     _primary[item.suite.name] = item.suite.evaluation.primary_metric

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 import polars as pl
 
 from harness.api import RetrievalData, Split
+from harness.data.cleaning import clean, summary_lines
+from harness.data.split import make_test_split
 from harness.suite.schema import DataTable
 from harness.errors import DataError
 
@@ -26,12 +28,33 @@ class Prepared:
     fingerprint: str
     warnings: list[str] = field(default_factory=list)
     train_documents: pl.DataFrame | None = None  #: see RetrievalData.train_documents
+    cleaning: dict = field(default_factory=dict)  #: what :func:`harness.data.cleaning.clean` did
+    split_info: dict = field(default_factory=dict)  #: how the source made the test split (RetrievalData.split_info)
 
-    def train_pairs(self) -> tuple[list[str], list[str]]:
-        """(anchors, positives) texts, one per relevant (query, document) judgement of train."""
+    def documents(self) -> dict[str, str]:
+        """Every document text by id: the corpus and the training-only documents."""
         docs = dict(self.corpus.select("id", "text").iter_rows())
         if self.train_documents is not None:
             docs.update(self.train_documents.iter_rows())
+        return docs
+
+    def train_negatives(self) -> dict[str, list[str]]:
+        """Negatives given with the data: ``{train query id: [document texts]}`` from the train split's
+        judgements with score 0 (a document also relevant to the query is never one)."""
+        zero = self.train.qrels.filter(pl.col("score") == 0)
+        if zero.height == 0:
+            return {}
+        docs = self.documents()
+        positive = set(self.train.qrels.filter(pl.col("score") > 0).select("query_id", "doc_id").iter_rows())
+        out: dict[str, list[str]] = {}
+        for q, d, _ in zero.iter_rows():
+            if (q, d) not in positive and d in docs:
+                out.setdefault(q, []).append(docs[d])
+        return out
+
+    def train_pairs(self) -> tuple[list[str], list[str]]:
+        """(anchors, positives) texts, one per relevant (query, document) judgement of train."""
+        docs = self.documents()
         queries = dict(self.train.queries.select("id", "text").iter_rows())
         anchors, positives = [], []
         for q, d, s in self.train.qrels.iter_rows():
@@ -54,6 +77,7 @@ class Prepared:
             "dev_corpus": self.dev_corpus.height,
             **{f"{s.name}_queries": len(s) for s in (self.train, self.dev, self.test)},
             **{f"{s.name}_qrels": s.qrels.filter(pl.col("score") > 0).height for s in (self.train, self.dev, self.test)},
+            "train_negatives": self.train.qrels.filter(pl.col("score") == 0).height,
         }
 
 
@@ -120,9 +144,19 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
         _check_frame(data.train_documents, "train_documents", ("id", "text"))
     for name, q in data.qrels.items():
         _check_frame(q, f"qrels[{name}]", ("query_id", "doc_id", "score"))
+    if cfg.test_split not in data.qrels and set(data.qrels) == {cfg.train_split}:  # no test split: make one
+        data = make_test_split(data, cfg.train_split, cfg.test_split, cfg.test_fraction, cfg.group_by)
+    elif cfg.test_fraction is not None:
+        data.warnings.append(f"data.test_fraction = {cfg.test_fraction} is not used: the data has its own "
+                             f"{cfg.test_split!r} split")
     errors = check(data, cfg.train_split, cfg.test_split)
     if errors:
         raise DataError(errors)
+    data, cleaning = clean(data, cfg.train_split)
+    for name in (cfg.train_split, cfg.test_split):
+        if data.split(name).queries.height == 0:
+            raise DataError(f"split {name!r} has no queries with a relevant document left after cleaning "
+                            f"({'; '.join(summary_lines(cleaning)) or 'nothing dropped'})")
     train_all, test = data.split(cfg.train_split), data.split(cfg.test_split)
     warnings = list(data.warnings)
     overlap = set(train_all.queries["id"]) & set(test.queries["id"])
@@ -155,7 +189,9 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
         pairs = train.qrels.filter(pl.col("score") > 0)
         if pairs.height > cfg.limit_train_pairs:
             keep = pairs.sample(cfg.limit_train_pairs, seed=cfg.seed, shuffle=True)
-            train = Split("train", train.queries.filter(pl.col("id").is_in(keep["query_id"].implode())), keep)
+            kept = keep["query_id"].implode()
+            negatives = train.qrels.filter((pl.col("score") == 0) & pl.col("query_id").is_in(kept))
+            train = Split("train", train.queries.filter(pl.col("id").is_in(kept)), pl.concat([keep, negatives]))
     if cfg.limit_corpus and corpus.height > cfg.limit_corpus:
         judged = set().union(*(s.qrels["doc_id"] for s in (train, dev, test)))
         others = [d for d in corpus["id"] if d not in judged]
@@ -179,7 +215,8 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
         others = [d for d in dev_corpus["id"] if d not in rel]
         keep_ids = rel | set(_sample(others, max(0, cfg.dev_corpus_size - len(rel)), cfg.seed + 3))
         dev_corpus = dev_corpus.filter(pl.col("id").is_in(pl.Series(sorted(keep_ids), dtype=pl.Utf8).implode()))
-    return Prepared(corpus, train, dev, test, dev_corpus, data.fingerprint, warnings, extra)
+    return Prepared(corpus, train, dev, test, dev_corpus, data.fingerprint, warnings, extra, cleaning,
+                    dict(data.split_info))
 
 
 #: fewer test queries than this give numbers (and intervals) that say little

@@ -14,18 +14,21 @@ from harness.api import LossSpec
 from harness.data.prepare import Prepared
 
 
-def missing_columns(spec: LossSpec, options: dict, mines: bool, graded: bool | None = None) -> str | None:
+def missing_columns(spec: LossSpec, options: dict, mines: bool, graded: bool | None = None,
+                    negatives: bool | None = False) -> str | None:
     """Why the data cannot feed ``spec`` (with ``options``), or None. ``mines``: the loss entry has a
     ``[losses.hard_negatives]`` table; ``graded``: the training pairs have several relevance grades
-    (None: not known yet, assumed)."""
+    (None: not known yet, assumed); ``negatives``: the training pairs come with negatives of their
+    own (judgements with score 0; None: not known until the data is loaded)."""
     needs = spec.columns_for(options)
-    if "negative" in needs and not mines:
+    if "negative" in needs and not mines and negatives is False:
         return (f"{spec.name} needs the column 'negative' (columns {list(needs)}), and the pairs give only 'anchor' "
-                "and 'positive': add a [losses.hard_negatives] table to this loss to mine them")
-    if "score" in needs and not mines and graded is False:
+                "and 'positive': add a [losses.hard_negatives] table to this loss to mine them, or give negatives "
+                "with the data (the pairs source's negative column)")
+    if "score" in needs and not mines and graded is False and not negatives:
         return (f"{spec.name} needs scored pairs (columns {list(needs)}) whose scores differ, and every training "
                 "pair has the same relevance grade: add a [losses.hard_negatives] table (mined negatives get "
-                "score 0) or use a pair source with graded relevance")
+                "score 0) or use a pair source with graded relevance or negatives")
     unknown = [c for c in needs if c not in ("anchor", "positive", "negative", "sentence1", "sentence2", "score")]
     if unknown:
         return f"{spec.name} needs the column(s) {unknown}, which no pair source gives"
@@ -39,14 +42,30 @@ def graded(data: Prepared) -> bool:
     return data.train.qrels.filter(pl.col("score") > 0)["score"].n_unique() > 1
 
 
-def build(data: Prepared, spec: LossSpec, options: dict, mined: dict | None, query_prompt: str = "",
-          document_prompt: str = "") -> dict[str, list]:
-    """The training columns for ``spec``, prompts applied (queries get the query prompt).
+def has_negatives(data: Prepared) -> bool:
+    """Whether the training queries have negatives of their own (judgements with score 0)."""
+    return bool(data.train_negatives())
 
-    ``mined``: the columns of :func:`harness.data.mining.mine` (``anchor``, ``positive``, ``negative_1``...)."""
+
+def build(data: Prepared, spec: LossSpec, options: dict, mined: dict | None, query_prompt: str = "",
+          document_prompt: str = "", seed: int = 0) -> tuple[dict[str, list], dict]:
+    """The training columns for ``spec``, prompts applied (queries get the query prompt), and what
+    they hold (``columns``, and ``negatives``: how many rows have a negative given with the data,
+    mined, or random).
+
+    ``mined``: the columns of :func:`harness.data.mining.mine` (``anchor``, ``positive``, ``negative_1``...).
+    Negatives given with the data (score-0 judgements of a training query) train as the ``negative``
+    column: a loss that needs one negative gets a row per negative; an in-batch loss (MNRL) gets a row
+    per (pair, given negative) with the mined negatives, if any, after it. A pair whose query has no
+    given negative gets a random document in that place (never one of its positives or a held-out
+    document), as mining does for the pairs it cannot serve."""
     needs = spec.columns_for(options)
+    given = data.train_negatives()
+    counts = {"given": 0, "mined": 0, "random": 0}
     if "score" in needs:
-        cols = _scored(data, mined)
+        cols = _scored(data, mined, given, counts)
+    elif ("negative" in needs or spec.negatives_for(options)) and given:
+        cols = _with_given(data, mined, given, "negative" in needs, seed, counts)
     elif "negative" in needs:
         cols = {"anchor": [], "positive": [], "negative": []}
         negs = sorted(k for k in mined if k.startswith("negative_"))
@@ -55,22 +74,80 @@ def build(data: Prepared, spec: LossSpec, options: dict, mined: dict | None, que
                 cols["anchor"].append(a)
                 cols["positive"].append(p)
                 cols["negative"].append(mined[k][i])
+        counts["mined"] = len(cols["anchor"])
     elif mined is not None and spec.negatives_for(options):
         cols = {k: list(v) for k, v in mined.items() if k == "anchor" or k == "positive" or k.startswith("negative_")}
+        counts["mined"] = len(cols["anchor"])
     else:
         anchors, positives = data.train_pairs()
         cols = {"anchor": anchors, "positive": positives}
     first = "sentence1" if "sentence1" in cols else "anchor"
-    return {k: v if k == "score" else [(query_prompt if k == first else document_prompt) + t for t in v]
-            for k, v in cols.items()}
+    out = {k: v if k == "score" else [(query_prompt if k == first else document_prompt) + t for t in v]
+           for k, v in cols.items()}
+    return out, {"columns": list(out), "rows": rows(out), "negatives": counts}
 
 
-def _scored(data: Prepared, mined: dict | None) -> dict[str, list]:
+def _with_given(data: Prepared, mined: dict | None, given: dict[str, list[str]], single: bool, seed: int,
+                counts: dict) -> dict[str, list]:
+    """Rows with the negatives given with the data (see :func:`build`)."""
+    from harness.data.mining import corpus_texts
+
+    queries = dict(data.train.queries.select("id", "text").iter_rows())
+    by_text = {queries[q]: negs for q, negs in given.items() if q in queries}
+    anchors, positives = data.train_pairs()
+    own: dict[str, set[str]] = {}
+    for a, p in zip(anchors, positives):
+        own.setdefault(a, set()).add(p)
+    extra: dict[tuple[str, str], list[list[str]]] = {}
+    if mined is not None:
+        negs = sorted((k for k in mined if k.startswith("negative_")), key=lambda k: int(k.split("_")[1]))
+        for i, (a, p) in enumerate(zip(mined["anchor"], mined["positive"])):
+            extra.setdefault((a, p), []).append([mined[k][i] for k in negs])
+    pool, _ = corpus_texts(data)
+    rng = random.Random(seed)
+
+    def random_negative(a: str) -> str:
+        for _ in range(1000):
+            d = pool[rng.randrange(len(pool))]
+            if d not in own[a]:
+                return d
+        raise ValueError("no document to use as a random negative")
+
+    out: dict[str, list] = {"anchor": [], "positive": []}
+    width = 0 if single else (len(next(iter(extra.values()))[0]) if extra else 0)
+    names = ["negative", *(f"negative_{i}" for i in range(1, width + 1))]  # given, then mined
+    for n in names:
+        out[n] = []
+    taken: dict[tuple[str, str], int] = {}
+    for a, p in zip(anchors, positives):
+        own_negs = [n for n in by_text.get(a, []) if n not in own[a]]
+        lists = extra.get((a, p))
+        more = lists[taken.get((a, p), 0) % len(lists)] if lists else []
+        taken[(a, p)] = taken.get((a, p), 0) + 1
+        if single:  # one row per negative, given and mined
+            chosen = [[n] for n in own_negs + more]
+        else:
+            chosen = [[n, *more] for n in own_negs]
+        if not chosen:
+            chosen = [[random_negative(a), *([] if single else more)]]
+            counts["random"] += 1
+        for row in chosen:
+            if len(row) < len(names):  # a mined pair short of negatives: filled at random
+                row = row + [random_negative(a) for _ in range(len(names) - len(row))]
+            out["anchor"].append(a)
+            out["positive"].append(p)
+            for n, text in zip(names, row):
+                out[n].append(text)
+        counts["given"] += len(own_negs)
+        counts["mined"] += len(more)
+    return out
+
+
+def _scored(data: Prepared, mined: dict | None, given: dict[str, list[str]] | None = None,
+            counts: dict | None = None) -> dict[str, list]:
     import polars as pl
 
-    docs = dict(data.corpus.select("id", "text").iter_rows())
-    if data.train_documents is not None:
-        docs.update(data.train_documents.iter_rows())
+    docs = data.documents()
     queries = dict(data.train.queries.select("id", "text").iter_rows())
     rel = data.train.qrels.filter(pl.col("score") > 0)
     top = max(rel["score"].max() or 1, 1)
@@ -80,8 +157,17 @@ def _scored(data: Prepared, mined: dict | None) -> dict[str, list]:
             out["sentence1"].append(queries[q])
             out["sentence2"].append(docs[d])
             out["score"].append(s / top)
+    seen = set()
+    for q, negs in (given or {}).items():
+        for n in negs:
+            if q in queries and (queries[q], n) not in seen:
+                seen.add((queries[q], n))
+                out["sentence1"].append(queries[q])
+                out["sentence2"].append(n)
+                out["score"].append(0.0)
+                if counts is not None:
+                    counts["given"] += 1
     if mined is not None:
-        seen = set()
         for k in sorted(k for k in mined if k.startswith("negative_")):
             for a, n in zip(mined["anchor"], mined[k]):
                 if (a, n) not in seen:
@@ -89,6 +175,8 @@ def _scored(data: Prepared, mined: dict | None) -> dict[str, list]:
                     out["sentence1"].append(a)
                     out["sentence2"].append(n)
                     out["score"].append(0.0)
+                    if counts is not None:
+                        counts["mined"] += 1
     return out
 
 

@@ -46,7 +46,9 @@ def run_document(run, code: int | None, device: str, executor: dict, started: fl
         "finished": dt.datetime.now().isoformat(timespec="seconds") if code is not None else None,
         "primary_metric": suite.evaluation.primary_metric,
         "data": None if data is None else {"source": suite.data.source, "fingerprint": data.fingerprint,
-                                           **data.stats(), "warnings": data.warnings},
+                                           **data.stats(), "warnings": data.warnings,
+                                           "cleaning": data.cleaning, "split": data.split_info or
+                                           {"method": f"given by the source ({suite.data.test_split!r})"}},
         "training": dict(vars(suite.training)),
         "export": dict(vars(suite.export)),
         "data_seed": suite.data.seed,

@@ -149,6 +149,24 @@ def history(run_dir: Path, doc: dict) -> list[dict]:
     return points
 
 
+def data_section(doc: dict) -> dict | None:
+    """The report's Data section: how the split was made, the training columns, and what cleaning
+    found (every finding, zero or not, so the reader sees what was checked). None for a run
+    written before the cleaning existed."""
+    data = doc.get("data") or {}
+    cleaning = data.get("cleaning")
+    if not cleaning:
+        return None
+    findings = [{"name": k.replace("_", " "), "count": v.get("count", 0), "action": v.get("action", ""),
+                 "means": v.get("means", ""), "examples": v.get("examples", [])}
+                for k, v in cleaning.items() if k != "too_long" and isinstance(v, dict)]
+    columns = sorted({(c["name"], ", ".join(c["training"]["columns"]),
+                       ", ".join(f"{k} {n}" for k, n in (c["training"].get("negatives") or {}).items() if n))
+                      for c in doc.get("candidates", []) if (c.get("training") or {}).get("columns")})
+    return {"split": data.get("split") or {}, "findings": findings, "too_long": cleaning.get("too_long") or [],
+            "columns": [{"name": n, "columns": cols, "negatives": negs or "none"} for n, cols, negs in columns]}
+
+
 def write_report(run_dir: Path) -> Path:
     import jinja2
 
@@ -174,6 +192,7 @@ def write_report(run_dir: Path) -> Path:
         metrics=columns(doc),
         views=[r for r in rows if r.get("per_query_view")],
         selection=selection(doc), mining=[r for r in rows if r.get("mining")], dims=dims_table(doc, rows),
+        data=data_section(doc),
     )
     out = run_dir / "report.html"
     tmp = out.with_suffix(".tmp")

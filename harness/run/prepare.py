@@ -86,18 +86,15 @@ class Preparation:
             raise ConfigError(problems)
         for run in runs:
             if run.data is not None:
+                run.data.cleaning["too_long"] = lengths(run.suite, run.data, {
+                    m.name: run.models[m.name].path for m in run.suite.models if m.name in run.models})
+                self.plugins.hook.harness_data_ready(suite=run.suite, data=run.data)
                 for w in run.data.warnings + history_warnings(run):
                     self.warn(f"{run.suite.name}: {w}")
         return runs
 
     def load_data(self, suite: Suite) -> Prepared:
-        source = self.plugins.registry.pair_sources[suite.data.source]
-        data_dir = os.environ.get("HARNESS_DATA_DIR")
-        cache = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
-        ctx = LoadContext(Path(data_dir) if data_dir else None, suite.path.parent.resolve(), cache,
-                          (suite.data.train_split, suite.data.test_split),
-                          lambda name: self.plugins.resolve_model(name, None).path, self.options.device)
-        return prepare(source.load(source_options(suite, self.plugins.registry), ctx), suite.data)
+        return load_data(self.plugins, suite, self.options.device)
 
     def out_of_domain(self, suite: Suite, run: SuiteRun) -> list[Problem]:
         """Load the test data of each ``[[evaluation.out_of_domain]]`` suite into ``run.out_of_domain``."""
@@ -121,12 +118,13 @@ class Preparation:
 
     def column_problems(self, suite: Suite, data: Prepared) -> list[Problem]:
         """Losses the loaded data cannot feed (scored pairs from ungraded pairs), before any training."""
-        from harness.data.trainset import graded, missing_columns
+        from harness.data.trainset import graded, has_negatives, missing_columns
 
         out = []
         for i, loss in enumerate(suite.losses):
             spec = self.plugins.registry.losses[loss.type]
-            missing = missing_columns(spec, loss.options, loss.hard_negatives is not None, graded(data))
+            missing = missing_columns(spec, loss.options, loss.hard_negatives is not None, graded(data),
+                                      has_negatives(data))
             if missing:
                 out.append(Problem(str(suite.path), f"losses[{i}]", missing))
         return out
@@ -152,6 +150,17 @@ class Preparation:
             self.warn(f"{suite.name}: --resume: no earlier run in {folder}, starting anew")
             return None
         return runs[-1]
+
+
+def load_data(plugins: Plugins, suite: Suite, device: str) -> Prepared:
+    """``suite``'s data from its pair source, cleaned and split (:func:`harness.data.prepare.prepare`)."""
+    source = plugins.registry.pair_sources[suite.data.source]
+    data_dir = os.environ.get("HARNESS_DATA_DIR")
+    cache = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
+    ctx = LoadContext(Path(data_dir) if data_dir else None, suite.path.parent.resolve(), cache,
+                      (suite.data.train_split, suite.data.test_split),
+                      lambda name: plugins.resolve_model(name, None).path, device)
+    return prepare(source.load(source_options(suite, plugins.registry), ctx), suite.data)
 
 
 def release(run: SuiteRun, remove_if_new: bool = False) -> None:
@@ -196,3 +205,13 @@ def history_warnings(run: SuiteRun) -> list[str]:
         out.append(f"the previous run {last.get('run_id')} used other suite settings (suite file or profile "
                    "changed): compare the history with care")
     return out
+
+
+def lengths(suite: Suite, data: Prepared, models: dict[str, Path]) -> list[dict]:
+    """The share of the corpus and of the queries each base model cuts, at the suite's training and
+    evaluation max_seq_length (see :func:`harness.data.cleaning.length_report`)."""
+    from harness.data.cleaning import length_report
+
+    queries = [t for s in (data.train, data.dev, data.test) for t in s.queries["text"].to_list()]
+    return length_report(data.corpus["text"].to_list(), queries, models,
+                         {"training": suite.training.max_seq_length, "evaluation": suite.evaluation.max_seq_length})

@@ -79,7 +79,9 @@ def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
             problems += [Problem(file, f"losses[{i}].{k}", m) for k, m in spec.problems(loss.options)]
             problems += [Problem(file, f"losses[{i}].{k}", f"missing required key for loss {loss.type!r} (a model name "
                                  "or path)") for k in spec.model_options if k not in loss.options]
-            missing = missing_columns(spec, loss.options, loss.hard_negatives is not None)
+            gives = source is not None and source.gives_negatives
+            missing = missing_columns(spec, loss.options, loss.hard_negatives is not None,
+                                      negatives=None if gives else False)
             if missing:
                 problems.append(Problem(file, f"losses[{i}]", missing))
         if loss.hard_negatives is not None:  # a candidate that mines must be trained after the one it mines with

@@ -53,8 +53,8 @@ class CandidateTrainer:
         if item.loss.hard_negatives is not None:
             mined = self.miner.mined(run, item, resolved, progress)
             part["mining"] = mined["stats"]
-        columns = trainset.build(run.data, spec, options, mined and mined["columns"], item.model.query_prompt,
-                                 item.model.document_prompt)
+        columns, rows_info = trainset.build(run.data, spec, options, mined and mined["columns"],
+                                            item.model.query_prompt, item.model.document_prompt, run.suite.data.seed)
         seeds, points = cfg.seed_list, cfg.points()
         trained: list[dict] = []  # every training's summary, for the total time
 
@@ -128,7 +128,7 @@ class CandidateTrainer:
         evaluated = ship["evaluated"]
         training = {**ship["training"], "seed": ship["seed"], "setting": chosen, "grid": grid,
                     "learning_curve": curve, "total_seconds": round(sum(t["seconds"] for t in trained), 1),
-                    "trainings": len(trained)}
+                    "trainings": len(trained), "columns": rows_info["columns"], "negatives": rows_info["negatives"]}
         training["embedding_change"] = next(
             (v["export_check"]["embedding_change"] for v in evaluated["variants"]
              if "embedding_change" in v.get("export_check", {})), None)
@@ -152,8 +152,8 @@ class CandidateTrainer:
 
         data = run.data.with_dev_in_train()
         mined = self.miner.mined(run, item, resolved, progress, data) if item.loss.hard_negatives is not None else None
-        columns = trainset.build(data, spec, options, mined and mined["columns"], item.model.query_prompt,
-                                 item.model.document_prompt)
+        columns, _ = trainset.build(data, spec, options, mined and mined["columns"], item.model.query_prompt,
+                                    item.model.document_prompt, run.suite.data.seed)
         return {"data": data, "columns": columns, "mining": mined and mined["stats"]}
 
     def loss_options(self, item: Item, spec) -> dict:
