@@ -112,6 +112,8 @@ class Trained(Evaluated, total=False):
     mining: dict[str, Any] | None
     model_dir: str
     seeds: dict[str, Any]
+    layers: int | None  #: its transformer layers (a baseline's too)
+    student: dict[str, Any]  #: a layer-reduced student: ``layers`` kept ``of`` the base's
 
 
 class Judgement(TypedDict, total=False):
@@ -162,7 +164,7 @@ class RunDocument(TypedDict, total=False):
     training: dict[str, Any]
     export: dict[str, Any]
     data_seed: int
-    environment: dict[str, str]
+    environment: dict[str, Any]  #: library versions, and ``cpu``: vendor, model, cores, isa, flags
     candidates: list[CandidateResult]
     not_run: list[str]
     shipped: str | None

@@ -34,6 +34,10 @@ def harness_sessionstart(session):
     profiles = sorted({s.profile for s in session.suites if s.profile})
     _out(f"harness {__version__} · device {session.device}"
          + (f" · profile {', '.join(profiles)}" if profiles else "") + f" · output {session.out_dir}")
+    from harness.export.variants import cpu_description
+
+    cpu = cpu_description()
+    _out(f"cpu {cpu['model']} · {cpu['cores']} cores · {', '.join(cpu['flags']) or 'no AVX2'} (speeds are this machine's)")
     if session.executor.kind != "local":
         _out(f"executor {session.executor.kind} ({session.executor.describe().get('cluster', '')})")
 
@@ -95,6 +99,8 @@ def harness_candidate_progress(item, stage, info):
              + (f": median score positive {pos['median']:.3f}, negative {neg['median']:.3f}" if pos and neg else "")
              + f"; likely false negatives {fn['count']} ({fn['share']:.1%})"
              + (f"; {info['pairs_random']} pairs with random negatives instead" if info.get("pairs_random") else ""))
+    elif stage == "student":
+        _out(f"    student: layers {info['layers']} of the base's {info['of']}")
     elif stage == "trial":
         _out(f"    grid {info['index']}/{info['of']}: {_setting(info['setting'])}")
     elif stage == "chosen":

@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+from harness.suite.schema import FASTEST
 from harness.errors import CandidateError, HarnessError
 from harness.evaluate.metrics import rounded
 from harness.evaluate.references import evaluate_hybrids, settings_key
@@ -58,8 +59,9 @@ class Evaluation:
         reference = None
         rows: list[VariantRow] = []
         shipped: dict | None = None
+        fastest = not item.untuned and ex.ship == FASTEST  # every variant may ship: each evaluated as if it did
         for name in (["fp32"] if item.untuned else ex.built):
-            is_shipped = name == ("fp32" if item.untuned else ex.shipped)
+            is_shipped = fastest or name == ("fp32" if item.untuned else ex.shipped)
             row_file, row_key = work / "variants" / f"{name}.json", steps.digest([keys["result"], name])
             try:
                 row = steps.load(row_file, row_key)
@@ -74,7 +76,7 @@ class Evaluation:
                     progress("evaluated", {"variant": name, "seconds": 0, "docs_per_s": row["metrics"]["docs_per_s"],
                                            "resumed": True})
             except HarnessError as e:
-                if is_shipped:
+                if is_shipped and not fastest:
                     raise
                 rows.append({"variant": name, "error": str(e), "passed": False})
                 self.plugins.hook.harness_warning(message=f"{item.nodeid}: variant {name}: {e}", item=item)
@@ -84,8 +86,11 @@ class Evaluation:
                 row["drop"], row["passed"] = variant_drop(rows[0]["metrics"], row["metrics"],
                                                           run.suite.evaluation.primary_metric, ex.max_drop)
             rows.append(row)
-            if is_shipped:
+            if is_shipped and not fastest:
                 shipped = row
+        choice = None
+        if fastest:
+            shipped, choice = fastest_variant(rows, ex.max_drop)
         if shipped is None:
             raise CandidateError(f"the shipped variant {ex.shipped} was not built")
         evaluated = shipped.pop("evaluated")
@@ -105,6 +110,7 @@ class Evaluation:
             "dims": evaluated.get("dims"), "hybrid": evaluated.get("hybrid") or {},
             "evaluation_cached_from": shipped["cached_from"],
             "timings": {"export_s": round(export_s, 1), **shipped["timings"], "docs_per_s": shipped["metrics"]["docs_per_s"]},
+            **({"variant_choice": choice} if choice else {}),
         }
 
     def variant(self, run: SuiteRun, item: Item, name: str, torch_dir: Path, export_dir: Path, sample: list[str],
@@ -216,3 +222,18 @@ class Evaluation:
             "rankings": rankings,
             "docs_per_s": round(run.data.corpus.height / max(seconds, 1e-9), 1),
         }
+
+
+def fastest_variant(rows: list[dict], max_drop: float) -> tuple[dict | None, str]:
+    """``export.ship = "fastest"``: of the variants evaluated in this run, the one that encoded the test
+    corpus fastest among those within ``max_drop`` of fp32 (fp32 always is); and why, in words."""
+    usable = [r for r in rows if "metrics" in r and (r["variant"] == "fp32" or r.get("passed"))]
+    if not usable:
+        return None, ""
+    best = max(usable, key=lambda r: r["metrics"]["docs_per_s"])
+    others = ", ".join(f"{r['variant']} {r['metrics']['docs_per_s']}" for r in rows if "metrics" in r and r is not best)
+    dropped = [r["variant"] for r in rows if r not in usable]
+    why = (f"{best['variant']}: the fastest variant within max_drop {max_drop} of fp32 on this machine "
+           f"({best['metrics']['docs_per_s']} docs/s; {others or 'no other variant'})"
+           + (f"; {', '.join(dropped)} lost more or failed" if dropped else ""))
+    return best, why

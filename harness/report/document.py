@@ -19,11 +19,14 @@ LIBRARIES = ("torch", "transformers", "sentence-transformers", "onnxruntime-gpu"
              "optimum-onnx", "polars")
 
 
-def environment() -> dict[str, str]:
-    """The harness's version and those of the libraries that decide its numbers."""
+def environment() -> dict:
+    """The harness's version, those of the libraries that decide its numbers, and the CPU its speed
+    figures were measured on."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"harness": __version__}
+    from harness.export.variants import cpu_description
+
+    out = {"harness": __version__, "cpu": cpu_description()}
     for dist in LIBRARIES:
         try:
             out[dist] = version(dist)

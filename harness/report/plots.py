@@ -116,9 +116,22 @@ def _kept_step(row: dict, hist: list[dict]) -> int | None:
     return steps[-1] if steps else None
 
 
+def frontier(points: list[tuple[float, float]]) -> list[int]:
+    """The indices of the (docs/s, quality) points no other point beats on both, fastest first: the
+    fastest way to each level of quality."""
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
+    out, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            out.append(i)
+            best = points[i][1]
+    return out
+
+
 def quality_vs_speed(rows: list[dict], metric: str) -> Markup:
     """Primary metric against encoding throughput (docs/s), one dot per export variant of each
-    candidate; the dot's area grows with the model's MB, a ring marks the shipped variant."""
+    candidate; the dot's area grows with the model's MB, a ring marks the shipped variant, a dashed
+    line joins the frontier (the fastest variant at each quality)."""
     pts = []
     for r in rows:
         for v in r.get("variants") or [{"variant": None, "metrics": r["metrics"], "shipped": True}]:
@@ -136,6 +149,11 @@ def quality_vs_speed(rows: list[dict], metric: str) -> Markup:
             f'<line x1="60" x2="60" y1="15" y2="210" stroke="{MUTED}"/>',
             _text(W - 170, 226, "docs/s (onnxruntime, test corpus) →", "end", MUTED), _text(0, 14, f"{metric} ↑", color=MUTED),
             _text(56, y(max(q)) + 4, f"{max(q):.3f}", "end", MUTED), _text(56, y(min(q)) + 4, f"{min(q):.3f}", "end", MUTED)]
+    edge = frontier([(m["docs_per_s"], m[metric]) for *_, m in pts])
+    if len(edge) > 1:
+        body.append(f'<polyline id="frontier" fill="none" stroke="{MUTED}" stroke-dasharray="4 3" points="'
+                    f'{_points((x(pts[i][3]["docs_per_s"]), y(pts[i][3][metric])) for i in edge)}">'
+                    "<title>frontier: the fastest way to each quality</title></polyline>")
     for label, baseline, is_shipped, m in pts:
         mb = m.get("model_mb") or 1
         cx, cy = x(m["docs_per_s"]), y(m[metric])

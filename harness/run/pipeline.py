@@ -19,6 +19,7 @@ from harness.run.options import RunOptions
 from harness.run.state import SuiteRun
 from harness.suite.collect import Item
 from harness.train.candidate import CandidateTrainer
+from harness.train.student import layer_count
 
 
 class Interrupted(KeyboardInterrupt):
@@ -79,6 +80,7 @@ class Pipeline:
                 evaluated = self.evaluation.export_and_evaluate(run, item, resolved.path, work, progress, keys,
                                                                 self.evaluation.suite_dims(run))
                 result.update(evaluated)
+                result["layers"] = layer_count(resolved.path)
                 result["status"] = "passed"
             else:
                 result.update(self.trainer.train(run, item, resolved, work, keys, progress))

@@ -75,6 +75,8 @@ class Preparation:
                     run.models[model.name] = self.plugins.resolve_model(model.base, model.revision)
                 except HarnessError as e:
                     problems.append(Problem(str(suite.path), f"models[{i}].base", str(e)))
+                    continue
+                problems += student_problems(suite, i, run.models[model.name].path)
             for item in run.items:
                 if item.reference is not None:
                     try:
@@ -215,3 +217,20 @@ def lengths(suite: Suite, data: Prepared, models: dict[str, Path]) -> list[dict]
     queries = [t for s in (data.train, data.dev, data.test) for t in s.queries["text"].to_list()]
     return length_report(data.corpus["text"].to_list(), queries, models,
                          {"training": suite.training.max_seq_length, "evaluation": suite.evaluation.max_seq_length})
+
+
+def student_problems(suite: Suite, i: int, base: Path) -> list[Problem]:
+    """A student's layers that its base does not have (known once the base is on disk)."""
+    from harness.train.student import layer_count
+
+    model = suite.models[i]
+    total = layer_count(base) if model.student else None
+    if total is None:
+        return []
+    if model.keep_layers is not None and model.keep_layers >= total:
+        return [Problem(str(suite.path), f"models[{i}].keep_layers",
+                        f"{model.keep_layers}: the base has only {total} layers (a student keeps fewer)")]
+    if model.layers is not None and max(model.layers) >= total:
+        return [Problem(str(suite.path), f"models[{i}].layers",
+                        f"{model.layers}: the base has {total} layers, numbered 0 to {total - 1}")]
+    return []

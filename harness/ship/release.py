@@ -137,5 +137,7 @@ def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
               *([f"- hard negatives: {json.dumps(cand['mining']['settings'])}"] if cand.get("mining") else []),
               f"- encoder: {json.dumps(cand['encoder'])}",
               "", "## Library versions", "",
-              ", ".join(f"{k} {v}" for k, v in (doc.get("environment") or {}).items()), ""]
+              ", ".join(f"{k} {v}" for k, v in (doc.get("environment") or {}).items() if k != "cpu"), "",
+              *([f"Speeds measured on: {cpu['model']} ({cpu['cores']} cores; {', '.join(cpu['flags'])})", ""]
+                if (cpu := (doc.get("environment") or {}).get("cpu")) else [])]
     return "\n".join(lines)

@@ -54,6 +54,22 @@ class ModelTable:
     revision: str | None = key(None, "hub revision (commit, tag or branch)")
     query_prompt: str = key("", "text put before every query (e.g. 'query: ' for e5)")
     document_prompt: str = key("", "text put before every document")
+    layers: list[int] | None = key(None, "a smaller student: its candidates start from these transformer layers of "
+                                   "the base (0-based, e.g. [0, 2, 4]); its baseline stays the untuned full base")
+    keep_layers: int | None = key(None, "a smaller student with this many of the base's layers, evenly spaced from "
+                                  "the first (6 layers, keep 3: [0, 2, 4])", positive)
+
+    def problems(self):
+        if self.layers is not None and self.keep_layers is not None:
+            yield ".layers", "give layers or keep_layers, not both"
+        if self.layers is not None and (not self.layers or len(set(self.layers)) != len(self.layers)
+                                        or any(not isinstance(i, int) or i < 0 for i in self.layers)):
+            yield ".layers", f"expected distinct layer numbers >= 0, e.g. [0, 2, 4], got {self.layers!r}"
+
+    @property
+    def student(self) -> bool:
+        """Its candidates train a layer-reduced copy of the base."""
+        return self.layers is not None or self.keep_layers is not None
 
 
 @dataclass
@@ -184,13 +200,17 @@ def variant_list(v):
     return None if v else "expected at least one variant"
 
 
+FASTEST = "fastest"  #: export.ship: the fastest variant that passes, measured in the run
+
+
 @dataclass
 class ExportTable:
     variants: list[str] = key(["fp32"], "ONNX variants built, checked and evaluated per candidate, each its own row: "
                               "fp32, O1, O2, O3, fp16 (CUDA), int8 (CPU); fp32 is always built, as the reference",
                               variant_list)
     ship: str | None = key(None, "the variant whose numbers gate the candidate and that `harness release` ships "
-                           "(required when variants lists more than one)")
+                           "(required when variants lists more than one); \"fastest\": the variant that encoded "
+                           "fastest in this run among those within max_drop of fp32")
     max_drop: float = key(0.01, "largest drop of the primary metric from fp32 a variant may have; more fails its gate",
                           non_negative)
     check_samples: int = key(64, "texts encoded by torch and by each variant to compare their embeddings", positive)
@@ -198,8 +218,8 @@ class ExportTable:
     min_cosine_reduced: float = key(0.95, "the same for fp16 and int8, whose real test is max_drop", positive)
 
     def problems(self):
-        if self.ship is not None and self.ship not in self.variants:
-            yield ".ship", f"expected one of the variants {self.variants}, got {self.ship!r}"
+        if self.ship is not None and self.ship != FASTEST and self.ship not in self.variants:
+            yield ".ship", f"expected one of the variants {self.variants} or \"fastest\", got {self.ship!r}"
         if self.ship is None and len(self.variants) > 1:
             yield ".ship", f"missing: variants lists {len(self.variants)}, say which one ships"
 

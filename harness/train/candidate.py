@@ -19,6 +19,7 @@ from harness.results import Trained
 from harness.run.state import SuiteRun
 from harness.suite.collect import Item
 from harness.train.step import RECORD, drop_model, fit_step
+from harness.train.student import layer_count
 
 
 class CandidateTrainer:
@@ -50,9 +51,13 @@ class CandidateTrainer:
         options = self.loss_options(item, spec)
         part: Trained = {}
         mined = None
-        if item.loss.hard_negatives is not None:
+        if item.loss.hard_negatives is not None:  # "base" mines with the base model, a student's too
             mined = self.miner.mined(run, item, resolved, progress)
             part["mining"] = mined["stats"]
+        base = resolved  # what "base" mines with
+        if item.model.student:
+            resolved, part["student"] = self.student(run, item, resolved, progress)
+        part["layers"] = layer_count(resolved.path)
         columns, rows_info = trainset.build(run.data, spec, options, mined and mined["columns"],
                                             item.model.query_prompt, item.model.document_prompt, run.suite.data.seed)
         seeds, points = cfg.seed_list, cfg.points()
@@ -96,7 +101,7 @@ class CandidateTrainer:
                 info = train_once(chosen_dir, chosen, seed, columns, [], keep=not cfg.refit)
             if cfg.refit:  # the same choices, trained once more with the dev pairs too: this one ships
                 if refit is None:
-                    refit = self.refit_data(run, item, resolved, spec, options, progress)
+                    refit = self.refit_data(run, item, base, spec, options, progress)
                 epochs = max(1, math.ceil(info["chosen_epoch"] - 1e-6))
                 progress("refit", {"epochs": epochs, "pairs": trainset.rows(refit["columns"])})
                 again = train_once(folder / "trained", {**chosen, "epochs": epochs, "select": "last"}, seed,
@@ -155,6 +160,18 @@ class CandidateTrainer:
         columns, _ = trainset.build(data, spec, options, mined and mined["columns"], item.model.query_prompt,
                                     item.model.document_prompt, run.suite.data.seed)
         return {"data": data, "columns": columns, "mining": mined and mined["stats"]}
+
+    def student(self, run: SuiteRun, item: Item, resolved: ResolvedModel, progress) -> tuple[ResolvedModel, dict]:
+        """The layer-reduced copy of ``resolved`` that ``item``'s model asks for (made once per run and
+        model, in ``students/<model>``), and what it kept."""
+        from dataclasses import replace
+
+        from harness.train.student import make_student
+
+        folder = run.run_dir / "students" / item.model.name
+        info = make_student(resolved.path, folder, item.model.layers, item.model.keep_layers)
+        progress("student", info)
+        return replace(resolved, path=folder), info
 
     def loss_options(self, item: Item, spec) -> dict:
         """The loss's options, with those that name a model resolved to a local folder."""

@@ -1,0 +1,76 @@
+"""Smaller students: a layer-reduced copy of a base model, the starting point of a ``[[models]]``
+entry with ``layers`` or ``keep_layers`` (sentence-transformers' layer-reduction recipe: the student
+is the teacher with only some of its transformer layers, then trained like any candidate)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.errors import CandidateError
+
+RECORD = "student.json"
+
+
+def evenly_spaced(total: int, keep: int) -> list[int]:
+    """``keep`` of ``total`` layers, evenly spaced from the first: 6 keep 3 -> [0, 2, 4]."""
+    return sorted({(i * total) // keep for i in range(keep)})
+
+
+def layer_count(folder: Path) -> int | None:
+    """The number of transformer layers of a sentence-transformers folder (its config.json)."""
+    for cfg in (Path(folder) / "config.json", *sorted(Path(folder).glob("*/config.json"))):
+        try:
+            data = json.loads(cfg.read_text())
+        except (OSError, ValueError):
+            continue
+        for k in ("num_hidden_layers", "n_layer", "num_layers"):
+            if isinstance(data.get(k), int):
+                return data[k]
+    return None
+
+
+def _layer_list(auto_model):
+    """The module list holding the transformer blocks, and its owner and attribute name."""
+    import torch
+
+    for owner_name in ("encoder", "transformer", "model", ""):
+        owner = getattr(auto_model, owner_name) if owner_name else auto_model
+        for attr in ("layer", "layers", "h", "block"):
+            blocks = getattr(owner, attr, None)
+            if isinstance(blocks, torch.nn.ModuleList):
+                return owner, attr, blocks
+    raise CandidateError(f"cannot find the transformer layers of {type(auto_model).__name__} to make a student")
+
+
+def make_student(base: Path, out: Path, layers: list[int] | None, keep: int | None) -> dict:
+    """Write the student of ``base`` to ``out`` (re-used when it is there with the same layers) and
+    return ``{"layers": kept layer numbers, "of": the base's count}``."""
+    import torch
+
+    record = out / RECORD
+    if record.is_file():
+        info = json.loads(record.read_text())
+        if info.get("base") == str(base) and (layers is None or info["layers"] == sorted(layers)) and \
+                (keep is None or len(info["layers"]) == keep):
+            return info
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(base), device="cpu")
+    auto = model[0].auto_model
+    owner, attr, blocks = _layer_list(auto)
+    total = len(blocks)
+    chosen = sorted(layers) if layers is not None else evenly_spaced(total, keep)
+    if keep is not None and keep >= total:
+        raise CandidateError(f"keep_layers = {keep}: the base has only {total} layers")
+    if chosen[-1] >= total:
+        raise CandidateError(f"layers = {chosen}: the base has {total} layers (0 to {total - 1})")
+    setattr(owner, attr, torch.nn.ModuleList([blocks[i] for i in chosen]))
+    for k in ("num_hidden_layers", "n_layer", "num_layers"):
+        if hasattr(auto.config, k):
+            setattr(auto.config, k, len(chosen))
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(str(out))
+    info = {"base": str(base), "layers": chosen, "of": total}
+    record.write_text(json.dumps(info))
+    return info

@@ -1,0 +1,62 @@
+"""Smaller students (layer-reduced copies of a base, trained like any candidate), the fastest
+variant chosen by measurement, and the CPU recorded beside every speed figure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def test_layers_kept_evenly_from_the_first():
+    from harness.train.student import evenly_spaced
+
+    assert evenly_spaced(6, 3) == [0, 2, 4]
+    assert evenly_spaced(12, 4) == [0, 3, 6, 9]
+    assert evenly_spaced(6, 1) == [0]
+
+
+def test_a_student_is_its_own_candidate_and_the_fastest_variant_ships(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite("""
+[[models]]
+name = "small"
+base = "{base}"
+keep_layers = 1
+""", export='variants = ["fp32", "int8"]\nship = "fastest"\nmax_drop = 1.0\n')
+    text = suite.read_text()
+    base = text.split('base = "', 1)[1].split('"', 1)[0]
+    suite.write_text(text.replace("{base}", base))
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q")
+    assert code in (0, 1), out
+    assert "student: layers [0] of the base's 2" in out
+    doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
+    by = {c["name"]: c for c in doc["candidates"]}
+    assert by["small-mnrl"]["layers"] == 1 and by["small-mnrl"]["student"]["layers"] == [0]
+    assert by["tiny-mnrl"]["layers"] == 2 and by["small-baseline"]["layers"] == 2  # its baseline: the full base
+    for name in ("small-mnrl", "tiny-mnrl"):
+        c = by[name]
+        speeds = {v["variant"]: v["metrics"]["docs_per_s"] for v in c["variants"] if "metrics" in v}
+        assert c["variant"] == max(speeds, key=speeds.get), (c["variant"], speeds)
+        assert "the fastest variant within max_drop" in c["variant_choice"]
+    cpu = doc["environment"]["cpu"]
+    assert cpu["model"] and isinstance(cpu["flags"], list) and cpu["cores"] >= 1
+    html = (tmp_path / "o" / "tiny" / "latest" / "report.html").read_text()
+    assert 'id="cpu"' in html and 'id="frontier"' in html
+
+
+@pytest.mark.parametrize("model, expected", [
+    ('layers = [0, 0]', "models[1].layers: expected distinct layer numbers >= 0"),
+    ('layers = [0]\nkeep_layers = 1', "models[1].layers: give layers or keep_layers, not both"),
+])
+def test_bad_student_settings_are_exit_4(tiny_suite, run_cli, model, expected):
+    suite = tiny_suite(f'[[models]]\nname = "small"\nbase = "x"\n{model}\n')
+    code, out = run_cli("check", str(suite))
+    assert code == 4 and expected in out, out
+
+
+def test_a_student_with_more_layers_than_its_base_is_exit_4(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite('[[models]]\nname = "small"\nbase = "{base}"\nkeep_layers = 5\n')
+    text = suite.read_text()
+    suite.write_text(text.replace("{base}", text.split('base = "', 1)[1].split('"', 1)[0]))
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q", "-k", "small")
+    assert code == 4 and "models[1].keep_layers: 5: the base has only 2 layers" in out, out
