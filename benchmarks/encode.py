@@ -14,7 +14,11 @@ on CUDA each line also has ``speedup_vs_st_fp16``.
 
     python benchmarks/encode.py --device cpu --limit 600          # quick: time 600 docs
     python benchmarks/encode.py --device cuda --batch-size 256    # on a GPU
-    python benchmarks/encode.py --device cpu --limit 600 --openvino   # + OpenVINO fp32 and NNCF int8
+    python benchmarks/encode.py --device cpu --limit 600 --openvino   # + the openvino-int8 variant
+    python benchmarks/encode.py --device cpu --limit 600 --students 3 # + a 3-layer student, each way
+
+``harness_default`` marks the way a suite that says nothing about export ships (``fp32``); every line
+names the CPU (model and the flags that decide int8 and OpenVINO speed).
 """
 
 from __future__ import annotations
@@ -49,8 +53,12 @@ def parse_args(argv=None):
     p.add_argument("--data", default=None, help="folder holding scifact/ (default: $HARNESS_DATA_DIR or ../shared/data)")
     p.add_argument("--work", default=None, help="where the export and its variants are written (default: a temp dir)")
     p.add_argument("--openvino", action="store_true",
-                   help="also time OpenVINO on the fp32 graph and on an NNCF-calibrated int8 one (CPU; "
-                        "pip install \".[openvino]\")")
+                   help="also time the harness's openvino-int8 variant (NNCF static int8, calibrated on "
+                        "untimed abstracts; CPU; pip install \".[openvino]\")")
+    p.add_argument("--students", default="",
+                   help="comma-separated layer counts, e.g. 3: also time layer-reduced students of the model "
+                        "(sentence-transformers' layer reduction, untuned: their speed, not their quality), "
+                        "each as plain sentence-transformers and through the same harness variants")
     return p.parse_args(argv)
 
 
@@ -78,51 +86,15 @@ def calibration(all_docs: list[str], order: list[int], n: int, size: int = 300) 
     return [all_docs[i] for i in order[max(n, len(order) - size):]]
 
 
-def openvino_ways(export_dir: Path, tokenizer, args, calib_docs: list[str]) -> dict:
-    """OpenVINO on the harness's fp32 graph (pooled in-graph), as-is and quantised to int8 by NNCF
-    (static, calibrated on ``calib_docs``, transformer preset), each with the same length-sorted batches."""
-    import nncf
-    import openvino as ov
-
-    core = ov.Core()
-
-    def feeds(texts):
-        t = tokenizer(texts, padding=True, truncation=True, max_length=args.max_seq_length, return_tensors="np")
-        return {k: v.astype(np.int64) for k, v in t.items()}
-
-    def way(model):
-        compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
-        request = compiled.create_infer_request()
-        pooled = next(o for o in compiled.outputs if "sentence_embedding" in o.get_names())
-        names = {i.get_any_name() for i in compiled.inputs}
-
-        def encode(texts):
-            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            out = np.zeros((len(texts), pooled.get_partial_shape()[1].get_length()), np.float32)
-            for s in range(0, len(texts), args.batch_size):
-                idx = order[s:s + args.batch_size]
-                out[idx] = request.infer({k: v for k, v in feeds([texts[i] for i in idx]).items() if k in names})[pooled]
-            return out / np.linalg.norm(out, axis=1, keepdims=True)
-        return encode
-
-    graph = str(export_dir / "onnx" / "model.onnx")
-    batches = sorted(calib_docs, key=len)
-    calib = [feeds(batches[i:i + 8]) for i in range(0, len(batches), 8)]
-    int8 = nncf.quantize(core.read_model(graph), nncf.Dataset(calib), model_type=nncf.ModelType.TRANSFORMER,
-                         preset=nncf.QuantizationPreset.MIXED, subset_size=len(calib))
-    provider = f"openvino {ov.__version__.split('-')[0]} CPU"
-    fp32_fn, int8_fn = way(core.read_model(graph)), way(int8)
-    return {"ov-fp32": (fp32_fn, fp32_fn, provider), "ov-int8": (int8_fn, int8_fn, provider + ", nncf int8")}
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from harness.encode.encoder import OnnxEncoder
+    from harness.encode.encoder import encoder_class
     from harness.export.onnx import export_onnx
-    from harness.export.variants import build, cpu_isa
+    from harness.export.variants import build, cpu_description, cpu_isa
+    from harness.train.student import make_student
 
     if args.openvino and args.device != "cpu":
         print("--openvino: OpenVINO is timed on the CPU only (--device cpu)", file=sys.stderr)
@@ -158,17 +130,27 @@ def main(argv=None) -> int:
         st16.max_seq_length = args.max_seq_length
         ways["st-fp16"] = (st_encode(st16), st_encode(st16), f"torch {torch.__version__}")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="harness-bench-"))
-    export_dir = work / "export"
-    if not (export_dir / "onnx" / "model.onnx").is_file():
-        export_onnx(model_dir, export_dir)
-    for v in variants:
-        file = build(export_dir, v, args.device)
-        enc = OnnxEncoder(export_dir, args.device, file=file.name, batch_size=args.batch_size,
-                          max_seq_length=args.max_seq_length, cache=False)
-        ways[f"onnx-{v}"] = (enc.encode_documents, enc.encode_queries, enc.provider)
-
     if args.openvino:
-        ways.update(openvino_ways(export_dir, st.tokenizer, args, calibration(all_docs, order, n)))
+        variants.append("openvino-int8")
+    calib = calibration(all_docs, order, n)
+    layers = {"": None, **{f"l{k}-": int(k) for k in args.students.split(",") if k.strip()}}
+    for prefix, keep in layers.items():
+        source = model_dir
+        if keep:  # the student: plain sentence-transformers too, then the harness's variants of it
+            source = work / f"student-{keep}"
+            make_student(model_dir, source, None, keep)
+            small = SentenceTransformer(str(source), device=args.device)
+            small.max_seq_length = args.max_seq_length
+            ways[f"{prefix}st-fp32"] = (st_encode(small), st_encode(small), f"torch {torch.__version__}")
+        export_dir = work / f"{prefix}export"
+        if not (export_dir / "onnx" / "model.onnx").is_file():
+            export_onnx(source, export_dir)
+        for v in variants:
+            file = build(export_dir, v, args.device, calib, args.max_seq_length)
+            enc = encoder_class(v)(export_dir, args.device, file=file.name, batch_size=args.batch_size,
+                                   max_seq_length=args.max_seq_length, cache=False)
+            ways[f"{prefix}{'' if v.startswith('openvino') else 'onnx-'}{v}"] = (
+                enc.encode_documents, enc.encode_queries, enc.provider)
 
     for fn, _, _ in ways.values():  # warm-up: sessions, kernels, allocators
         fn(docs[: min(len(docs), 2 * args.batch_size)])
@@ -199,6 +181,7 @@ def main(argv=None) -> int:
 
     ref_rate = statistics.median(rates["st-fp32"])
     ref_q = quality["st-fp32"]
+    cpu = cpu_description() if args.device == "cpu" else None
     for name, (_, _, provider) in ways.items():
         rate = statistics.median(rates[name])
         cos = (vectors[name] * vectors["st-fp32"]).sum(axis=1)
@@ -212,7 +195,10 @@ def main(argv=None) -> int:
             "mean_cosine_vs_st_fp32": round(float(cos.mean()), 4), "docs": len(docs), "reps": args.reps,
             "batch_size": args.batch_size, "max_seq_length": args.max_seq_length,
             "quality_corpus": {"full": len(all_docs), "speed": len(docs), "none": None}[args.quality],
+            "layers": next((k for p, k in layers.items() if p and name.startswith(p)), None) or "full",
+            "harness_default": name == "onnx-fp32",
             "cpu_isa": cpu_isa() if args.device == "cpu" else None,
+            "cpu": None if cpu is None else f"{cpu['model']} ({cpu['cores']} cores; {', '.join(cpu['flags'])})",
         }), flush=True)
     return 0
 

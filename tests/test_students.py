@@ -60,3 +60,26 @@ def test_a_student_with_more_layers_than_its_base_is_exit_4(tiny_suite, run_cli,
     suite.write_text(text.replace("{base}", text.split('base = "', 1)[1].split('"', 1)[0]))
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q", "-k", "small")
     assert code == 4 and "models[1].keep_layers: 5: the base has only 2 layers" in out, out
+
+
+def test_the_openvino_variant_is_checked_evaluated_gated_and_released(tiny_suite, run_cli, tmp_path):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    suite = tiny_suite(export='variants = ["fp32", "openvino-int8"]\nship = "openvino-int8"\nmax_drop = 1.0\n')
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q", "-k", "mnrl")
+    assert code in (0, 1), out
+    doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
+    cand = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")
+    row = next(v for v in cand["variants"] if v["variant"] == "openvino-int8")
+    assert row["provider"].startswith("openvino") and row["file"].endswith("openvino/model_int8.xml")
+    assert row["export_check"]["min_cosine"] > 0.9 and "drop" in row and row["shipped"]
+    assert any(g["kind"] == "max_drop" and g.get("against") == "fp32" for g in cand["gates"])
+    if cand["status"] == "passed":
+        code, out = run_cli("release", str(tmp_path / "o" / "tiny" / "latest"), "--to", str(tmp_path / "art"))
+        assert code == 0, out
+        manifest = json.loads((tmp_path / "art" / "harness-artifact.json").read_text())
+        assert manifest["engine"] == "openvino" and (tmp_path / "art" / "openvino" / "model_int8.bin").is_file()
+        (tmp_path / "c.jsonl").write_text('{"_id": "a", "text": "the cat"}\n{"_id": "b", "text": "a dog"}\n')
+        code, out = run_cli("encode", str(tmp_path / "art"), "--corpus", str(tmp_path / "c.jsonl"),
+                            "--out", str(tmp_path / "e.parquet"))
+        assert code == 0, out

@@ -10,7 +10,8 @@
 #   setup      assemble /tmp/bundle.part*, check its sha256, install the wheels into /tmp/gpu/site
 #   env        versions, GPU, onnxruntime providers (the CUDA provider must be the one a session runs on)
 #   tests      the test suite's GPU tests (pytest -m gpu) and tests/test_encode.py
-#   encode     benchmarks/encode.py --device cuda: plain sentence-transformers fp32/fp16 vs ONNX fp32/O2/fp16
+#   encode     benchmarks/encode.py --device cuda: plain sentence-transformers fp32/fp16 vs ONNX fp32/O2/fp16,
+#              the full model and a 3-layer student (--students 3)
 #   suite      harness run suites/scifact.toml on the GPU (its GPU settings: 20 epochs, batch 64, ...)
 #   train      benchmarks/train.py --device cuda: the harness's training vs a plain trainer script
 #   selection  harness run suites/scifact-selection.toml (grid x seeds x learning curve)
@@ -77,10 +78,11 @@ tests_() {
 
 encode() {
   if [ "$LOCAL" = 1 ]; then
-    python3 benchmarks/encode.py --device cpu --limit 64 --reps 1 --variants fp32,O2 --quality speed --work "$W/bench"
+    python3 benchmarks/encode.py --device cpu --limit 64 --reps 1 --variants fp32,O2 --quality speed --students 3 \
+      --work "$W/bench"
   else
     python3 benchmarks/encode.py --device cuda --batch-size 256 --reps 5 --variants fp32,O2,fp16 --quality full \
-      --work "$W/bench"
+      --students 3 --work "$W/bench"  # the 3-layer student's rows; OpenVINO is a CPU engine: no rows here
   fi > "$OUT/encode.jsonl"
   local rc=$?
   cat "$OUT/encode.jsonl"

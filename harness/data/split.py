@@ -98,11 +98,14 @@ def make_test_split(data, train: str, test: str, fraction: float | None, group_b
     fraction = DEFAULT_TEST_FRACTION if fraction is None else fraction
     qrels = data.qrels[train]
     texts = dict(data.corpus.select("id", "text").iter_rows())
-    queries = sorted(set(qrels["query_id"].to_list()))
-    relevant = [(q, normalise(texts.get(d, d))) for q, d, s in qrels.iter_rows() if s > 0]
-    test_ids, info = grouped_split(queries, relevant, fraction, group_by)
-    if not test_ids or len(test_ids) == len(queries):
-        side = "test" if not test_ids else "train"
+    qtexts = dict(data.queries.select("id", "text").iter_rows())
+    key = {q: normalise(qtexts.get(q, q)) for q in set(qrels["query_id"].to_list())}  # case and spacing aside
+    queries = sorted(set(key.values()))
+    relevant = [(key[q], normalise(texts.get(d, d))) for q, d, s in qrels.iter_rows() if s > 0]
+    test_keys, info = grouped_split(queries, relevant, fraction, group_by)
+    test_ids = {q for q, k in key.items() if k in test_keys}
+    if not test_keys or len(test_keys) == len(queries):
+        side = "test" if not test_keys else "train"
         raise DataError(f"the test split made from {len(queries)} queries left the {side} split empty "
                         f"({info['groups']} group(s), the largest of {info['largest_group_queries']} queries): add "
                         "queries, change data.test_fraction, set data.group_by = \"query\", or give the data a split")

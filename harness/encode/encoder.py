@@ -35,7 +35,11 @@ def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
 
 
 class OnnxEncoder(Encoder):
-    """Encodes with ``<folder>/onnx/<file>`` through onnxruntime on the requested device.
+    subfolder = "onnx"  #: where in the export folder its graphs are
+    format = "onnx"
+
+    """Encodes with ``<folder>/onnx/<file>`` through onnxruntime on the requested device
+    (:class:`OpenVinoEncoder`: the same with OpenVINO).
 
     Texts are sorted by length so that a batch holds texts of similar length (little padding), and
     tokenised a batch at a time by the fast tokenizer; on CUDA the next batch is tokenised while the
@@ -47,13 +51,10 @@ class OnnxEncoder(Encoder):
                  max_seq_length: int | None = None, query_prompt: str = "", document_prompt: str = "",
                  progress: bool = False, cache: bool = True, overlap: bool | None = None,
                  io_binding: bool | None = None):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        from harness.export.pooling import POOLED
-
         self.folder = Path(folder)
-        self.path = self.folder / "onnx" / file
+        self.path = self.folder / self.subfolder / file
         self.info = read_st_folder(self.folder)
         self.max_seq_length = max_seq_length or self.info["max_seq_length"]
         self.batch_size = batch_size
@@ -66,6 +67,17 @@ class OnnxEncoder(Encoder):
         pad_token = pad_token if isinstance(pad_token, str) else "[PAD]"
         pad_id = self.tokenizer.token_to_id(pad_token) or 0
         self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the longest text of each batch
+        self._open(device)
+        self.overlap = device == "cuda" if overlap is None else overlap
+        self.io_binding = device == "cuda" if io_binding is None else io_binding
+        self._cache: dict[str, np.ndarray] | None = {} if cache else None
+
+    def _open(self, device: str) -> None:
+        """Start the onnxruntime session on ``device``: ``session``, ``provider``, ``inputs``, ``output``."""
+        import onnxruntime as ort
+
+        from harness.export.pooling import POOLED
+
         wanted = PROVIDERS[device]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
@@ -86,12 +98,9 @@ class OnnxEncoder(Encoder):
         outputs = [o.name for o in self.session.get_outputs()]
         self.pooled = POOLED in outputs
         self.output = POOLED if self.pooled else outputs[0]
-        self.overlap = device == "cuda" if overlap is None else overlap
-        self.io_binding = device == "cuda" if io_binding is None else io_binding
-        self._cache: dict[str, np.ndarray] | None = {} if cache else None
 
     def describe(self) -> dict:
-        return {"format": "onnx", "provider": self.provider, "file": str(self.path),
+        return {"format": self.format, "provider": self.provider, "file": str(self.path),
                 "max_seq_length": self.max_seq_length, "pooling": self.info["pooling"],
                 "pooled_in_graph": self.pooled, "normalize": self.info["normalize"],
                 "similarity": self.info["similarity"],
@@ -208,3 +217,46 @@ class Truncated(Encoder):
 
     def encode(self, texts: Sequence[str], kind: str = "document") -> np.ndarray:
         return self._cut(self.inner.encode(texts, kind))
+
+
+class OpenVinoEncoder(OnnxEncoder):
+    """The same encoder (tokenizer, length-sorted batches, pooling, normalisation) running an OpenVINO
+    IR graph of ``<folder>/openvino/<file>`` on the CPU (``pip install ".[openvino]"``)."""
+
+    subfolder = "openvino"
+    format = "openvino"
+
+    def _open(self, device: str) -> None:
+        from harness.export.pooling import POOLED
+        from harness.export.variants import openvino_missing
+
+        if device != "cpu":
+            raise CandidateError("OpenVINO variants run on the CPU only")
+        why = openvino_missing()
+        if why:
+            raise CandidateError(why)
+        import openvino as ov
+
+        try:
+            compiled = ov.Core().compile_model(str(self.path), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        except Exception as e:  # noqa: BLE001
+            raise CandidateError(f"OpenVINO could not load {self.path}: {e}") from None
+        self.request = compiled.create_infer_request()
+        self.provider = f"openvino {ov.__version__.split('-')[0]} CPU"
+        self.inputs = {i.get_any_name() for i in compiled.inputs}
+        named = {name: o for o in compiled.outputs for name in o.get_names()}
+        self.pooled = POOLED in named
+        self.output = named[POOLED] if self.pooled else compiled.outputs[0]
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        out = self.request.infer({k: v for k, v in feeds.items() if k in self.inputs})[self.output]
+        if not self.pooled:
+            out = pool(out, feeds["attention_mask"], self.info["pooling"])
+        return np.asarray(out, dtype=np.float32)
+
+
+def encoder_class(variant: str) -> type[OnnxEncoder]:
+    """The encoder that runs export variant ``variant``."""
+    from harness.export.variants import VARIANTS
+
+    return OpenVinoEncoder if VARIANTS[variant].engine == "openvino" else OnnxEncoder

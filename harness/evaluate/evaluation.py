@@ -119,16 +119,16 @@ class Evaluation:
         embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
         model's (``export_check.embedding_change``, a guard)."""
         from harness.evaluate import cache
-        from harness.encode.encoder import OnnxEncoder
+        from harness.encode.encoder import encoder_class
         from harness.export.onnx import check_export, torch_embeddings
         from harness.gate.guards import embedding_change
         from harness.export.variants import VARIANTS, build
 
         ex, ev = run.suite.export, run.suite.evaluation
         t0 = time.perf_counter()
-        file = build(export_dir, name, self.device)
+        file = build(export_dir, name, self.device, calibration_texts(run), max_seq)
         t1 = time.perf_counter()
-        encoder = OnnxEncoder(export_dir, self.device, file=file.name, batch_size=ev.batch_size,
+        encoder = encoder_class(name)(export_dir, self.device, file=file.name, batch_size=ev.batch_size,
                               max_seq_length=max_seq, query_prompt=item.model.query_prompt,
                               document_prompt=item.model.document_prompt, progress=self.progress_bars)
         change = None
@@ -162,7 +162,8 @@ class Evaluation:
         progress("evaluated", {"variant": name, "seconds": round(t3 - t2, 1), "docs_per_s": evaluated["docs_per_s"],
                                "cached_from": cached["run"] if cached else None})
         info["file"] = os.path.relpath(info["file"], run.run_dir)
-        speed_size = {"docs_per_s": evaluated["docs_per_s"], "model_mb": round(file.stat().st_size / 2**20, 1)}
+        size = file.stat().st_size + (file.with_suffix(".bin").stat().st_size if file.suffix == ".xml" else 0)
+        speed_size = {"docs_per_s": evaluated["docs_per_s"], "model_mb": round(size / 2**20, 1)}
         return {
             "variant": name, "file": info["file"], "provider": encoder.provider,
             "metrics": {**evaluated["metrics"], **speed_size}, "encoder": info, "export_check": check,
@@ -222,6 +223,21 @@ class Evaluation:
             "rankings": rankings,
             "docs_per_s": round(run.data.corpus.height / max(seconds, 1e-9), 1),
         }
+
+
+#: documents a statically quantised variant calibrates on
+CALIBRATION = 300
+
+
+def calibration_texts(run: SuiteRun) -> list[str]:
+    """Documents to calibrate on: corpus documents relevant to no test or dev query (the test split
+    never tunes a variant), a seeded sample of them."""
+    import random
+
+    held = set(run.data.test.qrels["doc_id"]) | set(run.data.dev.qrels["doc_id"])
+    texts = [t for d, t in run.data.corpus.select("id", "text").iter_rows() if d not in held and t.strip()]
+    random.Random(run.suite.data.seed).shuffle(texts)
+    return texts[:CALIBRATION]
 
 
 def fastest_variant(rows: list[dict], max_drop: float) -> tuple[dict | None, str]:

@@ -41,8 +41,16 @@ class Variant:
     help: str
     devices: tuple[str, ...]
     exact: bool  #: numerically the fp32 model (held to export.min_cosine); else reduced precision
+    engine: str = "onnxruntime"  #: what runs it: onnxruntime, or openvino (``pip install ".[openvino]"``)
+
+    @property
+    def folder(self) -> str:
+        """The export folder's subfolder holding it."""
+        return "openvino" if self.engine == "openvino" else "onnx"
 
     def file(self) -> str:
+        if self.engine == "openvino":
+            return "model_int8.xml"
         if self.name == "fp32":
             return "model.onnx"
         if self.name == "fp16":
@@ -59,6 +67,8 @@ VARIANTS = {v.name: v for v in (
     Variant("O3", "O2 + GELU approximation", ("cpu", "cuda"), True),
     Variant("fp16", "O3 in float16 (optimum's O4), for CUDA", ("cuda",), False),
     Variant("int8", "O2 with dynamic int8 weights, quantised for this CPU's instruction set", ("cpu",), False),
+    Variant("openvino-int8", "OpenVINO with NNCF's static int8 (calibrated on training documents), for the CPU",
+            ("cpu",), False, "openvino"),
 )}
 
 
@@ -126,18 +136,23 @@ def quantization_settings(isa: str) -> dict:
     return {"per_channel": True, "reduce_range": isa in ("avx2", "avx512")}
 
 
-def build(export_dir: Path, name: str, device: str) -> Path:
-    """Write variant ``name`` of the fp32 export in ``export_dir`` (if not there yet) and return its path."""
+def build(export_dir: Path, name: str, device: str, calibration: list[str] | None = None,
+          max_seq_length: int | None = None) -> Path:
+    """Write variant ``name`` of the fp32 export in ``export_dir`` (if not there yet) and return its
+    path. ``calibration``: texts a statically quantised variant (openvino-int8) calibrates on."""
     variant = VARIANTS[name]
-    onnx_dir = Path(export_dir) / "onnx"
-    target = onnx_dir / variant.file()
+    out_dir = Path(export_dir) / variant.folder
+    target = out_dir / variant.file()
     if target.is_file():
         return target
     if device not in variant.devices:
         raise CandidateError(f"variant {name} runs on {'/'.join(variant.devices)}, not on this run's device {device}")
     from harness.export.onnx import quiet_libraries
 
-    with quiet_libraries(), tempfile.TemporaryDirectory(dir=onnx_dir) as tmp:
+    out_dir.mkdir(exist_ok=True)
+    if variant.engine == "openvino":
+        return _openvino_int8(Path(export_dir), target, calibration or [], max_seq_length)
+    with quiet_libraries(), tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         try:
             if name == "int8":
                 source = build(export_dir, "O2", "cpu")
@@ -181,8 +196,54 @@ def _quantize(source: Path, out: Path, isa: str) -> None:
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}, **quantization_settings(isa))
 
 
-def copy_variant(src_dir: Path, file: str, dst_dir: Path) -> None:
-    """Copy export folder ``src_dir`` to ``dst_dir`` with ``onnx/<file>`` as its only ``onnx/model.onnx``."""
-    shutil.copytree(src_dir, dst_dir, ignore=shutil.ignore_patterns("onnx"))
+def openvino_missing() -> str | None:
+    """Why the openvino variants cannot be built here, or None."""
+    import importlib.util
+
+    missing = [m for m in ("openvino", "nncf") if importlib.util.find_spec(m) is None]
+    return (f"the openvino-int8 variant needs {' and '.join(missing)}: pip install \".[openvino]\""
+            if missing else None)
+
+
+def _openvino_int8(export_dir: Path, target: Path, calibration: list[str], max_seq_length: int | None) -> Path:
+    """NNCF's static int8 quantisation (transformer preset, mixed) of the fp32 graph, the pooled output
+    included, calibrated on ``calibration`` in batches as the encoder makes them; saved as OpenVINO IR."""
+    why = openvino_missing()
+    if why:
+        raise CandidateError(why)
+    if not calibration:
+        raise CandidateError("the openvino-int8 variant needs calibration texts")
+    import nncf
+    import openvino as ov
+
+    from harness.encode.encoder import OnnxEncoder
+
+    tokenize = OnnxEncoder(export_dir, "cpu", max_seq_length=max_seq_length, cache=False)._feeds
+    texts = sorted(calibration, key=len)
+    batches = [tokenize(texts[i:i + 8]) for i in range(0, len(texts), 8)]
+    import contextlib
+    import io
+    import logging
+
+    nncf.set_log_level(logging.ERROR)
+    try:
+        core = ov.Core()
+        with contextlib.redirect_stdout(io.StringIO()):  # its progress bars
+            quantized = nncf.quantize(core.read_model(str(export_dir / "onnx" / "model.onnx")), nncf.Dataset(batches),
+                                      model_type=nncf.ModelType.TRANSFORMER,
+                                      preset=nncf.QuantizationPreset.MIXED, subset_size=len(batches))
+        tmp = target.with_name(target.stem + ".tmp.xml")
+        ov.save_model(quantized, str(tmp), compress_to_fp16=False)
+    except Exception as e:  # noqa: BLE001 - openvino and nncf raise many kinds
+        raise CandidateError(f"building the openvino-int8 variant of {export_dir} failed: {type(e).__name__}: {e}") from None
+    tmp.with_suffix(".bin").replace(target.with_suffix(".bin"))
+    tmp.replace(target)
+    return target
+
+
+def copy_variant(src_dir: Path, file: str, dst_dir: Path, openvino: bool = False) -> None:
+    """Copy export folder ``src_dir`` to ``dst_dir`` with ``onnx/<file>`` as its only ``onnx/model.onnx``
+    (and, with ``openvino``, the ``openvino/`` folder of the OpenVINO variant)."""
+    shutil.copytree(src_dir, dst_dir, ignore=shutil.ignore_patterns("onnx", *([] if openvino else ["openvino"])))
     (dst_dir / "onnx").mkdir()
     shutil.copy2(src_dir / "onnx" / file, dst_dir / "onnx" / "model.onnx")

@@ -150,7 +150,7 @@ def quality_vs_speed(rows: list[dict], metric: str) -> Markup:
             _text(W - 170, 226, "docs/s (onnxruntime, test corpus) →", "end", MUTED), _text(0, 14, f"{metric} ↑", color=MUTED),
             _text(56, y(max(q)) + 4, f"{max(q):.3f}", "end", MUTED), _text(56, y(min(q)) + 4, f"{min(q):.3f}", "end", MUTED)]
     edge = frontier([(m["docs_per_s"], m[metric]) for *_, m in pts])
-    if len(edge) > 1:
+    if edge:  # one point alone is the frontier too: fastest and best at once
         body.append(f'<polyline id="frontier" fill="none" stroke="{MUTED}" stroke-dasharray="4 3" points="'
                     f'{_points((x(pts[i][3]["docs_per_s"]), y(pts[i][3][metric])) for i in edge)}">'
                     "<title>frontier: the fastest way to each quality</title></polyline>")

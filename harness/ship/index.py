@@ -85,9 +85,13 @@ def _open_encoder(artifact: Path):
     if not (artifact / "onnx" / "model.onnx").is_file():
         raise ConfigError(f"{artifact}: not a model artifact (no onnx/model.onnx; see `harness release`)")
     manifest = artifact / "harness-artifact.json"
-    prompts = {}
-    if manifest.is_file():
-        prompts = json.loads(manifest.read_text()).get("prompts", {})
+    info = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    prompts = info.get("prompts", {})
+    if info.get("engine") == "openvino":  # the shipped variant runs on OpenVINO: so do its embeddings
+        from harness.encode.encoder import OpenVinoEncoder
+
+        return (OpenVinoEncoder(artifact, "cpu", file=info["variant_file"], cache=False, **prompts),
+                fingerprint(artifact))
     return OnnxEncoder(artifact, "cpu", cache=False, **prompts), fingerprint(artifact)
 
 

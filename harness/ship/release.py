@@ -18,7 +18,7 @@ from pathlib import Path
 from harness.run.steps import file_digest
 from harness.errors import ConfigError, HarnessError
 from harness.evaluate.metrics import reported
-from harness.export.variants import copy_variant
+from harness.export.variants import VARIANTS, copy_variant
 
 MANIFEST = "harness-artifact.json"
 
@@ -55,14 +55,17 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
                            "--force releases it anyway and says so in the model card")
     src = run_dir / "models" / name / cand.get("model_dir", ".")  # with seeds: the seed that ships
     onnx_file = Path((cand.get("encoder") or {}).get("file") or "onnx/model.onnx").name  # the shipped variant
-    if not (src / "export" / "onnx" / onnx_file).is_file():
-        raise HarnessError(f"{src}/export/onnx/{onnx_file}: the exported model is missing")
+    variant = VARIANTS.get(cand.get("variant", "fp32"), VARIANTS["fp32"])
+    if not (src / "export" / variant.folder / onnx_file).is_file():
+        raise HarnessError(f"{src}/export/{variant.folder}/{onnx_file}: the exported model is missing")
     to = Path(to)
     if to.exists() and any(to.iterdir()):
         raise ConfigError(f"--to {to}: exists and is not empty")
     tmp = to.with_name(to.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    copy_variant(src / "export", onnx_file, tmp)
+    # an OpenVINO variant's IR (openvino/) comes along beside the fp32 graph, which onnxruntime-only readers load
+    ov = variant.engine == "openvino"
+    copy_variant(src / "export", "model.onnx" if ov else onnx_file, tmp, openvino=ov)
     if (src / "trained").is_dir():
         shutil.copytree(src / "trained", tmp / "sentence-transformers")
     base = next((c for c in doc["candidates"] if c["baseline"] and c["base_model"] == cand["base_model"]), None)
@@ -71,7 +74,7 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
         "run_dir": str(run_dir.resolve()), "base_model": cand["base_model"], "forced": cand["status"] != "passed",
         "status": cand["status"], "metrics": released_metrics(cand), "gates": cand["gates"],
         "baseline_metrics": base["metrics"] if base else None, "encoder": cand["encoder"],
-        "variant": cand.get("variant", "fp32"), "variant_file": onnx_file,
+        "variant": cand.get("variant", "fp32"), "variant_file": onnx_file, "engine": variant.engine,
         "data": doc.get("data"), "training": doc.get("training"), "environment": doc.get("environment"),
         "prompts": {k: (cand["encoder"] or {}).get(k, "") for k in ("query_prompt", "document_prompt")},
     }

@@ -206,7 +206,8 @@ FASTEST = "fastest"  #: export.ship: the fastest variant that passes, measured i
 @dataclass
 class ExportTable:
     variants: list[str] = key(["fp32"], "ONNX variants built, checked and evaluated per candidate, each its own row: "
-                              "fp32, O1, O2, O3, fp16 (CUDA), int8 (CPU); fp32 is always built, as the reference",
+                              "fp32, O1, O2, O3, fp16 (CUDA), int8 (CPU), openvino-int8 (CPU, pip install \".[openvino]\"); fp32 is "
+                              "always built, as the reference",
                               variant_list)
     ship: str | None = key(None, "the variant whose numbers gate the candidate and that `harness release` ships "
                            "(required when variants lists more than one); \"fastest\": the variant that encoded "
