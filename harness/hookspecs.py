@@ -110,7 +110,8 @@ def harness_candidate_progress(item, stage, info):
         ``"exported"`` (``variant``, ``min_cosine``, ``provider``) or ``"evaluated"`` (``variant``,
         ``seconds``, ``docs_per_s``), once per export variant; ``"resumed"`` (``run``) when ``--resume``
         re-uses a finished result. With the training choices of a suite: ``"student"`` (``layers``,
-        ``of``) when a layer-reduced student is made, ``"mined"`` (the hard-negative
+        ``of``) when a layer-reduced student is made, ``"distilled"`` (``teacher``, ``texts``, ``epochs``,
+        ``loss``, ``seconds``) after its distillation, ``"mined"`` (the hard-negative
         statistics, see :mod:`harness.data.mining`), ``"trial"`` (``index``, ``of``, ``setting``) before each
         grid setting trains, ``"chosen"`` (``setting``, ``dev_score``, ``of``), ``"seed"`` (``seed``,
         ``dev_score`` and the test primary metric) after each seed is evaluated, ``"refit"`` (``epochs``,

@@ -83,3 +83,23 @@ def test_the_openvino_variant_is_checked_evaluated_gated_and_released(tiny_suite
         code, out = run_cli("encode", str(tmp_path / "art"), "--corpus", str(tmp_path / "c.jsonl"),
                             "--out", str(tmp_path / "e.parquet"))
         assert code == 0, out
+
+
+def test_a_student_distilled_from_a_trained_candidate(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite('[[models]]\nname = "small"\nbase = "{base}"\nkeep_layers = 1\ndistill_from = "tiny-mnrl"\n')
+    text = suite.read_text()
+    suite.write_text(text.replace("{base}", text.split('base = "', 1)[1].split('"', 1)[0]))
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q")
+    assert code in (0, 1), out
+    assert "distilled from tiny-mnrl on" in out, out
+    doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
+    small = next(c for c in doc["candidates"] if c["name"] == "small-mnrl")
+    assert small["student"]["distilled"]["texts"] > 50 and small["layers"] == 1
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q", "-k", "small")
+    assert code == 1 and "distill_from = 'tiny-mnrl': that candidate has not been trained in this run" in out, out
+
+
+def test_distilling_from_a_later_candidate_is_exit_4(tiny_suite, run_cli):
+    suite = tiny_suite('[[models]]\nname = "small"\nbase = "x"\nkeep_layers = 1\ndistill_from = "small-mnrl"\n')
+    code, out = run_cli("check", str(suite))
+    assert code == 4 and "models[1].distill_from: expected a candidate of an earlier [[models]] entry" in out, out

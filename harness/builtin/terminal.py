@@ -101,6 +101,9 @@ def harness_candidate_progress(item, stage, info):
              + (f"; {info['pairs_random']} pairs with random negatives instead" if info.get("pairs_random") else ""))
     elif stage == "student":
         _out(f"    student: layers {info['layers']} of the base's {info['of']}")
+    elif stage == "distilled":
+        _out(f"    distilled from {info['from']} on {info['texts']} texts, "
+             f"{info['epochs']} epoch(s): mse {info['loss']:.6f} [{_duration(info['seconds'])}]")
     elif stage == "trial":
         _out(f"    grid {info['index']}/{info['of']}: {_setting(info['setting'])}")
     elif stage == "chosen":

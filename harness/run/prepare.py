@@ -140,7 +140,11 @@ class Preparation:
                         f"mining with the candidate {loss.hard_negatives.model!r} needs it trained first: run this "
                         "suite with --executor local")
                 for i, loss in enumerate(suite.losses)
-                if loss.hard_negatives is not None and loss.hard_negatives.model in names]
+                if loss.hard_negatives is not None and loss.hard_negatives.model in names] + [
+            Problem(str(suite.path), f"models[{i}].distill_from",
+                    f"distilling from the candidate {m.distill_from!r} needs it trained first: run this suite with "
+                    "--executor local")
+            for i, m in enumerate(suite.models) if m.distill_from is not None]
 
     def resumed_dir(self, suite: Suite) -> Path | None:
         """With --resume: the suite's newest run folder (finished steps in it are re-used)."""

@@ -58,10 +58,16 @@ class ModelTable:
                                    "the base (0-based, e.g. [0, 2, 4]); its baseline stays the untuned full base")
     keep_layers: int | None = key(None, "a smaller student with this many of the base's layers, evenly spaced from "
                                   "the first (6 layers, keep 3: [0, 2, 4])", positive)
+    distill_from: str | None = key(None, "a student first learns the embeddings this earlier candidate of the suite "
+                                   "gives the corpus and the training queries (MSE; no labels needed), then "
+                                   "trains on the pairs")
+    distill_epochs: int = key(1, "epochs of that distillation", positive)
 
     def problems(self):
         if self.layers is not None and self.keep_layers is not None:
             yield ".layers", "give layers or keep_layers, not both"
+        if self.distill_from is not None and not self.student:
+            yield ".distill_from", "distils into a smaller student: give layers or keep_layers too"
         if self.layers is not None and (not self.layers or len(set(self.layers)) != len(self.layers)
                                         or any(not isinstance(i, int) or i < 0 for i in self.layers)):
             yield ".layers", f"expected distinct layer numbers >= 0, e.g. [0, 2, 4], got {self.layers!r}"
@@ -321,6 +327,12 @@ class Suite:
         return {item_name(m, loss) for m in self.models for loss in self.losses}
 
     def problems(self):
+        for i, m in enumerate(self.models):  # a teacher is trained before its student
+            if m.distill_from is not None:
+                earlier = sorted(item_name(t, loss) for t in self.models[:i] for loss in self.losses)
+                if m.distill_from not in earlier:
+                    yield f"models[{i}].distill_from", (f"expected a candidate of an earlier [[models]] entry, one "
+                                                        f"of {earlier}, got {m.distill_from!r}")
         refs = {r.name: r for r in self.references}
         for i, r in enumerate(self.references):
             if r.name in ("baseline", "compare", "fp32"):

@@ -171,7 +171,33 @@ class CandidateTrainer:
         folder = run.run_dir / "students" / item.model.name
         info = make_student(resolved.path, folder, item.model.layers, item.model.keep_layers)
         progress("student", info)
+        if item.model.distill_from is not None:
+            folder, info["distilled"] = self.distilled(run, item, folder)
+            progress("distilled", info["distilled"])
         return replace(resolved, path=folder), info
+
+    def distilled(self, run: SuiteRun, item: Item, student: Path) -> tuple[Path, dict]:
+        """The student after learning the embeddings of its teacher (``distill_from``, a candidate
+        trained earlier in this run) for the corpus documents no dev or test query is judged on and the
+        training queries; made once per run, model and teacher."""
+        from harness.data.mining import corpus_texts
+        from harness.errors import CandidateError
+        from harness.train.student import distill
+
+        name = item.model.distill_from
+        done = run.results.get(name)
+        if not done or done.get("status") == "error" or "model_dir" not in done:
+            raise CandidateError(f"distill_from = {name!r}: that candidate has not been trained in this run (it must "
+                                 "be selected too, and run before this one)")
+        teacher = run.run_dir / "models" / name / done["model_dir"] / "trained"
+        out = run.run_dir / "students" / f"{item.model.name}-from-{name}"
+        if (out / "distilled.json").is_file():
+            return out, {**json.loads((out / "distilled.json").read_text()), "from": name}
+        docs, _ = corpus_texts(run.data)
+        texts = docs + run.data.train.queries["text"].to_list()
+        cfg = run.suite.training
+        return out, {**distill(student, teacher, texts, out, self.device, cfg.max_seq_length,
+                               item.model.distill_epochs, cfg.batch_size, cfg.seed), "from": name}
 
     def loss_options(self, item: Item, spec) -> dict:
         """The loss's options, with those that name a model resolved to a local folder."""

@@ -68,7 +68,7 @@ def fit(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg:
     from harness.data.trainset import build, rows
 
     if columns is None:
-        columns = build(data, loss, loss_options, None, query_prompt, document_prompt)
+        columns, _ = build(data, loss, loss_options, None, query_prompt, document_prompt)
     n_rows = rows(columns)
     if not n_rows:
         raise CandidateError("the train split has no (query, relevant document) pairs")

@@ -74,3 +74,42 @@ def make_student(base: Path, out: Path, layers: list[int] | None, keep: int | No
     info = {"base": str(base), "layers": chosen, "of": total}
     record.write_text(json.dumps(info))
     return info
+
+
+def distill(student: Path, teacher: Path, texts: list[str], out: Path, device: str, max_seq_length: int | None,
+            epochs: int, batch_size: int, seed: int) -> dict:
+    """Embedding distillation (sentence-transformers' MSELoss): ``student`` learns to give ``texts`` the
+    embeddings ``teacher`` gives them, for ``epochs``; saved to ``out``. Unlabelled texts are enough."""
+    import tempfile
+    import time
+
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, losses
+    from sentence_transformers.training_args import SentenceTransformerTrainingArguments
+
+    from harness.export.onnx import quiet_libraries
+
+    t0 = time.perf_counter()
+    teach = SentenceTransformer(str(teacher), device=device)
+    model = SentenceTransformer(str(student), device=device)
+    if max_seq_length:
+        teach.max_seq_length = model.max_seq_length = max_seq_length
+    if teach.get_sentence_embedding_dimension() != model.get_sentence_embedding_dimension():
+        raise CandidateError(f"distill_from: the teacher's embeddings have {teach.get_sentence_embedding_dimension()} "
+                             f"dimensions, the student's {model.get_sentence_embedding_dimension()}")
+    labels = teach.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
+    del teach
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp, quiet_libraries():
+        args = SentenceTransformerTrainingArguments(
+            output_dir=tmp, num_train_epochs=epochs, per_device_train_batch_size=batch_size, learning_rate=1e-4,
+            warmup_ratio=0.1, save_strategy="no", report_to="none", seed=seed, logging_steps=10 ** 9,
+            disable_tqdm=True, use_cpu=device == "cpu")
+        trainer = SentenceTransformerTrainer(model=model, args=args, loss=losses.MSELoss(model),
+                                             train_dataset=Dataset.from_dict({"sentence": texts,
+                                                                              "label": labels.tolist()}))
+        result = trainer.train()
+    model.save(str(out))
+    info = {"teacher": str(teacher), "texts": len(texts), "epochs": epochs,
+            "loss": round(float(result.training_loss), 6), "seconds": round(time.perf_counter() - t0, 1)}
+    (out / "distilled.json").write_text(json.dumps(info))
+    return info
