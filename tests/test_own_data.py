@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -307,7 +308,7 @@ def test_a_simulated_scifact_log_gives_mostly_true_pairs(tmp_path, run_cli):
     (tmp_path / "s.toml").write_text(suite)
     precision = {}
     for min_clicks in (1, 2):
-        (tmp_path / "s.toml").write_text(suite.replace("min_clicks = 1", f"min_clicks = {min_clicks}"))
+        (tmp_path / "s.toml").write_text(re.sub(r"min_clicks = \d+", f"min_clicks = {min_clicks}", suite))
         export = tmp_path / f"export{min_clicks}"
         code, out = run_cli("data", str(tmp_path / "s.toml"), "--export", str(export))
         assert code == 0, out

@@ -103,3 +103,24 @@ def test_distilling_from_a_later_candidate_is_exit_4(tiny_suite, run_cli):
     suite = tiny_suite('[[models]]\nname = "small"\nbase = "x"\nkeep_layers = 1\ndistill_from = "small-mnrl"\n')
     code, out = run_cli("check", str(suite))
     assert code == 4 and "models[1].distill_from: expected a candidate of an earlier [[models]] entry" in out, out
+
+
+@pytest.mark.integration
+def test_the_encode_benchmark_times_students_beside_the_full_model(tiny_model, tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import encode
+
+    from tests.conftest import DATA_DIR
+
+    code = encode.main(["--model", str(tiny_model), "--data", str(DATA_DIR), "--limit", "40", "--reps", "1",
+                        "--quality", "speed", "--variants", "fp32,int8", "--students", "1", "--max-seq-length", "64",
+                        "--work", str(tmp_path)])
+    assert code == 0
+    rows = {r["variant"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert set(rows) == {"st-fp32", "onnx-fp32", "onnx-int8", "l1-st-fp32", "l1-onnx-fp32", "l1-onnx-int8"}
+    assert rows["l1-onnx-int8"]["layers"] == 1 and rows["onnx-fp32"]["layers"] == "full"
+    assert rows["onnx-fp32"]["harness_default"] and rows["st-fp32"]["speedup_vs_st_fp32"] == 1.0
+    assert rows["onnx-int8"]["cpu"]
