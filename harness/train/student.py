@@ -94,11 +94,12 @@ def distill(student: Path, teacher: Path, texts: list[str], out: Path, device: s
     model = SentenceTransformer(str(student), device=device)
     if max_seq_length:
         teach.max_seq_length = model.max_seq_length = max_seq_length
-    if teach.get_sentence_embedding_dimension() != model.get_sentence_embedding_dimension():
-        raise CandidateError(f"distill_from: the teacher's embeddings have {teach.get_sentence_embedding_dimension()} "
-                             f"dimensions, the student's {model.get_sentence_embedding_dimension()}")
+    dims = [(getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension)() for m in (teach, model)]
+    if dims[0] != dims[1]:
+        raise CandidateError(f"distill_from: the teacher's embeddings have {dims[0]} dimensions, the student's {dims[1]}")
     labels = teach.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
     del teach
+    model.model_card_data.widget = [{"text": texts[0]}]  # else the trainer samples widget texts itself
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp, quiet_libraries():
         args = SentenceTransformerTrainingArguments(
             output_dir=tmp, num_train_epochs=epochs, per_device_train_batch_size=batch_size, learning_rate=1e-4,
@@ -107,6 +108,9 @@ def distill(student: Path, teacher: Path, texts: list[str], out: Path, device: s
         trainer = SentenceTransformerTrainer(model=model, args=args, loss=losses.MSELoss(model),
                                              train_dataset=Dataset.from_dict({"sentence": texts,
                                                                               "label": labels.tolist()}))
+        from transformers import trainer_callback as tc
+
+        trainer.remove_callback(tc.PrinterCallback)  # it prints the final metrics to stdout
         result = trainer.train()
     model.save(str(out))
     info = {"teacher": str(teacher), "texts": len(texts), "epochs": epochs,
