@@ -91,9 +91,8 @@ def main(argv=None) -> int:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from harness.encode.encoder import encoder_class
     from harness.export.onnx import export_onnx
-    from harness.export.variants import build, cpu_description, cpu_isa
+    from harness.export.variants import build, cpu_description, cpu_isa, encoder_class
     from harness.train.student import make_student
 
     if args.openvino and args.device != "cpu":

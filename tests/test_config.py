@@ -118,6 +118,8 @@ def test_export_variants_are_checked_against_the_device(tmp_path):
     found = problems(tmp_path, MINIMAL + '[export]\nvariants = ["fp32", "int8"]\n', device="cpu")
     assert any("export.ship: missing: variants lists 2, say which one ships" in f for f in found)
     found = problems(tmp_path, MINIMAL + '[export]\nvariants = ["int8"]\nship = "O2"\n', device="cpu")
-    assert any("export.ship: expected one of the variants ['int8'], got 'O2'" in f for f in found)
+    assert any("export.ship: expected one of the variants ['int8'] or \"fastest\", got 'O2'" in f for f in found)
+    p.write_text(MINIMAL + '[export]\nvariants = ["fp32", "int8"]\nship = "fastest"\n')
+    assert load_suite(p, device="cpu").export.ship == "fastest"
     p.write_text(MINIMAL + '[export]\nvariants = ["int8"]\n')
     assert load_suite(p, device="cpu").export.built == ["fp32", "int8"]

@@ -48,7 +48,7 @@ def test_duplicate_registration_names_both_plugins(tmp_path):
     assert p.registry.owner[("pair_sources", "beir")] == "beir"
 
 
-@pytest.mark.parametrize("option, harness_key", [("test_fraction", "dev_fraction"), ("seed", "seed")])
+@pytest.mark.parametrize("option, harness_key", [("dev_fractions", "dev_fraction"), ("seed", "seed")])
 def test_a_source_option_that_a_suite_could_not_tell_from_a_harness_key_is_refused(tmp_path, option, harness_key):
     (tmp_path / "clash.py").write_text(
         "from harness.api import Option, PairSource\n"

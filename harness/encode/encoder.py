@@ -228,7 +228,6 @@ class OpenVinoEncoder(OnnxEncoder):
 
     def _open(self, device: str) -> None:
         from harness.export.pooling import POOLED
-        from harness.export.variants import openvino_missing
 
         if device != "cpu":
             raise CandidateError("OpenVINO variants run on the CPU only")
@@ -255,8 +254,10 @@ class OpenVinoEncoder(OnnxEncoder):
         return np.asarray(out, dtype=np.float32)
 
 
-def encoder_class(variant: str) -> type[OnnxEncoder]:
-    """The encoder that runs export variant ``variant``."""
-    from harness.export.variants import VARIANTS
+def openvino_missing() -> str | None:
+    """Why OpenVINO variants cannot be built or run here, or None."""
+    import importlib.util
 
-    return OpenVinoEncoder if VARIANTS[variant].engine == "openvino" else OnnxEncoder
+    missing = [m for m in ("openvino", "nncf") if importlib.util.find_spec(m) is None]
+    return (f"the openvino-int8 variant needs {' and '.join(missing)}: pip install \".[openvino]\""
+            if missing else None)

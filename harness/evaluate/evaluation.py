@@ -88,9 +88,7 @@ class Evaluation:
             rows.append(row)
             if is_shipped and not fastest:
                 shipped = row
-        choice = None
-        if fastest:
-            shipped, choice = fastest_variant(rows, ex.max_drop)
+        shipped, choice = fastest_variant(rows, ex.max_drop) if fastest else (shipped, None)
         if shipped is None:
             raise CandidateError(f"the shipped variant {ex.shipped} was not built")
         evaluated = shipped.pop("evaluated")
@@ -119,10 +117,9 @@ class Evaluation:
         embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
         model's (``export_check.embedding_change``, a guard)."""
         from harness.evaluate import cache
-        from harness.encode.encoder import encoder_class
         from harness.export.onnx import check_export, torch_embeddings
         from harness.gate.guards import embedding_change
-        from harness.export.variants import VARIANTS, build
+        from harness.export.variants import VARIANTS, build, encoder_class
 
         ex, ev = run.suite.export, run.suite.evaluation
         t0 = time.perf_counter()
@@ -162,8 +159,7 @@ class Evaluation:
         progress("evaluated", {"variant": name, "seconds": round(t3 - t2, 1), "docs_per_s": evaluated["docs_per_s"],
                                "cached_from": cached["run"] if cached else None})
         info["file"] = os.path.relpath(info["file"], run.run_dir)
-        size = file.stat().st_size + (file.with_suffix(".bin").stat().st_size if file.suffix == ".xml" else 0)
-        speed_size = {"docs_per_s": evaluated["docs_per_s"], "model_mb": round(size / 2**20, 1)}
+        speed_size = {"docs_per_s": evaluated["docs_per_s"], "model_mb": model_mb(file)}
         return {
             "variant": name, "file": info["file"], "provider": encoder.provider,
             "metrics": {**evaluated["metrics"], **speed_size}, "encoder": info, "export_check": check,
@@ -223,6 +219,12 @@ class Evaluation:
             "rankings": rankings,
             "docs_per_s": round(run.data.corpus.height / max(seconds, 1e-9), 1),
         }
+
+
+def model_mb(file: Path) -> float:
+    """The size of a variant's graph in MB (an OpenVINO graph's weights are in the .bin beside it)."""
+    size = file.stat().st_size + (file.with_suffix(".bin").stat().st_size if file.suffix == ".xml" else 0)
+    return round(size / 2**20, 1)
 
 
 #: documents a statically quantised variant calibrates on

@@ -196,18 +196,18 @@ def _quantize(source: Path, out: Path, isa: str) -> None:
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}, **quantization_settings(isa))
 
 
-def openvino_missing() -> str | None:
-    """Why the openvino variants cannot be built here, or None."""
-    import importlib.util
+def encoder_class(variant: str):
+    """The encoder that runs export variant ``variant``: OnnxEncoder, or OpenVinoEncoder."""
+    from harness.encode.encoder import OnnxEncoder, OpenVinoEncoder
 
-    missing = [m for m in ("openvino", "nncf") if importlib.util.find_spec(m) is None]
-    return (f"the openvino-int8 variant needs {' and '.join(missing)}: pip install \".[openvino]\""
-            if missing else None)
+    return OpenVinoEncoder if VARIANTS[variant].engine == "openvino" else OnnxEncoder
 
 
 def _openvino_int8(export_dir: Path, target: Path, calibration: list[str], max_seq_length: int | None) -> Path:
     """NNCF's static int8 quantisation (transformer preset, mixed) of the fp32 graph, the pooled output
     included, calibrated on ``calibration`` in batches as the encoder makes them; saved as OpenVINO IR."""
+    from harness.encode.encoder import OnnxEncoder, openvino_missing
+
     why = openvino_missing()
     if why:
         raise CandidateError(why)
@@ -215,8 +215,6 @@ def _openvino_int8(export_dir: Path, target: Path, calibration: list[str], max_s
         raise CandidateError("the openvino-int8 variant needs calibration texts")
     import nncf
     import openvino as ov
-
-    from harness.encode.encoder import OnnxEncoder
 
     tokenize = OnnxEncoder(export_dir, "cpu", max_seq_length=max_seq_length, cache=False)._feeds
     texts = sorted(calibration, key=len)
