@@ -235,7 +235,7 @@ def cmd_check(args) -> int:
 def cmd_data(args) -> int:
     from harness.data.export import export_beir
     from harness.outputs import folder_problems
-    from harness.run.prepare import lengths, load_data
+    from harness.run.prepare import data_ready, load_data
     from harness.run.session import resolve_device
     from harness.suite.collect import load_suites
 
@@ -264,8 +264,7 @@ def cmd_data(args) -> int:
                 models[m.name] = plugins.resolve_model(m.base, m.revision).path
             except HarnessError as e:
                 print(f"{suite.name}: models {m.name}: {e} (its text lengths are not measured)", file=sys.stderr)
-        data.cleaning["too_long"] = lengths(suite, data, models)
-        plugins.hook.harness_data_ready(suite=suite, data=data)
+        data_ready(plugins, suite, data, models)
         for w in data.warnings:
             print(f"    warning: {w}")
         if args.export:

@@ -22,9 +22,8 @@ import datetime as dt
 
 from harness import hookimpl
 from harness.api import LoadContext, Option, PairSource, RetrievalData, fingerprint, qrels_frame, suite_path
-from harness.builtin.pairs import text_frame
 from harness.data.tables import (
-    Table, grade_cell, id_cell, query_id, read_corpus_table, read_table, text_cell, whole_number,
+    Table, grade_cell, id_cell, query_id, read_corpus_table, read_table, text_cell, text_frame, whole_number,
 )
 from harness.errors import DataError
 
@@ -109,9 +108,7 @@ class ClicksSource(PairSource):
         for k, v in cols.items():
             table.column(v, k)
         for k in ("timestamp", "session"):
-            cols[k] = options.get(k) or (k if k in table.columns else None)
-            if options.get(k):
-                table.column(options[k], k)
+            cols[k] = table.optional(options.get(k), k, k)
         if cutoff is not None and not cols["timestamp"]:
             raise DataError(f"data.test_after: {path} has no timestamp column (the columns are {list(table.columns)}); "
                             "set data.timestamp to the column of when each result was shown")

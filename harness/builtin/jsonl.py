@@ -11,10 +11,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import polars as pl
-
 from harness import hookimpl
 from harness.api import LoadContext, Option, PairSource, RetrievalData, json_lines, qrels_frame, suite_path
+from harness.data.tables import text_frame
 from harness.errors import DataError
 
 
@@ -61,9 +60,8 @@ class JsonlSource(PairSource):
             for (d,) in _lines(path, ("text",)):
                 docs.setdefault(_id("d", d), d)
         h = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
-        frame = lambda m: pl.DataFrame({"id": list(m), "text": list(m.values())}, schema={"id": pl.Utf8, "text": pl.Utf8})  # noqa: E731
         return RetrievalData(
-            frame(docs), frame(queries),
+            text_frame(docs), text_frame(queries),
             {s: qrels_frame(r) for s, r in qrels.items()},
             h, "JSONL pairs",
         )

@@ -14,17 +14,13 @@ differ only in case and spacing are one query.
 
 from __future__ import annotations
 
-import polars as pl
-
 from harness import hookimpl
 from harness.api import LoadContext, Option, PairSource, RetrievalData, fingerprint, qrels_frame, suite_path
 from harness.data.tables import (
     Table, document_id, grade_cell, id_cell, list_cell, normalise, query_id, read_corpus_table, read_table, text_cell,
+    text_frame,
 )
 from harness.errors import DataError
-
-def text_frame(texts: dict[str, str]) -> pl.DataFrame:
-    return pl.DataFrame({"id": list(texts), "text": list(texts.values())}, schema={"id": pl.Utf8, "text": pl.Utf8})
 
 
 class PairsSource(PairSource):
@@ -119,11 +115,7 @@ class PairsSource(PairSource):
             table.column(options[key], key)
             cols[key] = options[key]
         for key in ("score", "split", "query_id", "document_id"):
-            if options.get(key):
-                table.column(options[key], key)
-                cols[key] = options[key]
-            else:
-                cols[key] = key if key in table.columns else None
+            cols[key] = table.optional(options.get(key), key, key)
         negative = options.get("negative")
         if negative:
             names = [negative] if isinstance(negative, str) else list(negative)

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import polars as pl
 
-from harness.api import RetrievalData
+from harness.api import RetrievalData, qrels_frame
 from harness.data.tables import normalise
 
 EXAMPLES = 3
@@ -89,8 +89,7 @@ def clean(data: RetrievalData, train_split: str) -> tuple[RetrievalData, dict]:
                 if name == train_split:
                     continue  # teaches nothing: the model need only copy
             rows.append((q, d, s))
-        qrels[name] = pl.DataFrame(rows, schema={"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64},
-                                   orient="row")
+        qrels[name] = qrels_frame(rows)
     means = {"duplicate_pairs": ("dropped", "the same (query, document) judged twice alike"),
              "conflicting_labels": ("the higher grade kept", "the same (query, document) given two grades"),
              "negatives_also_positive": ("the negative dropped", "a document given as a query's negative and as its "

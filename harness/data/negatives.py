@@ -9,7 +9,6 @@ from pathlib import Path
 
 from harness import __version__
 from harness.api import ResolvedModel
-from harness.errors import CandidateError
 from harness.run.state import SuiteRun
 from harness.suite.collect import Item
 
@@ -58,9 +57,5 @@ class Miner:
         if model is not None:
             return self.resolve(model.base, model.revision).path
         if name in run.suite.candidate_names():
-            done = run.results.get(name)
-            if not done or done.get("status") == "error" or "model_dir" not in done:
-                raise CandidateError(f"hard_negatives.model = {name!r}: that candidate has not been trained in this run "
-                                     "(it must be selected, and listed before this loss)")
-            return run.run_dir / "models" / name / done["model_dir"] / "trained"
+            return run.trained_model(name, "hard_negatives.model", "it must be selected, and listed before this loss")
         return self.resolve(name, None).path

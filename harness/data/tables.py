@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness.api import json_file, json_lines, text_lines
 from harness.errors import DataError
@@ -36,9 +36,13 @@ class Table:
     height: int
     #: the first line of each row, when the file has lines (CSV, TSV, JSON lines); else rows are counted
     lines: list[int] | None = field(default=None, repr=False)
+    #: computes ``lines`` when an error first needs them (a CSV's quoted cells may span lines: a second read)
+    find_lines: Callable[[], list[int]] | None = field(default=None, repr=False)
 
     def where(self, row: int) -> str:
         """``file:line N`` (or ``file: row N``) of data row ``row`` (0-based)."""
+        if self.lines is None and self.find_lines is not None:
+            self.lines = self.find_lines()
         if self.lines is not None:
             return f"{self.path}:{self.lines[row]}"
         return f"{self.path}: row {row + 1}"
@@ -50,6 +54,14 @@ class Table:
             raise DataError(f"{self.path}: no column {name!r} (the option {option!r} names it); the file has the "
                             f"columns {list(self.columns)}")
         return self.columns[name]
+
+    def optional(self, given: str | None, default: str, option: str) -> str | None:
+        """An optional column: the one ``given`` names (it must exist: an explicit setting never
+        falls back), else ``default`` when the file has it, else None."""
+        if given:
+            self.column(given, option)
+            return given
+        return default if default in self.columns else None
 
 
 def read_table(path: Path, what: str = "table") -> Table:
@@ -95,14 +107,14 @@ def _delimited(path: Path, separator: str) -> Table:
     import polars as pl
 
     kind = "TSV" if separator == "\t" else "CSV"
-    for _ in text_lines(path):  # not UTF-8: said with its line (polars would only say "invalid utf-8")
-        pass
-    starts, widths = _row_shapes(path, separator)
     try:
         frame = pl.read_csv(path, separator=separator, infer_schema=False, quote_char='"')  # quoted as Excel and pandas write
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: the file is empty (expected a header row naming the columns)") from None
-    except pl.exceptions.PolarsError as e:
+    except pl.exceptions.PolarsError as e:  # read again to say where: the line that is not UTF-8, or ragged
+        for _ in text_lines(path):
+            pass
+        starts, widths = _row_shapes(path, separator)
         ragged = next(((n, w) for n, w in zip(starts, widths) if w and w != widths[0]), None) if widths else None
         if ragged:
             raise DataError(f"{path}:{ragged[0]}: {ragged[1]} fields where the header has {widths[0]} (a "
@@ -112,13 +124,17 @@ def _delimited(path: Path, separator: str) -> Table:
     dups = [c for c in frame.columns if re.fullmatch(r".+_duplicated_\d+", c)]
     if dups:
         raise DataError(f"{path}: the header names a column twice ({dups[0].rsplit('_duplicated_', 1)[0]!r})")
-    lines = starts[1:] if len(starts) == frame.height + 1 else list(range(2, 2 + frame.height))
     columns = {c: frame.get_column(c).to_list() for c in frame.columns}
     keep = [i for i in range(frame.height) if any(col[i] is not None for col in columns.values())]  # blank lines
     if len(keep) < frame.height:
         columns = {c: [v[i] for i in keep] for c, v in columns.items()}
-        lines = [lines[i] for i in keep]
-    return Table(path, columns, len(keep), lines)
+
+    def find_lines() -> list[int]:
+        starts, _ = _row_shapes(path, separator)
+        lines = starts[1:] if len(starts) == frame.height + 1 else list(range(2, 2 + frame.height))
+        return [lines[i] for i in keep]
+
+    return Table(path, columns, len(keep), find_lines=find_lines)
 
 
 def _row_shapes(path: Path, separator: str) -> tuple[list[int], list[int]]:
@@ -226,6 +242,13 @@ def list_cell(table: Table, row: int, column: str, value: Any) -> list[str]:
 
 
 # --- ids and corpus files ------------------------------------------------------------------------
+
+
+def text_frame(texts: dict[str, str]):
+    """``{id: text}`` as the ``id``, ``text`` frame a pair source's corpus and queries are."""
+    import polars as pl
+
+    return pl.DataFrame({"id": list(texts), "text": list(texts.values())}, schema={"id": pl.Utf8, "text": pl.Utf8})
 
 
 def text_id(prefix: str, text: str) -> str:

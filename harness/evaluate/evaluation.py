@@ -123,7 +123,7 @@ class Evaluation:
 
         ex, ev = run.suite.export, run.suite.evaluation
         t0 = time.perf_counter()
-        file = build(export_dir, name, self.device, calibration_texts(run), max_seq)
+        file = build(export_dir, name, self.device, calibration_texts(run, name), max_seq)
         t1 = time.perf_counter()
         encoder = encoder_class(name)(export_dir, self.device, file=file.name, batch_size=ev.batch_size,
                               max_seq_length=max_seq, query_prompt=item.model.query_prompt,
@@ -231,10 +231,16 @@ def model_mb(file: Path) -> float:
 CALIBRATION = 300
 
 
-def calibration_texts(run: SuiteRun) -> list[str]:
-    """Documents to calibrate on: corpus documents relevant to no test or dev query (the test split
-    never tunes a variant), a seeded sample of them."""
+def calibration_texts(run: SuiteRun, variant: str) -> list[str] | None:
+    """The documents a statically quantised ``variant`` (openvino-int8) calibrates on: a seeded sample of
+    the corpus documents relevant to no test or dev query (the test split never tunes a variant);
+    None for a variant that does not calibrate."""
     import random
+
+    from harness.export.variants import VARIANTS
+
+    if VARIANTS[variant].engine != "openvino":
+        return None
 
     held = set(run.data.test.qrels["doc_id"]) | set(run.data.dev.qrels["doc_id"])
     texts = [t for d, t in run.data.corpus.select("id", "text").iter_rows() if d not in held and t.strip()]

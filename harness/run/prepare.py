@@ -88,9 +88,8 @@ class Preparation:
             raise ConfigError(problems)
         for run in runs:
             if run.data is not None:
-                run.data.cleaning["too_long"] = lengths(run.suite, run.data, {
+                data_ready(self.plugins, run.suite, run.data, {
                     m.name: run.models[m.name].path for m in run.suite.models if m.name in run.models})
-                self.plugins.hook.harness_data_ready(suite=run.suite, data=run.data)
                 for w in run.data.warnings + history_warnings(run):
                     self.warn(f"{run.suite.name}: {w}")
         return runs
@@ -213,14 +212,17 @@ def history_warnings(run: SuiteRun) -> list[str]:
     return out
 
 
-def lengths(suite: Suite, data: Prepared, models: dict[str, Path]) -> list[dict]:
-    """The share of the corpus and of the queries each base model cuts, at the suite's training and
-    evaluation max_seq_length (see :func:`harness.data.cleaning.length_report`)."""
+def data_ready(plugins: Plugins, suite: Suite, data: Prepared, models: dict[str, Path]) -> None:
+    """Add to the cleaning report the share of the corpus and of the queries each base model (``models``:
+    name -> folder) cuts at the suite's training and evaluation max_seq_length (see
+    :func:`harness.data.cleaning.length_report`), then tell the plugins the data is ready."""
     from harness.data.cleaning import length_report
 
     queries = [t for s in (data.train, data.dev, data.test) for t in s.queries["text"].to_list()]
-    return length_report(data.corpus["text"].to_list(), queries, models,
-                         {"training": suite.training.max_seq_length, "evaluation": suite.evaluation.max_seq_length})
+    data.cleaning["too_long"] = length_report(
+        data.corpus["text"].to_list(), queries, models,
+        {"training": suite.training.max_seq_length, "evaluation": suite.evaluation.max_seq_length})
+    plugins.hook.harness_data_ready(suite=suite, data=data)
 
 
 def student_problems(suite: Suite, i: int, base: Path) -> list[Problem]:

@@ -29,3 +29,13 @@ class SuiteRun:
     references: dict[str, Any] = field(default_factory=dict)  #: the suite's bm25 references' results, by name
     new: bool = True  #: this session created the run folder (not --resume)
     lock: Any = None  #: the run folder's :class:`harness.run.folder.RunLock` while the session uses it
+
+    def trained_model(self, name: str, key: str, hint: str) -> Path:
+        """The trained model folder of candidate ``name``, finished earlier in this run; else a
+        CandidateError saying so for the suite key ``key`` that names it, with ``hint``."""
+        from harness.errors import CandidateError
+
+        done = self.results.get(name)
+        if not done or done.get("status") == "error" or "model_dir" not in done:
+            raise CandidateError(f"{key} = {name!r}: that candidate has not been trained in this run ({hint})")
+        return self.run_dir / "models" / name / done["model_dir"] / "trained"

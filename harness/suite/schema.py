@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.data.split import GROUP_BY
 from harness.suite.keys import (
     a_name, check_field, describe, did_you_mean, fraction, k_list, key, non_negative, positive,
 )
@@ -33,7 +34,7 @@ class DataTable:
                                       lambda v: None if 0 < v < 1 else "expected a share in (0, 1), e.g. 0.15")
     group_by: str = key("component", "what a made test split keeps whole: 'component' (a query, its relevant "
                         "documents and every query sharing them) or 'query' (cheaper; documents may then be shared)",
-                        choices=("component", "query"))
+                        choices=GROUP_BY)
     dev_fraction: float = key(0.15, "fraction of train queries carved out as the dev split", fraction)
     dev_corpus_size: int = key(
         0, "documents the dev split retrieves from: its relevant ones plus random others (0: all)", non_negative

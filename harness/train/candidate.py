@@ -181,15 +181,10 @@ class CandidateTrainer:
         trained earlier in this run) for the corpus documents no dev or test query is judged on and the
         training queries; made once per run, model and teacher."""
         from harness.data.mining import corpus_texts
-        from harness.errors import CandidateError
         from harness.train.student import distill
 
         name = item.model.distill_from
-        done = run.results.get(name)
-        if not done or done.get("status") == "error" or "model_dir" not in done:
-            raise CandidateError(f"distill_from = {name!r}: that candidate has not been trained in this run (it must "
-                                 "be selected too, and run before this one)")
-        teacher = run.run_dir / "models" / name / done["model_dir"] / "trained"
+        teacher = run.trained_model(name, "distill_from", "it must be selected too, and run before this one")
         out = run.run_dir / "students" / f"{item.model.name}-from-{name}"
         if (out / "distilled.json").is_file():
             return out, {**json.loads((out / "distilled.json").read_text()), "from": name}
