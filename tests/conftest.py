@@ -88,6 +88,8 @@ def tiny_suite(tmp_path, tiny_model, pair_files):
         lines of the [export] table."""
         data = data or (f'source = "jsonl"\ntrain = "{pair_files / "train.jsonl"}"\n'
                         f'test = "{pair_files / "test.jsonl"}"\ndev_fraction = 0.2')
+        if "variants" not in export and "[export]" not in extra:  # fp32 only, unless a test asks (the
+            export = 'variants = ["fp32"]\n' + textwrap.dedent(export)  # CPU default builds int8 too)
         return write_suite(tmp_path, f"""
 [suite]
 name = "{Path(name).stem}"

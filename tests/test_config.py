@@ -123,3 +123,20 @@ def test_export_variants_are_checked_against_the_device(tmp_path):
     assert load_suite(p, device="cpu").export.ship == "fastest"
     p.write_text(MINIMAL + '[export]\nvariants = ["int8"]\n')
     assert load_suite(p, device="cpu").export.built == ["fp32", "int8"]
+
+
+def test_unset_export_variants_are_the_devices_default(tmp_path):
+    """On the CPU fp32 and int8, the faster within max_drop shipping; on CUDA fp32; set ones are kept."""
+    p = tmp_path / "s.toml"
+    p.write_text(MINIMAL)
+    cpu, cuda = load_suite(p, device="cpu").export, load_suite(p, device="cuda").export
+    assert (cpu.variants, cpu.ship, cpu.by_device) == (["fp32", "int8"], "fastest", True)
+    assert (cuda.variants, cuda.shipped, cuda.by_device) == (["fp32"], "fp32", True)
+    p.write_text(MINIMAL + '[export]\nship = "fp32"\n')
+    assert load_suite(p, device="cpu").export.built == ["fp32"]
+    p.write_text(MINIMAL + '[export]\nvariants = ["fp32"]\n')
+    set_ = load_suite(p, device="cpu").export
+    assert (set_.built, set_.shipped, set_.by_device) == (["fp32"], "fp32", False)
+    found = problems(tmp_path, MINIMAL + '[export]\nship = "int8"\n', device="cpu")
+    assert any("export.ship: expected \"fp32\" or \"fastest\" while variants is unset (by device), got 'int8'" in f
+               for f in found)

@@ -193,6 +193,8 @@ def test_cleaning_drops_merges_and_counts(tmp_path):
     rows += [[base[2]["query"], base[2]["query"], ""]]  # the query is its document
     rows += [[base[3]["query"], base[4]["document"], base[3]["document"]]]  # a negative that is a positive
     rows += [["hub question", f"answer {i}", ""] for i in range(25)]  # very many positives
+    # one wrong answer on each of a query's rows: how a table gives it, not a duplicate
+    rows += [["a query of two answers", f"its answer {i}", "the wrong answer"] for i in range(2)]
     write_csv(tmp_path / "p.csv", ["query", "document", "negative"], rows)
     write_csv(tmp_path / "c.csv", ["text"], [["   "], ["an extra document"]])
     src = PairsSource()

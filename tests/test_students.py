@@ -44,6 +44,20 @@ keep_layers = 1
     assert 'id="cpu"' in html and 'id="frontier"' in html
 
 
+def test_a_cpu_run_that_leaves_variants_unset_ships_the_faster_of_fp32_and_int8(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite("")
+    suite.write_text(suite.read_text().replace('variants = ["fp32"]\n', ""))  # as a user's suite: no variants
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-k", "mnrl")
+    assert code in (0, 1), out
+    doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
+    c = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")
+    rows = {v["variant"]: v for v in c["variants"]}
+    assert set(rows) == {"fp32", "int8"}
+    usable = {n: r["metrics"]["docs_per_s"] for n, r in rows.items() if n == "fp32" or r["passed"]}
+    assert c["variant"] == max(usable, key=usable.get) and rows[c["variant"]]["shipped"]
+    assert c["variant_choice"].endswith("([export] variants unset: fp32 and int8, the cpu default)")
+
+
 @pytest.mark.parametrize("model, expected", [
     ('layers = [0, 0]', "models[1].layers: expected distinct layer numbers >= 0"),
     ('layers = [0]\nkeep_layers = 1', "models[1].layers: give layers or keep_layers, not both"),
@@ -122,5 +136,10 @@ def test_the_encode_benchmark_times_students_beside_the_full_model(tiny_model, t
     rows = {r["variant"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(rows) == {"st-fp32", "onnx-fp32", "onnx-int8", "l1-st-fp32", "l1-onnx-fp32", "l1-onnx-int8"}
     assert rows["l1-onnx-int8"]["layers"] == 1 and rows["onnx-fp32"]["layers"] == "full"
-    assert rows["onnx-fp32"]["harness_default"] and rows["st-fp32"]["speedup_vs_st_fp32"] == 1.0
+    assert rows["st-fp32"]["speedup_vs_st_fp32"] == 1.0
+    # the default is the CPU's by the run's rule: the faster of fp32 and int8 within max_drop 0.01
+    (default,) = [n for n, r in rows.items() if r["harness_default"]]
+    fp32, int8 = rows["onnx-fp32"], rows["onnx-int8"]
+    int8_ships = int8["ndcg_drop"] <= 0.01 and int8["docs_per_s"] > fp32["docs_per_s"]
+    assert default == ("onnx-int8" if int8_ships else "onnx-fp32")
     assert rows["onnx-int8"]["cpu"]

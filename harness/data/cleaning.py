@@ -74,7 +74,8 @@ def clean(data: RetrievalData, train_split: str) -> tuple[RetrievalData, dict]:
             k = (q, d)
             if k in best:
                 if best[k] == s:
-                    counts["duplicate_pairs"].append(k)
+                    if s > 0:  # one negative on each of a query's rows is how a table of pairs gives it
+                        counts["duplicate_pairs"].append(k)
                 elif min(best[k], s) == 0:
                     counts["negatives_also_positive"].append(k)
                 else:
@@ -90,7 +91,7 @@ def clean(data: RetrievalData, train_split: str) -> tuple[RetrievalData, dict]:
                     continue  # teaches nothing: the model need only copy
             rows.append((q, d, s))
         qrels[name] = qrels_frame(rows)
-    means = {"duplicate_pairs": ("dropped", "the same (query, document) judged twice alike"),
+    means = {"duplicate_pairs": ("dropped", "the same (query, document) judged relevant twice"),
              "conflicting_labels": ("the higher grade kept", "the same (query, document) given two grades"),
              "negatives_also_positive": ("the negative dropped", "a document given as a query's negative and as its "
                                          "positive"),

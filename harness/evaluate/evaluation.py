@@ -88,7 +88,7 @@ class Evaluation:
             rows.append(row)
             if is_shipped and not fastest:
                 shipped = row
-        shipped, choice = fastest_variant(rows, ex.max_drop) if fastest else (shipped, None)
+        shipped, choice = fastest_variant(rows, ex.max_drop, ex.by_device and self.device) if fastest else (shipped, None)
         if shipped is None:
             raise CandidateError(f"the shipped variant {ex.shipped} was not built")
         evaluated = shipped.pop("evaluated")
@@ -248,9 +248,10 @@ def calibration_texts(run: SuiteRun, variant: str) -> list[str] | None:
     return texts[:CALIBRATION]
 
 
-def fastest_variant(rows: list[dict], max_drop: float) -> tuple[dict | None, str]:
+def fastest_variant(rows: list[dict], max_drop: float, default_of: str | None = None) -> tuple[dict | None, str]:
     """``export.ship = "fastest"``: of the variants evaluated in this run, the one that encoded the test
-    corpus fastest among those within ``max_drop`` of fp32 (fp32 always is); and why, in words."""
+    corpus fastest among those within ``max_drop`` of fp32 (fp32 always is); and why, in words
+    (``default_of``: the device whose default variants these are, the suite having set none)."""
     usable = [r for r in rows if "metrics" in r and (r["variant"] == "fp32" or r.get("passed"))]
     if not usable:
         return None, ""
@@ -259,5 +260,7 @@ def fastest_variant(rows: list[dict], max_drop: float) -> tuple[dict | None, str
     dropped = [r["variant"] for r in rows if r not in usable]
     why = (f"{best['variant']}: the fastest variant within max_drop {max_drop} of fp32 on this machine "
            f"({best['metrics']['docs_per_s']} docs/s; {others or 'no other variant'})"
-           + (f"; {', '.join(dropped)} lost more or failed" if dropped else ""))
+           + (f"; {', '.join(dropped)} lost more or failed" if dropped else "")
+           + (f" ([export] variants unset: {' and '.join(r['variant'] for r in rows)}, the {default_of} default)"
+              if default_of else ""))
     return best, why

@@ -79,6 +79,8 @@ def build_suite(raw: dict, file: str, profile: str | None = None, device: str | 
         else:
             raw = merge(raw, profiles[chosen])
     suite = b.table(Suite, raw, "")
+    if suite is not INVALID:
+        suite.export = suite.export.for_device(device or "cpu")
     if suite is not INVALID and device is not None:
         from harness.export.variants import VARIANTS
 

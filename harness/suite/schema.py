@@ -6,7 +6,8 @@ typo silently ignored in a release gate is a wrong green.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
 from pathlib import Path
 
 from harness.data.split import GROUP_BY
@@ -208,14 +209,21 @@ def variant_list(v):
 
 
 FASTEST = "fastest"  #: export.ship: the fastest variant that passes, measured in the run
+#: export.variants when a suite leaves it unset: on the CPU, onnxruntime's fp32 is slower than torch on
+#: some CPUs (AVX-512 Xeons, benchmarks/RESULTS.md) and int8 faster on every CPU measured, so both are
+#: built and the faster within max_drop ships; on CUDA fp32, as before
+DEVICE_VARIANTS = {"cpu": ("fp32", "int8"), "cuda": ("fp32",)}
 
 
 @dataclass
 class ExportTable:
-    variants: list[str] = key(["fp32"], "ONNX variants built, checked and evaluated per candidate, each its own row: "
-                              "fp32, O1, O2, O3, fp16 (CUDA), int8 (CPU), openvino-int8 (CPU, pip install \".[openvino]\"); fp32 is "
-                              "always built, as the reference",
-                              variant_list)
+    by_device: ClassVar[bool] = False  #: variants were unset and filled in for the run's device
+    variants: list[str] | None = key(None, "ONNX variants built, checked and evaluated per candidate, each its own "
+                                     "row: fp32, O1, O2, O3, fp16 (CUDA), int8 (CPU), openvino-int8 (CPU, pip install "
+                                     "\".[openvino]\"); fp32 is always built, as the reference. Unset: by device, "
+                                     "[\"fp32\", \"int8\"] on the CPU with ship = \"fastest\" (plain ONNX fp32 can "
+                                     "be slower than torch there), [\"fp32\"] on CUDA",
+                                     variant_list)
     ship: str | None = key(None, "the variant whose numbers gate the candidate and that `harness release` ships "
                            "(required when variants lists more than one); \"fastest\": the variant that encoded "
                            "fastest in this run among those within max_drop of fp32")
@@ -226,10 +234,24 @@ class ExportTable:
     min_cosine_reduced: float = key(0.95, "the same for fp16 and int8, whose real test is max_drop", positive)
 
     def problems(self):
+        if self.variants is None:
+            if self.ship not in (None, FASTEST, "fp32"):
+                yield ".ship", f"expected \"fp32\" or \"fastest\" while variants is unset (by device), got {self.ship!r}"
+            return
         if self.ship is not None and self.ship != FASTEST and self.ship not in self.variants:
             yield ".ship", f"expected one of the variants {self.variants} or \"fastest\", got {self.ship!r}"
         if self.ship is None and len(self.variants) > 1:
             yield ".ship", f"missing: variants lists {len(self.variants)}, say which one ships"
+
+    def for_device(self, device: str) -> "ExportTable":
+        """The table with unset ``variants`` filled in for ``device`` (:data:`DEVICE_VARIANTS`; ``by_device``
+        says so): on the CPU the faster of fp32 and int8 within max_drop ships, unless ``ship`` says fp32."""
+        if self.variants is not None:
+            return self
+        variants = ["fp32"] if self.ship == "fp32" else list(DEVICE_VARIANTS[device])
+        table = replace(self, variants=variants, ship=self.ship or (FASTEST if len(variants) > 1 else None))
+        table.by_device = True
+        return table
 
     @property
     def built(self) -> list[str]:

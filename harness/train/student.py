@@ -77,9 +77,10 @@ def make_student(base: Path, out: Path, layers: list[int] | None, keep: int | No
 
 
 def distill(student: Path, teacher: Path, texts: list[str], out: Path, device: str, max_seq_length: int | None,
-            epochs: int, batch_size: int, seed: int) -> dict:
+            epochs: int, batch_size: int, seed: int, on_epoch=None) -> dict:
     """Embedding distillation (sentence-transformers' MSELoss): ``student`` learns to give ``texts`` the
-    embeddings ``teacher`` gives them, for ``epochs``; saved to ``out``. Unlabelled texts are enough."""
+    embeddings ``teacher`` gives them, for ``epochs``; saved to ``out``. Unlabelled texts are enough.
+    ``on_epoch(epoch, model)``, where given, is called after each epoch (a learning curve)."""
     import tempfile
     import time
 
@@ -111,6 +112,12 @@ def distill(student: Path, teacher: Path, texts: list[str], out: Path, device: s
         from transformers import trainer_callback as tc
 
         trainer.remove_callback(tc.PrinterCallback)  # it prints the final metrics to stdout
+        if on_epoch is not None:
+            class EpochEnd(tc.TrainerCallback):
+                def on_epoch_end(self, args, state, control, **kwargs):
+                    on_epoch(round(state.epoch), model)
+
+            trainer.add_callback(EpochEnd())
         result = trainer.train()
     model.save(str(out))
     info = {"teacher": str(teacher), "texts": len(texts), "epochs": epochs,
