@@ -159,6 +159,10 @@ def test_every_table_format_gives_the_same_data(tmp_path):
     ("p.jsonl", '{"query": "q", "document": "d"}\n{"query": "q2"\n', "p.jsonl:2: malformed JSON line"),
     ("p.csv", "query,document\nq,d\nq2,d2,extra\n", "p.csv:3: 3 fields where the header has 2"),
     ("p.csv", 'query,document,split\nq,d,train\nq2,d2,holdout\n', "p.csv:3: column 'split': expected 'train' or 'test'"),
+    ("p.csv", "query;document\nq;d\n", "the file seems separated by ';', where a .csv file is separated by commas"),
+    ("p.csv", "Query ,document\nq,d\n", "no column 'query' (the option 'query' names it); the file has the columns "
+                                        "['Query ', 'document']; did you mean 'Query '?"),
+    ("p.csv", "query,document,score\nq,d,1\nq2,d2,\n", "p.csv:3: column 'score' is empty"),
 ])
 def test_bad_tables_are_exit_4_naming_the_file_and_line(tmp_path, tiny_suite, run_cli, name, content, expected):
     (tmp_path / name).write_text(content)
@@ -168,6 +172,44 @@ def test_bad_tables_are_exit_4_naming_the_file_and_line(tmp_path, tiny_suite, ru
         assert code == 4, out
         assert expected in out, out
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("results.json"))
+
+
+def test_split_values_in_any_case_and_a_column_of_only_train_rows(tmp_path, tiny_suite, run_cli):
+    """'Train'/'TEST' name the splits; a split column that tests nothing gets a made test split, said."""
+    pairs = [[r["query"], r["document"]] for r in synthetic_pairs(80, 1)]
+    write_csv(tmp_path / "given.csv", ["query", "document", "split"],
+              [p + ["TEST" if i % 5 == 0 else "Train"] for i, p in enumerate(pairs)])
+    code, out = run_cli("data", str(tiny_suite(name="given.toml", data='source = "pairs"\nfile = "given.csv"')))
+    assert code == 0 and "/ 16 test queries" in out and "split: given by the column 'split'" in out, out
+    write_csv(tmp_path / "train.csv", ["query", "document", "split"], [p + ["train"] for p in pairs])
+    code, out = run_cli("data", str(tiny_suite(name="train.toml", data='source = "pairs"\nfile = "train.csv"')))
+    assert code == 0, out
+    assert "the column 'split' puts every row in 'train', so the harness makes the test split" in out, out
+    assert "split: grouped by connected component, hashed" in out, out
+
+
+def test_the_dev_split_keeps_groups_whole_too(tmp_path):
+    """No dev query's relevant document is a training positive: a dev split that shares them rewards
+    memory, and chooses epochs a leak-free test split would not."""
+    from harness.api import RetrievalData, qrels_frame
+    from harness.data.prepare import prepare
+    from harness.data.tables import text_frame
+    from harness.suite.schema import DataTable
+
+    docs = {f"d{i}": f"document {i}" for i in range(60)}
+    queries = {f"q{i}": f"query {i}" for i in range(240)}
+    pairs = [(f"q{i}", f"d{i % 60}", 1) for i in range(240)]  # four queries per document
+    data = RetrievalData(text_frame(docs), text_frame(queries),
+                         {"train": qrels_frame(pairs[:200]), "test": qrels_frame(pairs[200:])}, "x", "test data")
+    for group_by in ("component", "query"):
+        prepared = prepare(data, DataTable(source="jsonl", dev_fraction=0.2, group_by=group_by))
+        train_docs = set(prepared.train.qrels["doc_id"])
+        dev_docs = set(prepared.dev.qrels["doc_id"])
+        assert 30 <= len(prepared.dev) <= 50, len(prepared.dev)
+        if group_by == "component":
+            assert not train_docs & dev_docs
+        else:  # each query alone: documents may be shared, as the key says
+            assert train_docs & dev_docs
 
 
 def test_an_explicit_column_that_is_missing_is_an_error_not_a_default(tmp_path, tiny_suite, run_cli):

@@ -74,6 +74,7 @@ class PairsSource(PairSource):
             where = None
             if cols["split"]:
                 where = (text_cell(table, i, cols["split"], cell("split")) or "").strip()
+                where = {train_name.casefold(): train_name, test_name.casefold(): test_name}.get(where.casefold(), where)
                 if where not in (train_name, test_name):
                     raise DataError(f"{table.where(i)}: column {cols['split']!r}: expected {train_name!r} or "
                                     f"{test_name!r} (the data table's train_split and test_split), got {where[:30]!r}")
@@ -99,13 +100,16 @@ class PairsSource(PairSource):
             if unknown:
                 raise DataError(f"{path}: {len(unknown)} negative document id(s) are neither a row's document nor in "
                                 f"the corpus file (e.g. {unknown[:3]})")
-        info = {"method": f"given by the column {cols['split']!r}"} if cols["split"] else {}
+        given = bool(cols["split"]) and any(where == test_name for *_, where in rows)
+        info = {"method": f"given by the column {cols['split']!r}"} if given else {}
+        said = [f"{path}: the column {cols['split']!r} puts every row in {train_name!r}, so the harness makes the "
+                f"test split (data.test_fraction)"] if cols["split"] and not given else []
         info["columns"] = {k: v for k, v in cols.items() if v}
-        qrels: dict[str, list] = {train_name: [], test_name: []} if cols["split"] else {train_name: []}
+        qrels: dict[str, list] = {train_name: [], test_name: []} if given else {train_name: []}
         for qid, did, grade, where in rows:  # without a split column every row is train: the harness splits
             qrels[where or train_name].append((qid, did, grade))
         return RetrievalData(text_frame(docs), text_frame(queries), {k: qrels_frame(v) for k, v in qrels.items()},
-                             fingerprint(files), f"table of pairs {path}", split_info=info)
+                             fingerprint(files), f"table of pairs {path}", split_info=info, warnings=said)
 
     def columns(self, table: Table, options: dict) -> dict:
         """The column each role comes from (None: absent); a column an option names that the file

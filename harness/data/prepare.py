@@ -81,6 +81,32 @@ class Prepared:
         }
 
 
+def _dev_queries(train: Split, n: int, seed: int, group_by: str) -> set[str]:
+    """About ``n`` training queries for dev, carved whole groups at a time (:func:`split.groups`: a
+    query with every query that shares a relevant document, transitively), so that no dev query's
+    relevant document is a training positive and dev rewards what generalises, not what is
+    remembered. Groups are taken in a seeded order until ``n`` is reached."""
+    from harness.data.split import groups
+
+    if n <= 0:
+        return set()
+    edges = [(q, d) for q, d, s in train.qrels.iter_rows() if s > 0]
+    group = groups(train.queries["id"].to_list(), edges, group_by)
+    members: dict[str, list[str]] = {}
+    for q, lead in group.items():
+        members.setdefault(lead, []).append(q)
+    leads = [lead for lead in _sample(list(members), len(members), seed) if len(members[lead]) <= n]
+    out: set[str] = set()
+    for lead in leads:
+        if len(out) >= n:
+            break
+        if len(out) + len(members[lead]) <= n + max(1, n // 10):
+            out.update(members[lead])
+    if not out:  # one group holds them all: queries one by one, with the warning prepare gives
+        return set(_sample(list(group), n, seed))
+    return out
+
+
 def _sample(ids: list[str], n: int, seed: int) -> list[str]:
     ids = sorted(ids)
     random.Random(seed).shuffle(ids)
@@ -180,7 +206,15 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
         test = _restrict(test, _sample(list(test.queries["id"]), cfg.limit_test_queries, cfg.seed))
     train_ids = list(train_all.queries["id"])
     n_dev = round(len(train_ids) * cfg.dev_fraction)
-    dev_ids = set(_sample(train_ids, n_dev, cfg.seed + 1))
+    dev_ids = _dev_queries(train_all, n_dev, cfg.seed + 1, cfg.group_by)
+    if dev_ids and cfg.group_by == "component":
+        positives = train_all.qrels.filter(pl.col("score") > 0)
+        in_dev = pl.col("query_id").is_in(pl.Series(sorted(dev_ids), dtype=pl.Utf8).implode())
+        dev_docs, rest = (set(positives.filter(x)["doc_id"]) for x in (in_dev, ~in_dev))
+        if dev_docs & rest:
+            warnings.append(f"the dev split could not keep its groups whole (one group of queries sharing documents "
+                            f"holds more than {n_dev} of them): {len(dev_docs & rest)} documents relevant to dev "
+                            "queries are training positives, so dev may reward memory")
     train = _restrict(train_all, set(train_ids) - dev_ids)
     train.name = "train"
     dev = _restrict(train_all, dev_ids)

@@ -11,6 +11,7 @@ not shift when data grows. :func:`make_test_split` applies it to a pair source's
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 
 DEFAULT_TEST_FRACTION = 0.15
@@ -76,9 +77,14 @@ def split_warnings(info: dict) -> list[str]:
     out = []
     want, got = info["test_fraction"], info["test_share"]
     if want and abs(got - want) > max(0.05, want / 3):
-        why = (f"; the largest group holds {info['largest_group_queries']} of the "
-               f"{info['test_queries'] + info['train_queries']} queries (documents shared by many queries join "
-               "them into one group): group_by = \"query\" splits finer" if info["group_by"] == "component" else "")
+        n = info["test_queries"] + info["train_queries"]
+        if info["group_by"] == "component" and info["largest_group_queries"] > max(1, n // 50):
+            why = (f"; the largest group holds {info['largest_group_queries']} of the {n} queries (documents shared "
+                   "by many queries join them into one group): group_by = \"query\" splits finer")
+        else:  # many small groups: a hash draw's share varies by about sqrt(f(1-f)/groups)
+            why = (f"; with {info['groups']} groups a share drawn by hash varies by about "
+                   f"±{200 * math.sqrt(want * (1 - want) / max(1, info['groups'])):.0f} points: more queries bring "
+                   "it closer")
         out.append(f"the test split holds {got:.0%} of the queries, not the {want:.0%} asked for (groups are "
                    f"assigned whole, by hash){why}")
     return out

@@ -52,8 +52,23 @@ class Table:
         columns the file has."""
         if name not in self.columns:
             raise DataError(f"{self.path}: no column {name!r} (the option {option!r} names it); the file has the "
-                            f"columns {list(self.columns)}")
+                            f"columns {list(self.columns)}{self._hint(name)}")
         return self.columns[name]
+
+    def _hint(self, name: str) -> str:
+        """Why a column may be missing: a name that differs only in case and spacing, or a header
+        that is one column because the file is separated by another character."""
+        close = [c for c in self.columns if normalise(c) == normalise(name)]
+        if close:
+            return f"; did you mean {close[0]!r}? (column names are matched exactly)"
+        if len(self.columns) == 1 and self.path.suffix.lower() in (".csv", ".tsv"):
+            header = next(iter(self.columns))
+            sep = next((c for c in (";", "\t", ",", "|") if c in header), None)
+            if sep:
+                want = "commas" if self.path.suffix.lower() == ".csv" else "tabs"
+                return (f"; the header is one column holding {sep!r}: the file seems separated by {sep!r}, where a "
+                        f"{self.path.suffix.lower()} file is separated by {want}")
+        return ""
 
     def optional(self, given: str | None, default: str, option: str) -> str | None:
         """An optional column: the one ``given`` names (it must exist: an explicit setting never
@@ -210,6 +225,9 @@ def whole_number(value: Any) -> int | None:
 def grade_cell(table: Table, row: int, column: str, value: Any) -> int:
     """A relevance grade: a whole number >= 0."""
     grade = whole_number(value)
+    if grade is None and (value is None or (isinstance(value, str) and not value.strip())):
+        raise DataError(f"{table.where(row)}: column {column!r} is empty (expected a relevance grade, a whole number "
+                        ">= 0, on every row)")
     if grade is None:
         raise DataError(f"{table.where(row)}: column {column!r}: expected a relevance grade, a whole number >= 0 "
                         f"(0 = not relevant, 1, 2, 3 ...), got {str(value)[:40]!r}")

@@ -33,10 +33,12 @@ class DataTable:
     test_fraction: float | None = key(None, "when the data has no test split: the share of its queries the harness "
                                       "holds out as one (default 0.15; groups are kept whole, so it is approximate)",
                                       lambda v: None if 0 < v < 1 else "expected a share in (0, 1), e.g. 0.15")
-    group_by: str = key("component", "what a made test split keeps whole: 'component' (a query, its relevant "
-                        "documents and every query sharing them) or 'query' (cheaper; documents may then be shared)",
+    group_by: str = key("component", "what a made test split, and the dev split, keep whole: 'component' (a query, its "
+                        "relevant documents and every query sharing them) or 'query' (cheaper; documents may then be "
+                        "shared)",
                         choices=GROUP_BY)
-    dev_fraction: float = key(0.15, "fraction of train queries carved out as the dev split", fraction)
+    dev_fraction: float = key(0.15, "fraction of train queries carved out as the dev split (whole groups, by "
+                                       "group_by: no dev query's relevant document is a training positive)", fraction)
     dev_corpus_size: int = key(
         0, "documents the dev split retrieves from: its relevant ones plus random others (0: all)", non_negative
     )
