@@ -115,7 +115,7 @@ def test_scifact_as_one_csv_is_split_10_to_20_percent_without_leaks(tmp_path, ru
     assert 0.10 <= len(test_queries) / len(beir["queries"]) <= 0.20
     assert leaks(beir) == (set(), set())
     assert len(beir["corpus"]) == 5183
-    assert "71% of documents" in out  # abstracts over 256 tokens: cut when encoded
+    assert "over max_seq_length 512" in out and "9% of documents" in out  # abstracts cut when encoded
 
 
 # --- reading tables --------------------------------------------------------------------------------
