@@ -78,7 +78,7 @@ def load_scifact(args, splits=("test",)):
 
 
 def ndcg10(doc_ids, doc_vecs, query_ids, query_vecs, relevant) -> float:
-    from harness.evaluate.metrics import query_metrics, top_k
+    from harness.core.metrics import query_metrics, top_k
 
     idx, _ = top_k(query_vecs, doc_vecs, 10)
     return float(np.mean([query_metrics([doc_ids[i] for i in row], relevant[q], [10])["ndcg@10"]
@@ -97,7 +97,8 @@ def main(argv=None) -> int:
 
     from harness.export.onnx import export_onnx
     from harness.evaluate.evaluation import fastest_variant
-    from harness.export.variants import build, cpu_description, cpu_isa, encoder_class
+    from harness.core.machine import cpu_description, cpu_isa
+    from harness.export.variants import build, encoder_class
     from harness.suite.schema import DEVICE_VARIANTS, ExportTable
     from harness.train.student import make_student
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Sequence
 import polars as pl
 
 from harness.errors import DataError
-from harness.evaluate.metrics import mean_metrics, metric_names, query_metrics, top_k
+from harness.core.metrics import mean_metrics, metric_names, query_metrics, top_k
 
 __all__ = [
     "DataError", "EvalResult", "Encoder", "Evaluator", "LoadContext", "LossSpec", "Option", "PairSource",

@@ -233,9 +233,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from harness.data.export import export_beir
+    from harness.data.write_beir import export_beir
     from harness.outputs import folder_problems
-    from harness.run.prepare import data_ready, load_data
+    from harness.run.loading import data_ready, load_data
     from harness.run.session import resolve_device
     from harness.suite.collect import load_suites
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.encode.encoder import OnnxEncoder, pool
-from harness.export.folder import read_st_folder
+from harness.core.st_folder import read_st_folder
 from harness.errors import CandidateError
 from harness.export.onnx import check_export, export_onnx, torch_embeddings
 
@@ -121,7 +121,9 @@ def test_io_binding_and_overlapped_tokenisation_give_the_same_vectors(exported):
 
 
 def test_variants_are_built_beside_fp32_and_encode_like_it(tiny_model, exported):
-    from harness.export.variants import VARIANTS, build, cpu_isa
+    from harness.core.machine import cpu_isa
+    from harness.core.variants import VARIANTS
+    from harness.export.variants import build
 
     texts = [p["document"] for p in synthetic_pairs(30, 9)]
     ref = torch_embeddings(tiny_model, texts, "cpu", 64)

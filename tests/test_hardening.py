@@ -43,7 +43,7 @@ def test_two_runs_into_the_same_out_started_together_get_two_folders(tiny_suite,
 def test_a_run_folder_is_claimed_atomically_even_within_one_second(tmp_path):
     """Two sessions that start in the same second pick the same time stamp; ``mkdir`` decides who
     gets it, the other takes the next free suffix."""
-    from harness.run.folder import claim
+    from harness.run.run_dir import claim
 
     stamp = "20261201-120000"
     first, second, third = (claim(tmp_path / "suite", stamp) for _ in range(3))
@@ -52,7 +52,7 @@ def test_a_run_folder_is_claimed_atomically_even_within_one_second(tmp_path):
 
 
 def test_a_second_resume_of_a_folder_in_use_is_refused_naming_the_lock(tiny_suite, run_cli, tmp_path):
-    from harness.run.folder import RunLock
+    from harness.run.run_dir import RunLock
 
     suite, out = tiny_suite(), tmp_path / "o"
     code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q")
@@ -83,9 +83,9 @@ def test_resume_checks_the_files_of_what_it_reuses(tiny_suite, run_cli, tmp_path
     assert "tiny::tiny-mnrl: --resume: 1 of its files are gone or changed" in text, text
     assert "tiny::tiny-baseline: --resume: 1 of its files are gone or changed" in text, text
     assert graph.is_file()
-    from harness.run import steps
+    from harness.core import records
 
-    assert steps.missing(graph.parents[1]) == [] and steps.missing(weights.parents[1]) == []
+    assert records.missing(graph.parents[1]) == [] and records.missing(weights.parents[1]) == []
     code, text = run_cli("release", str(folder), "--to", str(tmp_path / "art"))
     assert code == 0, text
 

@@ -23,13 +23,26 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:`` (annotations, never imported)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and ast.unparse(child.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+                stack.extend(child.orelse)
+            else:
+                stack.append(child)
+
+
 def imported(path: Path, known: set[str]) -> set[str]:
     """Every harness module ``path`` imports, at the top or inside a function (``from x import y``
-    counts ``x.y`` when that is a module, else ``x``)."""
+    counts ``x.y`` when that is a module, else ``x``); ``if TYPE_CHECKING:`` blocks do not count."""
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rpartition(".")[0]
     out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _runtime_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name in known}
         elif isinstance(node, ast.ImportFrom):
@@ -46,6 +59,96 @@ def imported(path: Path, known: set[str]) -> set[str]:
                     out.add(mod)
     out.discard(here)
     return out
+
+
+#: The layers of the package, lowest first: a module may import its own folder and the layers below
+#: it, never one above. ``core`` and the root modules serve everyone; the phases follow in the order
+#: they depend on each other; the built-in plugins use the phases; the conductor (``run``) drives them
+#: all, and the command line sits on top. A name is a folder of ``harness/`` or a root module.
+LAYERS = [
+    {"harness", "core", "errors", "exitcodes", "results", "outputs"},
+    {"api"},
+    {"hookspecs"},
+    {"suite"},
+    {"plugins"},
+    {"data"},
+    {"encode"},
+    {"export"},
+    {"gate"},
+    {"evaluate"},
+    {"train"},
+    {"report"},
+    {"ship"},
+    {"builtin"},
+    {"run"},
+    {"cli", "__main__"},
+]
+PHASES = ("suite", "data", "train", "export", "encode", "evaluate", "gate", "report", "ship")
+
+
+def part(module: str) -> str:
+    """The folder of ``harness/`` (or the root module) that ``module`` belongs to."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "harness"
+
+
+def layer(name: str) -> int:
+    return next(i for i, names in enumerate(LAYERS) if name in names)
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """The imports of ``graph`` (module -> modules) that go from a layer to one above it."""
+    return sorted(f"{m} -> {n}" for m, targets in graph.items() for n in targets
+                  if part(n) != part(m) and layer(part(n)) > layer(part(m)))
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {m: imported(p, set(mods)) - {"harness"} for m, p in mods.items()}
+
+
+def test_every_folder_and_root_module_has_a_layer():
+    names = {part(m) for m in modules()}
+    unplaced = sorted(n for n in names if not any(n in layer_ for layer_ in LAYERS))
+    assert not unplaced, f"give these a place in LAYERS: {unplaced}"
+    assert set(PHASES) <= names
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    bad = upward_imports(import_graph())
+    assert not bad, "imports of a layer above (move the shared part down, e.g. to harness/core):\n" + "\n".join(bad)
+
+
+def test_no_phase_imports_the_conductor_or_the_command_line():
+    graph = import_graph()
+    bad = sorted(f"{m} -> {n}" for m, targets in graph.items() if part(m) in PHASES
+                 for n in targets if part(n) in ("run", "cli", "builtin"))
+    assert not bad, "\n".join(bad)
+
+
+def test_the_layer_check_fails_on_a_planted_upward_import():
+    planted = {"harness.data.prepare": {"harness.run.session"}, "harness.core.records": {"harness.suite.schema"},
+               "harness.export.variants": {"harness.encode.encoder"}}
+    assert upward_imports(planted) == ["harness.core.records -> harness.suite.schema",
+                                       "harness.data.prepare -> harness.run.session"]
+
+
+def test_no_import_cycle_between_folders():
+    folders: dict[str, set[str]] = {}
+    for m, targets in import_graph().items():
+        folders.setdefault(part(m), set()).update(part(n) for n in targets if part(n) != part(m))
+    cycles = []
+
+    def visit(f: str, stack: list[str]) -> None:
+        for g in sorted(folders.get(f, ())):
+            if g in stack:
+                cycles.append(" -> ".join(stack[stack.index(g):] + [g]))
+            elif len(stack) < len(folders):
+                visit(g, stack + [g])
+
+    for f in sorted(folders):
+        visit(f, [f])
+    assert not cycles, "import cycles between folders:\n" + "\n".join(sorted(set(cycles)))
 
 
 def test_no_import_cycle():

@@ -8,7 +8,7 @@ import pytest
 
 from harness.api import Encoder, Split
 from harness.builtin.retrieval import RetrievalEvaluator
-from harness.evaluate.metrics import query_metrics, top_k
+from harness.core.metrics import query_metrics, top_k
 
 from .conftest import synthetic_pairs
 

@@ -34,7 +34,7 @@ def test_release_encode_check_search(finished_run, run_cli, tmp_path, pair_files
     assert f"{cand['comparison']['baseline']['ndcg@10']['gain']:+.4f}" in card
     assert (art / "sentence-transformers" / "model.safetensors").is_file()
     # the shipped variant, int8, is the artifact's only graph
-    from harness.export.variants import VARIANTS
+    from harness.core.variants import VARIANTS
 
     assert manifest["variant"] == cand["variant"] == "int8" and [p.name for p in (art / "onnx").iterdir()] == ["model.onnx"]
     int8 = finished_run / "models" / "tiny-mnrl" / "export" / "onnx" / VARIANTS["int8"].file()

@@ -333,7 +333,7 @@ guide = "{tiny_model}"
 def test_mining_with_a_candidate_needs_the_local_executor():
     from harness.plugins import Plugins
     from harness.run.options import RunOptions
-    from harness.run.prepare import Preparation
+    from harness.run.loading import Preparation
 
     suite = build_suite(__import__("tomllib").loads(
         BASE + '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[[losses]]\nname="b"\n'

@@ -34,7 +34,7 @@ def harness_sessionstart(session):
     profiles = sorted({s.profile for s in session.suites if s.profile})
     _out(f"harness {__version__} · device {session.device}"
          + (f" · profile {', '.join(profiles)}" if profiles else "") + f" · output {session.out_dir}")
-    from harness.export.variants import cpu_description
+    from harness.core.machine import cpu_description
 
     cpu = cpu_description()
     _out(f"cpu {cpu['model']} · {cpu['cores']} cores · {', '.join(cpu['flags']) or 'no AVX2'} (speeds are this machine's)")

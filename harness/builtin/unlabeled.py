@@ -361,7 +361,7 @@ class QueryGeneration(Unlabeled):
         (Promptagator's round-trip consistency)."""
         from sentence_transformers import SentenceTransformer
 
-        from harness.evaluate.metrics import top_k
+        from harness.core.metrics import top_k
 
         if self._filter is None:
             if ctx.resolve_model is None:

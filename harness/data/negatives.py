@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness import __version__
 from harness.api import ResolvedModel
-from harness.run.state import SuiteRun
+from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 
 
@@ -24,25 +24,25 @@ class Miner:
         """The hard negatives of ``item``'s loss entry for the train pairs of ``data`` (default: the
         run's): ``{"columns", "scores", "stats"}`` (see :func:`harness.data.mining.mine`)."""
         from harness.data import mining
-        from harness.run import steps
+        from harness.core import records
 
         data = data or run.data
         cfg = item.loss.hard_negatives
         model_dir = self.mining_model(run, resolved, cfg.model)
         seq = run.suite.training.max_seq_length
-        key = steps.digest({"harness": __version__, "data": data.fingerprint, "data_table": vars(run.suite.data),
+        key = records.digest({"harness": __version__, "data": data.fingerprint, "data_table": vars(run.suite.data),
                             "mining": vars(cfg), "model": str(model_dir), "seq": seq,
                             "prompts": [item.model.query_prompt, item.model.document_prompt],
-                            "fingerprint": steps.folder_key(model_dir)})
+                            "fingerprint": records.folder_key(model_dir)})
         file = run.run_dir / "mining" / f"{key}.json"
-        found = steps.load(file, key)
+        found = records.load(file, key)
         if found is None:
             t0 = time.perf_counter()
             found = mining.mine(data, cfg, model_dir, self.device, seq, item.model.query_prompt,
                                 item.model.document_prompt, run.suite.data.seed)
             found["stats"]["model"] = cfg.model
             found["stats"]["seconds"] = round(time.perf_counter() - t0, 1)
-            steps.store(file, key, found)
+            records.store(file, key, found)
         found["stats"]["warnings"] = mining.warnings(found["stats"], cfg)
         progress("mined", found["stats"])
         return found

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
+from harness.core.names import GroupBy
 from harness.api import RetrievalData, Split
 from harness.data.cleaning import clean, summary_lines
 from harness.data.split import make_test_split
@@ -207,7 +208,7 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
     train_ids = list(train_all.queries["id"])
     n_dev = round(len(train_ids) * cfg.dev_fraction)
     dev_ids = _dev_queries(train_all, n_dev, cfg.seed + 1, cfg.group_by)
-    if dev_ids and cfg.group_by == "component":
+    if dev_ids and cfg.group_by == GroupBy.COMPONENT:
         positives = train_all.qrels.filter(pl.col("score") > 0)
         in_dev = pl.col("query_id").is_in(pl.Series(sorted(dev_ids), dtype=pl.Utf8).implode())
         dev_docs, rest = (set(positives.filter(x)["doc_id"]) for x in (in_dev, ~in_dev))

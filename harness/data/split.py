@@ -14,17 +14,16 @@ import hashlib
 import math
 from collections.abc import Iterable
 
+from harness.core.names import GroupBy
+
 DEFAULT_TEST_FRACTION = 0.15
-
-GROUP_BY = ("component", "query")
-
 
 def text_hash(text: str) -> float:
     """A stable number in [0, 1) for ``text``."""
     return int(hashlib.sha1(text.encode()).hexdigest()[:13], 16) / 16 ** 13
 
 
-def groups(queries: Iterable[str], edges: Iterable[tuple[str, str]], group_by: str = "component") -> dict[str, str]:
+def groups(queries: Iterable[str], edges: Iterable[tuple[str, str]], group_by: str = GroupBy.COMPONENT) -> dict[str, str]:
     """Each query's group: the first query of its component in text order (``edges``: (query, document) of
     relevant pairs; queries and documents are keys, e.g. normalised texts)."""
     parent: dict[tuple[str, str], tuple[str, str]] = {}
@@ -38,7 +37,7 @@ def groups(queries: Iterable[str], edges: Iterable[tuple[str, str]], group_by: s
 
     for q in queries:
         find(("q", q))
-    if group_by == "component":
+    if group_by == GroupBy.COMPONENT:
         for q, d in edges:
             a, b = find(("q", q)), find(("d", d))
             if a != b:
@@ -56,7 +55,7 @@ def groups(queries: Iterable[str], edges: Iterable[tuple[str, str]], group_by: s
 
 
 def grouped_split(queries: Iterable[str], edges: Iterable[tuple[str, str]], test_fraction: float,
-                  group_by: str = "component") -> tuple[set[str], dict]:
+                  group_by: str = GroupBy.COMPONENT) -> tuple[set[str], dict]:
     """The test queries, and what the split did (``method``, group counts, the test share)."""
     group = groups(queries, edges, group_by)
     sizes: dict[str, int] = {}
@@ -78,7 +77,7 @@ def split_warnings(info: dict) -> list[str]:
     want, got = info["test_fraction"], info["test_share"]
     if want and abs(got - want) > max(0.05, want / 3):
         n = info["test_queries"] + info["train_queries"]
-        if info["group_by"] == "component" and info["largest_group_queries"] > max(1, n // 50):
+        if info["group_by"] == GroupBy.COMPONENT and info["largest_group_queries"] > max(1, n // 50):
             why = (f"; the largest group holds {info['largest_group_queries']} of the {n} queries (documents shared "
                    "by many queries join them into one group): group_by = \"query\" splits finer")
         else:  # many small groups: a hash draw's share varies by about sqrt(f(1-f)/groups)

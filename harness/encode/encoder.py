@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.api import Encoder
 from harness.errors import CandidateError
-from harness.export.folder import read_st_folder
+from harness.core.st_folder import POOLED, read_st_folder
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -75,8 +75,6 @@ class OnnxEncoder(Encoder):
     def _open(self, device: str) -> None:
         """Start the onnxruntime session on ``device``: ``session``, ``provider``, ``inputs``, ``output``."""
         import onnxruntime as ort
-
-        from harness.export.pooling import POOLED
 
         wanted = PROVIDERS[device]
         opts = ort.SessionOptions()
@@ -227,8 +225,6 @@ class OpenVinoEncoder(OnnxEncoder):
     format = "openvino"
 
     def _open(self, device: str) -> None:
-        from harness.export.pooling import POOLED
-
         if device != "cpu":
             raise CandidateError("OpenVINO variants run on the CPU only")
         why = openvino_missing()

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from harness import __version__
-from harness.run.steps import file_digest, write_atomic
+from harness.core.records import file_digest, write_atomic
 
 
 def cache_dir() -> Path:

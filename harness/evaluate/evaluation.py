@@ -10,12 +10,12 @@ from pathlib import Path
 
 from harness.suite.schema import FASTEST
 from harness.errors import CandidateError, HarnessError
-from harness.evaluate.metrics import rounded
+from harness.core.metrics import rounded
 from harness.evaluate.references import evaluate_hybrids, settings_key
 from harness.gate.gates import variant_drop
 from harness.plugins import Plugins
 from harness.results import Evaluated, VariantRow
-from harness.run.state import SuiteRun
+from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 
 
@@ -44,15 +44,15 @@ class Evaluation:
         torch model and evaluate it on the test split. The candidate's numbers are its shipped variant's;
         every variant's are in ``variants``. ``dims``: embedding sizes the shipped variant is also
         evaluated at, its embeddings truncated (Matryoshka)."""
-        from harness.run import steps
+        from harness.core import records
         from harness.export.onnx import export_onnx
 
         ex = run.suite.export
         t0 = time.perf_counter()
         export_dir = work / "export"
-        if not steps.is_done(export_dir, keys["export"]):
+        if not records.is_done(export_dir, keys["export"]):
             export_onnx(torch_dir, export_dir)
-            steps.mark_done(export_dir, keys["export"])
+            records.mark_done(export_dir, keys["export"])
         export_s = time.perf_counter() - t0
         sample = run.data.corpus["text"].head(ex.check_samples).to_list()
         max_seq = run.suite.evaluation.max_seq_length or None
@@ -62,16 +62,16 @@ class Evaluation:
         fastest = not item.untuned and ex.ship == FASTEST  # every variant may ship: each evaluated as if it did
         for name in (["fp32"] if item.untuned else ex.built):
             is_shipped = fastest or name == ("fp32" if item.untuned else ex.shipped)
-            row_file, row_key = work / "variants" / f"{name}.json", steps.digest([keys["result"], name])
+            row_file, row_key = work / "variants" / f"{name}.json", records.digest([keys["result"], name])
             try:
-                row = steps.load(row_file, row_key)
+                row = records.load(row_file, row_key)
                 if row is not None and not (run.run_dir / row["file"]).is_file():
                     row = None  # its graph was deleted: built and evaluated again
                 if row is None:
                     base = None if item.untuned else run.models[item.model.name].path
                     row = self.variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress,
                                         base, dims if is_shipped else (), shipped=is_shipped and item.reference is None)
-                    steps.store(row_file, row_key, {k: v for k, v in row.items() if k != "reference"})
+                    records.store(row_file, row_key, {k: v for k, v in row.items() if k != "reference"})
                 else:
                     progress("evaluated", {"variant": name, "seconds": 0, "docs_per_s": row["metrics"]["docs_per_s"],
                                            "resumed": True})
@@ -119,7 +119,8 @@ class Evaluation:
         from harness.evaluate import cache
         from harness.export.onnx import check_export, torch_embeddings
         from harness.gate.guards import embedding_change
-        from harness.export.variants import VARIANTS, build, encoder_class
+        from harness.core.variants import VARIANTS
+        from harness.export.variants import build, encoder_class
 
         ex, ev = run.suite.export, run.suite.evaluation
         t0 = time.perf_counter()
@@ -237,7 +238,7 @@ def calibration_texts(run: SuiteRun, variant: str) -> list[str] | None:
     None for a variant that does not calibrate."""
     import random
 
-    from harness.export.variants import VARIANTS
+    from harness.core.variants import VARIANTS
 
     if VARIANTS[variant].engine != "openvino":
         return None

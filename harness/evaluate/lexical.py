@@ -7,7 +7,7 @@
   scores, each min-max normalised per query.
 
 Both give a queries x documents score matrix; the retrieval evaluator ranks it and computes the
-metrics with the same code as for a dense model (:func:`harness.builtin.retrieval.rank_metrics`).
+metrics with the same code as for a dense model (:func:`harness.evaluate.ranking.rank_metrics`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from harness.evaluate.metrics import rounded
+from harness.core.metrics import rounded
 from harness.suite.schema import ReferenceTable, Suite
 
 #: BM25 indexes of this process, by corpus and settings (a suite's candidates share one)
@@ -28,7 +28,7 @@ def bm25_scores(data, ref: ReferenceTable):
 
 def evaluate_bm25(suite: Suite, data, ref: ReferenceTable) -> dict:
     """``{name, type, settings, metrics, per_query, rankings, seconds}`` of a bm25 reference."""
-    from harness.builtin.retrieval import rank_scores
+    from harness.evaluate.ranking import rank_scores
 
     t0 = time.perf_counter()
     res = rank_scores(bm25_scores(data, ref), data.corpus["id"].to_list(), data.test, suite.evaluation.k_values)
@@ -39,7 +39,7 @@ def evaluate_bm25(suite: Suite, data, ref: ReferenceTable) -> dict:
 def evaluate_hybrids(suite: Suite, data, encoder) -> dict[str, dict]:
     """For each hybrid reference of ``suite``: the dense ranking of ``encoder`` fused with its bm25
     reference's, ``{of, method, settings, metrics, per_query, rankings}``."""
-    from harness.builtin.retrieval import rank_scores
+    from harness.evaluate.ranking import rank_scores
     from harness.evaluate.lexical import fuse
 
     hybrids = [r for r in suite.references if r.type == "hybrid"]
@@ -58,7 +58,7 @@ def evaluate_hybrids(suite: Suite, data, encoder) -> dict[str, dict]:
 
 
 def bm25_references(run) -> list[dict]:
-    """Evaluate the bm25 references of ``run`` (a :class:`harness.run.state.SuiteRun`) into
+    """Evaluate the bm25 references of ``run`` (a :class:`harness.core.suiterun.SuiteRun`) into
     ``run.references``, once per suite, in the driver (seconds); a reference that fails says why
     and the candidates still run. Returns the new entries."""
     out = []

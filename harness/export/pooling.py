@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.export.folder import read_st_folder
+from harness.core.st_folder import POOLED, read_st_folder
 
-POOLED = "sentence_embedding"
 PREFIX = "harness_pool/"  #: names of the pooling nodes and constants
 
 

@@ -24,106 +24,16 @@ so that optimum and sentence-transformers still load the file.
 
 from __future__ import annotations
 
-import platform
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core.machine import cpu_isa
+from harness.core.names import VariantName
+from harness.core.variants import VARIANTS
 from harness.errors import CandidateError
 from harness.export.pooling import add_pooling, strip_pooling
 
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    help: str
-    devices: tuple[str, ...]
-    exact: bool  #: numerically the fp32 model (held to export.min_cosine); else reduced precision
-    engine: str = "onnxruntime"  #: what runs it: onnxruntime, or openvino (``pip install ".[openvino]"``)
-
-    @property
-    def folder(self) -> str:
-        """The export folder's subfolder holding it."""
-        return "openvino" if self.engine == "openvino" else "onnx"
-
-    def file(self) -> str:
-        if self.engine == "openvino":
-            return "model_int8.xml"
-        if self.name == "fp32":
-            return "model.onnx"
-        if self.name == "fp16":
-            return "model_O4.onnx"
-        if self.name == "int8":
-            return f"model_qint8_{cpu_isa()}.onnx"
-        return f"model_{self.name}.onnx"
-
-
-VARIANTS = {v.name: v for v in (
-    Variant("fp32", "the plain ONNX export", ("cpu", "cuda"), True),
-    Variant("O1", "basic graph optimisations", ("cpu", "cuda"), True),
-    Variant("O2", "O1 + transformer fusions (Attention, SkipLayerNorm, BiasGelu)", ("cpu", "cuda"), True),
-    Variant("O3", "O2 + GELU approximation", ("cpu", "cuda"), True),
-    Variant("fp16", "O3 in float16 (optimum's O4), for CUDA", ("cuda",), False),
-    Variant("int8", "O2 with dynamic int8 weights, quantised for this CPU's instruction set", ("cpu",), False),
-    Variant("openvino-int8", "OpenVINO with NNCF's static int8 (calibrated on training documents), for the CPU",
-            ("cpu",), False, "openvino"),
-)}
-
-
-#: the CPU flags that decide which engine and variant is fastest
-SPEED_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8",
-               "amx_bf16", "asimddp", "sve")
-
-
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's lines of /proc/cpuinfo (key -> value); {} where there is none."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            if out:
-                break
-            continue
-        k, _, v = line.partition(":")
-        out.setdefault(k.strip(), v.strip())
-    return out
-
-
-def cpu_description() -> dict:
-    """The CPU every speed figure was measured on: vendor, model, cores, and the flags that matter
-    (results.json ``environment.cpu``), so that two runs on two machines are not compared by mistake."""
-    import os
-
-    info = _cpuinfo()
-    flags = set((info.get("flags") or info.get("Features") or "").split())
-    return {"vendor": info.get("vendor_id") or info.get("CPU implementer") or platform.processor() or "unknown",
-            "model": info.get("model name") or platform.processor() or platform.machine(),
-            "cores": os.cpu_count() or 0, "isa": cpu_isa(), "flags": [f for f in SPEED_FLAGS if f in flags]}
-
-
-def cpu_isa() -> str:
-    """The instruction set that decides the int8 settings: avx512_vnni, avx512, avx2 or arm64."""
-    if platform.machine().lower() in ("arm64", "aarch64"):
-        return "arm64"
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    if "avx512_vnni" in flags or "avx512vnni" in flags:
-        return "avx512_vnni"
-    if "avx512bw" in flags:
-        return "avx512"
-    return "avx2"
 
 
 def quantization_settings(isa: str) -> dict:
@@ -154,11 +64,11 @@ def build(export_dir: Path, name: str, device: str, calibration: list[str] | Non
         return _openvino_int8(Path(export_dir), target, calibration or [], max_seq_length)
     with quiet_libraries(), tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         try:
-            if name == "int8":
-                source = build(export_dir, "O2", "cpu")
+            if name == VariantName.INT8:
+                source = build(export_dir, VariantName.O2, "cpu")
                 _quantize(source, Path(tmp) / target.name, cpu_isa())
             else:
-                _optimize(Path(export_dir), "O4" if name == "fp16" else name, device, Path(tmp))
+                _optimize(Path(export_dir), "O4" if name == VariantName.FP16 else name, device, Path(tmp))
             add_pooling(Path(tmp) / target.name, Path(export_dir))
         except CandidateError:
             raise

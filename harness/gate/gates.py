@@ -5,7 +5,7 @@ candidate's own value; ``min_gain``, ``min_gain_ci`` and ``max_drop`` at the dif
 reference (``against``: the untuned baseline of the same base model, or the model of the
 ``--compare`` run). With several seeds a threshold gates the mean or the worst seed
 (``seeds``); the worst seed of a metric is the lowest for a metric where higher is better and the
-highest where lower is (:func:`harness.evaluate.metrics.worst`). The shipped export variant may
+highest where lower is (:func:`harness.core.metrics.worst`). The shipped export variant may
 lose at most ``export.max_drop`` of the primary metric from fp32 (a ``max_drop`` gate against
 ``fp32``). A missing value, reference or interval fails the gate.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from harness.evaluate.metrics import worst as worst_of
+from harness.core.metrics import worst as worst_of
 from harness.gate.compare import comparisons
 from harness.results import Gate, VariantRow
 from harness.suite.schema import ThresholdTable

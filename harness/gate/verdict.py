@@ -3,7 +3,7 @@ per-query view; the candidate's :class:`harness.results.Judgement`."""
 
 from __future__ import annotations
 
-from harness.evaluate.metrics import REPORTED
+from harness.core.metrics import REPORTED
 from harness.gate.compare import comparisons, per_query_view
 from harness.gate.gates import gates_for, variant_gate, worst_seed
 from harness.gate.guards import guards

@@ -11,7 +11,7 @@ from pathlib import Path
 from harness import __version__
 from harness.gate.compare import shipped
 from harness.results import RunDocument
-from harness.run.steps import write_atomic
+from harness.core.records import write_atomic
 
 SCHEMA = Path(__file__).with_name("results.schema.json")  #: also docs/results.schema.json
 
@@ -24,7 +24,7 @@ def environment() -> dict:
     figures were measured on."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from harness.export.variants import cpu_description
+    from harness.core.machine import cpu_description
 
     out = {"harness": __version__, "cpu": cpu_description()}
     for dist in LIBRARIES:
@@ -37,7 +37,7 @@ def environment() -> dict:
 
 def run_document(run, code: int | None, device: str, executor: dict, started: float,
                  compare: dict | None) -> RunDocument:
-    """The results.json of ``run`` (a :class:`harness.run.state.SuiteRun`); ``code``: its exit code,
+    """The results.json of ``run`` (a :class:`harness.core.suiterun.SuiteRun`); ``code``: its exit code,
     None while it goes on."""
     suite, data = run.suite, run.data
     results = list(run.results.values())

@@ -10,7 +10,7 @@ from harness.report import plots
 from harness.report.document import read_results
 from harness.gate.compare import shipped
 from harness.gate.gates import describe
-from harness.evaluate.metrics import MEASURED, reported
+from harness.core.metrics import MEASURED, reported
 from harness.train.selection import refit_phrase
 
 MARKS = {"better": "▲ significantly better", "worse": "▼ significantly worse", "not distinguishable": "≈ not distinguishable"}

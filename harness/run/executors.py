@@ -33,7 +33,7 @@ from harness.plugins import Plugins
 from harness.results import CandidateResult
 from harness.run.options import RunOptions
 from harness.run.pipeline import Pipeline
-from harness.run.state import SuiteRun
+from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 
 SHARED_MARK = ".harness-shared"

@@ -16,7 +16,7 @@ from harness.evaluate.evaluation import Evaluation
 from harness.plugins import Plugins
 from harness.results import CandidateResult, new_result
 from harness.run.options import RunOptions
-from harness.run.state import SuiteRun
+from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 from harness.train.candidate import CandidateTrainer
 from harness.train.student import layer_count
@@ -44,8 +44,8 @@ def disk_full(e: BaseException) -> bool:
 
 
 def item_keys(run: SuiteRun, item: Item, device: str) -> dict[str, str]:
-    """Step keys of ``item`` (see :mod:`harness.run.steps`): what decides each step's output."""
-    from harness.run.steps import digest
+    """Step keys of ``item`` (see :mod:`harness.core.records`): what decides each step's output."""
+    from harness.core.records import digest
 
     s, resolved = run.suite, run.models[item.model.name]
     train = {"harness": __version__, "device": device, "data": run.data.fingerprint,

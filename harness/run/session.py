@@ -1,6 +1,6 @@
 """A session: the runs of the collected suites, driven through one loop for every executor.
 
-The session prepares every suite (:mod:`harness.run.prepare`: bad data or an unknown model is exit
+The session prepares every suite (:mod:`harness.run.loading`: bad data or an unknown model is exit
 4 before any training), submits each item that must compute to the executor
 (:mod:`harness.run.executors`), and concludes items in suite order as their results arrive: a
 candidate is judged against its baseline (:func:`harness.gate.verdict.judge`), recorded, written to
@@ -18,10 +18,10 @@ from harness.exitcodes import ExitCode
 from harness.plugins import Plugins
 from harness.results import CandidateResult, new_result
 from harness.evaluate.references import bm25_references, model_reference
-from harness.run import steps
+from harness.core import records
 from harness.run.options import RunOptions
 from harness.run.pipeline import Interrupted, item_keys
-from harness.run.state import SuiteRun
+from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 from harness.suite.schema import Suite
 
@@ -33,9 +33,9 @@ def missing_outputs(run: SuiteRun, item: Item, keys: dict[str, str]) -> list | N
     if not (prev and prev.get("step_key") == keys["result"] and prev.get("status") in ("passed", "failed")):
         return None
     gone = [f for f in result_files(run, prev) if not f.is_file()]
-    gone += [folder / rel for folder in result_folders(run, prev) for rel in steps.missing(folder)
+    gone += [folder / rel for folder in result_folders(run, prev) for rel in records.missing(folder)
              if folder / rel not in gone]
-    return gone + [folder for folder in result_folders(run, prev) if not (folder / steps.MARK).is_file()]
+    return gone + [folder for folder in result_folders(run, prev) if not (folder / records.MARK).is_file()]
 
 
 def result_files(run: SuiteRun, result: CandidateResult) -> list:
@@ -94,7 +94,7 @@ class Session:
         return self.options.out_dir
 
     def run(self) -> ExitCode:
-        from harness.run.prepare import Preparation, release
+        from harness.run.loading import Preparation, release
 
         self.hook.harness_sessionstart(session=self)
         self.hook.harness_collection_finish(session=self, items=self.items)

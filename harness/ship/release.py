@@ -15,16 +15,17 @@ import json
 import shutil
 from pathlib import Path
 
-from harness.run.steps import file_digest
+from harness.core.records import file_digest
 from harness.errors import ConfigError, HarnessError
-from harness.evaluate.metrics import reported
-from harness.export.variants import VARIANTS, copy_variant
+from harness.core.metrics import reported
+from harness.core.variants import VARIANTS
+from harness.export.variants import copy_variant
 
 MANIFEST = "harness-artifact.json"
 
 
 def fingerprint(folder: Path) -> str:
-    from harness.export.folder import read_st_folder
+    from harness.core.st_folder import read_st_folder
 
     folder = Path(folder)
     h = hashlib.sha256()

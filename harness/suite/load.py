@@ -82,7 +82,7 @@ def build_suite(raw: dict, file: str, profile: str | None = None, device: str | 
     if suite is not INVALID:
         suite.export = suite.export.for_device(device or "cpu")
     if suite is not INVALID and device is not None:
-        from harness.export.variants import VARIANTS
+        from harness.core.variants import VARIANTS
 
         for i, v in enumerate(suite.export.variants):
             if device not in VARIANTS[v].devices:

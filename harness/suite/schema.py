@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 from pathlib import Path
 
-from harness.data.split import GROUP_BY
+from harness.core.names import GroupBy, VariantName
+from harness.core.variants import DEVICE_VARIANTS, VARIANTS
 from harness.suite.keys import (
     a_name, check_field, describe, did_you_mean, fraction, k_list, key, non_negative, positive,
 )
@@ -33,10 +34,10 @@ class DataTable:
     test_fraction: float | None = key(None, "when the data has no test split: the share of its queries the harness "
                                       "holds out as one (default 0.15; groups are kept whole, so it is approximate)",
                                       lambda v: None if 0 < v < 1 else "expected a share in (0, 1), e.g. 0.15")
-    group_by: str = key("component", "what a made test split, and the dev split, keep whole: 'component' (a query, its "
+    group_by: str = key(GroupBy.COMPONENT.value, "what a made test split, and the dev split, keep whole: 'component' (a query, its "
                         "relevant documents and every query sharing them) or 'query' (cheaper; documents may then be "
                         "shared)",
-                        choices=GROUP_BY)
+                        choices=GroupBy.values())
     dev_fraction: float = key(0.15, "fraction of train queries carved out as the dev split (whole groups, by "
                                        "group_by: no dev query's relevant document is a training positive)", fraction)
     dev_corpus_size: int = key(
@@ -200,8 +201,6 @@ class EvaluationTable:
 
 
 def variant_list(v):
-    from harness.export.variants import VARIANTS
-
     bad = [x for x in v if x not in VARIANTS]
     if bad:
         return f"unknown variant(s) {bad}; expected some of {list(VARIANTS)}"
@@ -211,10 +210,6 @@ def variant_list(v):
 
 
 FASTEST = "fastest"  #: export.ship: the fastest variant that passes, measured in the run
-#: export.variants when a suite leaves it unset: on the CPU, onnxruntime's fp32 is slower than torch on
-#: some CPUs (AVX-512 Xeons, benchmarks/RESULTS.md) and int8 faster on every CPU measured, so both are
-#: built and the faster within max_drop ships; on CUDA fp32, as before
-DEVICE_VARIANTS = {"cpu": ("fp32", "int8"), "cuda": ("fp32",)}
 
 
 @dataclass
@@ -237,7 +232,7 @@ class ExportTable:
 
     def problems(self):
         if self.variants is None:
-            if self.ship not in (None, FASTEST, "fp32"):
+            if self.ship not in (None, FASTEST, VariantName.FP32):
                 yield ".ship", f"expected \"fp32\" or \"fastest\" while variants is unset (by device), got {self.ship!r}"
             return
         if self.ship is not None and self.ship != FASTEST and self.ship not in self.variants:
@@ -250,7 +245,8 @@ class ExportTable:
         says so): on the CPU the faster of fp32 and int8 within max_drop ships, unless ``ship`` says fp32."""
         if self.variants is not None:
             return self
-        variants = ["fp32"] if self.ship == "fp32" else list(DEVICE_VARIANTS[device])
+        fp32 = VariantName.FP32
+        variants = [fp32] if self.ship == fp32 else list(DEVICE_VARIANTS[device])
         table = replace(self, variants=variants, ship=self.ship or (FASTEST if len(variants) > 1 else None))
         table.by_device = True
         return table
@@ -258,7 +254,7 @@ class ExportTable:
     @property
     def built(self) -> list[str]:
         """The variants in build order: fp32 first (every other one is measured against it)."""
-        return ["fp32"] + [v for v in self.variants if v != "fp32"]
+        return [VariantName.FP32] + [v for v in self.variants if v != VariantName.FP32]
 
     @property
     def shipped(self) -> str:

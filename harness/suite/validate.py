@@ -4,15 +4,18 @@ evaluators, metrics). Every problem is collected; nothing here loads data or mod
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.api import Option, suite_path
 from harness.errors import DataError
-from harness.evaluate.metrics import MEASURED
+from harness.core.metrics import MEASURED
 from harness.suite.keys import did_you_mean
 from harness.suite.schema import Suite
 from harness.errors import Problem
-from harness.plugins import Registry
-from harness.data.trainset import missing_columns
+from harness.suite.columns import missing_columns
+
+if TYPE_CHECKING:  # an annotation only: the plugin manager imports the suite, not the other way round
+    from harness.plugins import Registry
 
 
 def _check_options(file: str, table: str, given: dict, declared: dict[str, Option] | tuple[str, ...],

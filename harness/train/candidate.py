@@ -16,7 +16,7 @@ from harness.data.negatives import Miner
 from harness.evaluate.evaluation import Evaluation
 from harness.plugins import Plugins
 from harness.results import Trained
-from harness.run.state import SuiteRun
+from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 from harness.train.step import RECORD, drop_model, fit_step
 from harness.train.student import layer_count
@@ -42,8 +42,8 @@ class CandidateTrainer:
         from dataclasses import replace
 
         from harness.data import trainset
-        from harness.run import steps
-        from harness.run.steps import digest
+        from harness.core import records
+        from harness.core.records import digest
         from harness.train import selection
 
         cfg, primary = run.suite.training, run.suite.evaluation.primary_metric
@@ -96,7 +96,7 @@ class CandidateTrainer:
                 progress("trained", {"adopted": True})
                 info = json.loads((chosen_dir / RECORD).read_text())
             else:
-                if cfg.refit and steps.is_done(folder / "trained", key(chosen, seed, [])):
+                if cfg.refit and records.is_done(folder / "trained", key(chosen, seed, [])):
                     selection.adopt(folder / "trained", chosen_dir)  # a run without refit trained it: --resume re-uses it
                 info = train_once(chosen_dir, chosen, seed, columns, [], keep=not cfg.refit)
             if cfg.refit:  # the same choices, trained once more with the dev pairs too: this one ships

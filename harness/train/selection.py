@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness.evaluate.metrics import best as best_of_metric
-from harness.evaluate.metrics import worst
+from harness.core.metrics import best as best_of_metric
+from harness.core.metrics import worst
 
 
 def best(dev_scores: list[float | None]) -> int:

@@ -7,8 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-from harness.run import steps
-from harness.run.state import SuiteRun
+from harness.core import records
+from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 
 RECORD = ".harness-train.json"  #: a finished training's summary, beside its model
@@ -24,7 +24,7 @@ def fit_step(run: SuiteRun, item: Item, base: Path, out: Path, key: str, progres
 
     data = data or run.data
     info_file = out / RECORD
-    if steps.is_done(out, key) and info_file.is_file():
+    if records.is_done(out, key) and info_file.is_file():
         info = json.loads(info_file.read_text())
         progress("trained", {"seconds": info["seconds"], "pairs": info["pairs"], "kept": info["chosen_by"],
                              "resumed": True})
@@ -53,7 +53,7 @@ def fit_step(run: SuiteRun, item: Item, base: Path, out: Path, key: str, progres
     info_file.write_text(json.dumps(info))
     if not keep:
         drop_model(out)
-    steps.mark_done(out, key)
+    records.mark_done(out, key)
     progress("trained", {"seconds": info["seconds"], "pairs": info["pairs"], "kept": info["chosen_by"],
                          "processes": processes, "dev_score": info.get("dev_score")})
     return info
@@ -62,13 +62,13 @@ def fit_step(run: SuiteRun, item: Item, base: Path, out: Path, key: str, progres
 def drop_model(folder: Path) -> None:
     """Remove a finished training's model from ``folder``, keeping its record (what it chose) and
     its step key (recorded again, with only the files that are left)."""
-    key = steps.folder_key(folder)
+    key = records.folder_key(folder)
     for f in folder.iterdir():
-        if f.name in (steps.MARK, RECORD):
+        if f.name in (records.MARK, RECORD):
             continue
         if f.is_dir():
             shutil.rmtree(f)
         else:
             f.unlink()
     if key:
-        steps.mark_done(folder, key)
+        records.mark_done(folder, key)

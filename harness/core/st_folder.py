@@ -1,5 +1,6 @@
 """What a sentence-transformers model folder declares about encoding: pooling, normalisation,
-max_seq_length and similarity (read by the exporter, the in-graph pooling and the ONNX encoder)."""
+max_seq_length and similarity (read by the exporter, the in-graph pooling, the encoders and the
+release), and the name of the pooled output an exported graph carries."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import json
 from pathlib import Path
 
 from harness.errors import CandidateError
+
+#: the output of an exported graph with the pooling (and normalisation) inside it
+#: (:mod:`harness.export.pooling` adds it, :mod:`harness.encode.encoder` fetches it)
+POOLED = "sentence_embedding"
 
 
 def read_st_folder(folder: Path) -> dict:

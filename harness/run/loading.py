@@ -14,9 +14,9 @@ from harness.data.prepare import Prepared, prepare
 from harness.errors import ConfigError, DataError, HarnessError, Problem
 from harness.plugins import Plugins
 from harness.run.executors import SHARED_MARK
-from harness.run.folder import LOCK, RunLock, claim
+from harness.run.run_dir import LOCK, RunLock, claim
 from harness.run.options import RunOptions
-from harness.run.state import SuiteRun
+from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 from harness.suite.schema import Suite
 from harness.suite.validate import source_options
@@ -119,7 +119,8 @@ class Preparation:
 
     def column_problems(self, suite: Suite, data: Prepared) -> list[Problem]:
         """Losses the loaded data cannot feed (scored pairs from ungraded pairs), before any training."""
-        from harness.data.trainset import graded, has_negatives, missing_columns
+        from harness.data.trainset import graded, has_negatives
+        from harness.suite.columns import missing_columns
 
         out = []
         for i, loss in enumerate(suite.losses):

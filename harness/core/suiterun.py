@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.api import ResolvedModel
-from harness.data.prepare import Prepared
-from harness.results import CandidateResult
-from harness.suite.collect import Item
-from harness.suite.schema import Suite
+if TYPE_CHECKING:  # annotations only: the phases import this module, it imports none of them
+    from harness.api import ResolvedModel
+    from harness.data.prepare import Prepared
+    from harness.results import CandidateResult
+    from harness.suite.collect import Item
+    from harness.suite.schema import Suite
 
 
 @dataclass
@@ -28,7 +29,7 @@ class SuiteRun:
     out_of_domain: dict[str, Prepared] = field(default_factory=dict)  #: other suites' data, by out_of_domain name
     references: dict[str, Any] = field(default_factory=dict)  #: the suite's bm25 references' results, by name
     new: bool = True  #: this session created the run folder (not --resume)
-    lock: Any = None  #: the run folder's :class:`harness.run.folder.RunLock` while the session uses it
+    lock: Any = None  #: the run folder's :class:`harness.run.run_dir.RunLock` while the session uses it
 
     def trained_model(self, name: str, key: str, hint: str) -> Path:
         """The trained model folder of candidate ``name``, finished earlier in this run; else a
