@@ -42,25 +42,48 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--limit", type=int, default=0,
-                   help="time N documents: the test queries' relevant ones, then the first others (default: all)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="time N documents: the test queries' relevant ones, then the first others (default: all)",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-seq-length", type=int, default=256)
     p.add_argument("--reps", type=int, default=3, help="repetitions of each way, alternating")
-    p.add_argument("--variants", default=None,
-                   help="comma-separated harness variants (default: fp32,O2,int8 on the CPU; fp32,O2,fp16 on CUDA)")
-    p.add_argument("--quality", choices=("full", "speed", "none"), default="full",
-                   help="nDCG@10 over the full corpus, over the timed documents, or not at all")
-    p.add_argument("--model", default=None, help="sentence-transformers folder (default: the bundled all-MiniLM-L6-v2)")
-    p.add_argument("--data", default=None, help="folder holding scifact/ (default: $HARNESS_DATA_DIR or ../shared/data)")
-    p.add_argument("--work", default=None, help="where the export and its variants are written (default: a temp dir)")
-    p.add_argument("--openvino", action="store_true",
-                   help="also time the harness's openvino-int8 variant (NNCF static int8, calibrated on "
-                        "untimed abstracts; CPU; pip install \".[openvino]\")")
-    p.add_argument("--students", default="",
-                   help="comma-separated layer counts, e.g. 3: also time layer-reduced students of the model "
-                        "(sentence-transformers' layer reduction, untuned: their speed, not their quality), "
-                        "each as plain sentence-transformers and through the same harness variants")
+    p.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated harness variants (default: fp32,O2,int8 on the CPU; fp32,O2,fp16 on CUDA)",
+    )
+    p.add_argument(
+        "--quality",
+        choices=("full", "speed", "none"),
+        default="full",
+        help="nDCG@10 over the full corpus, over the timed documents, or not at all",
+    )
+    p.add_argument(
+        "--model", default=None, help="sentence-transformers folder (default: the bundled all-MiniLM-L6-v2)"
+    )
+    p.add_argument(
+        "--data", default=None, help="folder holding scifact/ (default: $HARNESS_DATA_DIR or ../shared/data)"
+    )
+    p.add_argument(
+        "--work", default=None, help="where the export and its variants are written (default: a temp dir)"
+    )
+    p.add_argument(
+        "--openvino",
+        action="store_true",
+        help="also time the harness's openvino-int8 variant (NNCF static int8, calibrated on "
+        'untimed abstracts; CPU; pip install ".[openvino]")',
+    )
+    p.add_argument(
+        "--students",
+        default="",
+        help="comma-separated layer counts, e.g. 3: also time layer-reduced students of the model "
+        "(sentence-transformers' layer reduction, untuned: their speed, not their quality), "
+        "each as plain sentence-transformers and through the same harness variants",
+    )
     return p.parse_args(argv)
 
 
@@ -69,7 +92,11 @@ def load_scifact(args, splits=("test",)):
     loaded data (``splits`` of it), for a caller that needs another split too."""
     from harness.builtin.beir import load_beir_folder
 
-    root = Path(args.data or os.environ.get("HARNESS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    root = Path(
+        args.data
+        or os.environ.get("HARNESS_DATA_DIR")
+        or Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     data = load_beir_folder(root / "scifact", list(splits))
     test = data.split("test")
     relevant = test.relevant()
@@ -81,13 +108,20 @@ def ndcg10(doc_ids, doc_vecs, query_ids, query_vecs, relevant) -> float:
     from harness.core.metrics import query_metrics, top_k
 
     idx, _ = top_k(query_vecs, doc_vecs, 10)
-    return float(np.mean([query_metrics([doc_ids[i] for i in row], relevant[q], [10])["ndcg@10"]
-                          for q, row in zip(query_ids, idx)]))
+    return float(
+        np.mean(
+            [
+                query_metrics([doc_ids[i] for i in row], relevant[q], [10])["ndcg@10"]
+                for q, row in zip(query_ids, idx)
+            ]
+        )
+    )
 
 
 def calibration(all_docs: list[str], order: list[int], n: int, size: int = 300) -> list[str]:
-    """Abstracts for static quantisation: never timed, never relevant to a test query (the end of ``order``)."""
-    return [all_docs[i] for i in order[max(n, len(order) - size):]]
+    """Abstracts for static quantisation: never timed, never relevant to a test query (the end of
+    ``order``)."""
+    return [all_docs[i] for i in order[max(n, len(order) - size) :]]
 
 
 def main(argv=None) -> int:
@@ -95,9 +129,9 @@ def main(argv=None) -> int:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from harness.export.onnx import export_onnx
-    from harness.evaluate.evaluation import fastest_variant
     from harness.core.machine import cpu_description, cpu_isa
+    from harness.evaluate.evaluation import fastest_variant
+    from harness.export.onnx import export_onnx
     from harness.export.variants import build, encoder_class
     from harness.suite.schema import DEVICE_VARIANTS, ExportTable
     from harness.train.student import make_student
@@ -115,7 +149,9 @@ def main(argv=None) -> int:
     # with --limit: the test queries' relevant documents first, then corpus order (a quality measure
     # over the timed documents then still means something)
     wanted = {d for rel in relevant.values() for d in rel}
-    order = [i for i, d in enumerate(all_ids) if d in wanted] + [i for i, d in enumerate(all_ids) if d not in wanted]
+    order = [i for i, d in enumerate(all_ids) if d in wanted] + [
+        i for i, d in enumerate(all_ids) if d not in wanted
+    ]
     chosen = sorted(order[:n])
     docs, ids = [all_docs[i] for i in chosen], [all_ids[i] for i in chosen]
     q_ids, q_texts = queries["id"].to_list(), queries["text"].to_list()
@@ -128,8 +164,13 @@ def main(argv=None) -> int:
     st.max_seq_length = args.max_seq_length
 
     def st_encode(model):
-        return lambda texts: model.encode(texts, batch_size=args.batch_size, convert_to_numpy=True,
-                                          normalize_embeddings=True, show_progress_bar=False)
+        return lambda texts: model.encode(
+            texts,
+            batch_size=args.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
 
     ways["st-fp32"] = (st_encode(st), st_encode(st), f"torch {torch.__version__}")
     if args.device == "cuda":
@@ -154,10 +195,19 @@ def main(argv=None) -> int:
             export_onnx(source, export_dir)
         for v in variants:
             file = build(export_dir, v, args.device, calib, args.max_seq_length)
-            enc = encoder_class(v)(export_dir, args.device, file=file.name, batch_size=args.batch_size,
-                                   max_seq_length=args.max_seq_length, cache=False)
+            enc = encoder_class(v)(
+                export_dir,
+                args.device,
+                file=file.name,
+                batch_size=args.batch_size,
+                max_seq_length=args.max_seq_length,
+                cache=False,
+            )
             ways[f"{prefix}{'' if v.startswith('openvino') else 'onnx-'}{v}"] = (
-                enc.encode_documents, enc.encode_queries, enc.provider)
+                enc.encode_documents,
+                enc.encode_queries,
+                enc.provider,
+            )
 
     for fn, _, _ in ways.values():  # warm-up: sessions, kernels, allocators
         fn(docs[: min(len(docs), 2 * args.batch_size)])
@@ -191,29 +241,54 @@ def main(argv=None) -> int:
     # what a suite that says nothing about export ships, by the harness's own rule: of the device's
     # default variants, the fastest within max_drop (without a quality measure: fp32)
     max_drop = ExportTable().max_drop
-    default, _ = fastest_variant([
-        {"variant": v, "metrics": {"docs_per_s": statistics.median(rates[f"onnx-{v}"])},
-         "passed": quality[f"onnx-{v}"] is not None and ref_q - quality[f"onnx-{v}"] <= max_drop}
-        for v in DEVICE_VARIANTS[args.device]], max_drop)
+    default, _ = fastest_variant(
+        [
+            {
+                "variant": v,
+                "metrics": {"docs_per_s": statistics.median(rates[f"onnx-{v}"])},
+                "passed": quality[f"onnx-{v}"] is not None and ref_q - quality[f"onnx-{v}"] <= max_drop,
+            }
+            for v in DEVICE_VARIANTS[args.device]
+        ],
+        max_drop,
+    )
     cpu = cpu_description() if args.device == "cpu" else None
     for name, (_, _, provider) in ways.items():
         rate = statistics.median(rates[name])
         cos = (vectors[name] * vectors["st-fp32"]).sum(axis=1)
         q = quality[name]
-        print(json.dumps({
-            "variant": name, "device": args.device, "provider": provider,
-            "docs_per_s": round(rate, 1), "speedup_vs_st_fp32": round(rate / ref_rate, 2),
-            **({"speedup_vs_st_fp16": round(rate / statistics.median(rates["st-fp16"]), 2)} if "st-fp16" in rates else {}),
-            "ndcg@10": None if q is None else round(q, 4),
-            "ndcg_drop": None if q is None or ref_q is None else round(ref_q - q, 4),
-            "mean_cosine_vs_st_fp32": round(float(cos.mean()), 4), "docs": len(docs), "reps": args.reps,
-            "batch_size": args.batch_size, "max_seq_length": args.max_seq_length,
-            "quality_corpus": {"full": len(all_docs), "speed": len(docs), "none": None}[args.quality],
-            "layers": next((k for p, k in layers.items() if p and name.startswith(p)), None) or "full",
-            "harness_default": name == f"onnx-{default['variant']}",
-            "cpu_isa": cpu_isa() if args.device == "cpu" else None,
-            "cpu": None if cpu is None else f"{cpu['model']} ({cpu['cores']} cores; {', '.join(cpu['flags'])})",
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "variant": name,
+                    "device": args.device,
+                    "provider": provider,
+                    "docs_per_s": round(rate, 1),
+                    "speedup_vs_st_fp32": round(rate / ref_rate, 2),
+                    **(
+                        {"speedup_vs_st_fp16": round(rate / statistics.median(rates["st-fp16"]), 2)}
+                        if "st-fp16" in rates
+                        else {}
+                    ),
+                    "ndcg@10": None if q is None else round(q, 4),
+                    "ndcg_drop": None if q is None or ref_q is None else round(ref_q - q, 4),
+                    "mean_cosine_vs_st_fp32": round(float(cos.mean()), 4),
+                    "docs": len(docs),
+                    "reps": args.reps,
+                    "batch_size": args.batch_size,
+                    "max_seq_length": args.max_seq_length,
+                    "quality_corpus": {"full": len(all_docs), "speed": len(docs), "none": None}[args.quality],
+                    "layers": next((k for p, k in layers.items() if p and name.startswith(p)), None)
+                    or "full",
+                    "harness_default": name == f"onnx-{default['variant']}",
+                    "cpu_isa": cpu_isa() if args.device == "cpu" else None,
+                    "cpu": None
+                    if cpu is None
+                    else f"{cpu['model']} ({cpu['cores']} cores; {', '.join(cpu['flags'])})",
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

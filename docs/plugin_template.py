@@ -19,7 +19,15 @@ import polars as pl
 
 from harness import hookimpl
 from harness.api import (
-    DataError, EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, qrels_frame, suite_path,
+    DataError,
+    EvalResult,
+    Evaluator,
+    Option,
+    PairSource,
+    RetrievalData,
+    fingerprint,
+    qrels_frame,
+    suite_path,
 )
 
 
@@ -34,7 +42,9 @@ class FaqSource(PairSource):
     def load(self, options, ctx) -> RetrievalData:
         path = suite_path(ctx.suite_dir, options["file"])  # ctx also has data_dir, cache_dir, splits, device
         if not path.is_file():
-            raise DataError(f"data.file: {path}: no such file")  # a DataError stops the suite, with this message
+            raise DataError(
+                f"data.file: {path}: no such file"
+            )  # a DataError stops the suite, with this message
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as e:
@@ -70,8 +80,11 @@ class FirstHit(Evaluator):
 
         k = max(k_values)
         ids = corpus["id"].to_list()
-        idx, _ = top_k(encoder.encode_queries(split.queries["text"].to_list()),
-                       encoder.encode_documents(corpus["text"].to_list()), k)
+        idx, _ = top_k(
+            encoder.encode_queries(split.queries["text"].to_list()),
+            encoder.encode_documents(corpus["text"].to_list()),
+            k,
+        )
         relevant = split.relevant()  # {query id: {doc id: score}}
         per_query = {}
         for qid, row in zip(split.queries["id"].to_list(), idx):

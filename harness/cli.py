@@ -13,70 +13,143 @@ from harness.exitcodes import ExitCode
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="harness", description="Fine-tune, export, evaluate and gate embedding models.",
-                                epilog=_exit_codes(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="harness",
+        description="Fine-tune, export, evaluate and gate embedding models.",
+        epilog=_exit_codes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run suites (default: suites/)")
-    run.add_argument("paths", nargs="*", metavar="PATH", help="suite files or folders (files named _* are skipped)")
-    run.add_argument("-k", dest="keyword", metavar="EXPR", help="select candidates: words, and/or/not, parentheses")
-    run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failed or errored candidate")
-    run.add_argument("--collect-only", action="store_true", help="list suites, models, candidates and thresholds")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                     help="auto: CUDA when torch sees a GPU, else the CPU with each suite's cpu_profile (default)")
+    run.add_argument(
+        "paths", nargs="*", metavar="PATH", help="suite files or folders (files named _* are skipped)"
+    )
+    run.add_argument(
+        "-k", dest="keyword", metavar="EXPR", help="select candidates: words, and/or/not, parentheses"
+    )
+    run.add_argument(
+        "-x", "--exitfirst", action="store_true", help="stop at the first failed or errored candidate"
+    )
+    run.add_argument(
+        "--collect-only", action="store_true", help="list suites, models, candidates and thresholds"
+    )
+    run.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto: CUDA when torch sees a GPU, else the CPU with each suite's cpu_profile (default)",
+    )
     run.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
     run.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
-    run.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
-                     help="load a plugin file or module (repeatable); -p no:NAME blocks one")
+    run.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="load a plugin file or module (repeatable); -p no:NAME blocks one",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.add_argument("--junitxml", metavar="FILE", help="write one JUnit testcase per (candidate, threshold)")
-    run.add_argument("--compare", metavar="RESULTS",
-                     help="a previous run's results.json (or run folder): gate against its shipped model too")
-    run.add_argument("--resume", action="store_true",
-                     help="continue the newest run of each suite: re-use every step that finished with the same "
-                          "data and settings (trained models, exports, evaluations), redo the rest")
-    run.add_argument("--executor", choices=("local", "ray"), default="local",
-                     help="local: baselines and candidates one after another here (default); ray: each one a task "
-                          "of a Ray cluster (pip install \".[ray]\")")
-    run.add_argument("--ray-address", metavar="ADDRESS",
-                     help="with --executor ray: auto (the cluster this machine belongs to), ray://HOST:10001 "
-                          "(Ray Client); default: $RAY_ADDRESS, else a new local Ray instance")
-    run.add_argument("--no-cache", action="store_true",
-                     help="re-evaluate untuned baselines even when an identical evaluation is cached")
+    run.add_argument(
+        "--compare",
+        metavar="RESULTS",
+        help="a previous run's results.json (or run folder): gate against its shipped model too",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the newest run of each suite: re-use every step that finished with the same "
+        "data and settings (trained models, exports, evaluations), redo the rest",
+    )
+    run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: baselines and candidates one after another here (default); ray: each one a task "
+        'of a Ray cluster (pip install ".[ray]")',
+    )
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="with --executor ray: auto (the cluster this machine belongs to), ray://HOST:10001 "
+        "(Ray Client); default: $RAY_ADDRESS, else a new local Ray instance",
+    )
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="re-evaluate untuned baselines even when an identical evaluation is cached",
+    )
 
     check = sub.add_parser("check", help="validate suites without running anything")
     check.add_argument("paths", nargs="*", metavar="PATH", help="suite files or folders (default: suites/)")
     check.add_argument("--keys", action="store_true", help="print every suite key with its type and default")
-    check.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
-                       help="load a plugin file or module (repeatable); -p no:NAME blocks one")
+    check.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="load a plugin file or module (repeatable); -p no:NAME blocks one",
+    )
 
-    data = sub.add_parser("data", help="load, clean and split suites' data as `run` would; print what was found")
+    data = sub.add_parser(
+        "data", help="load, clean and split suites' data as `run` would; print what was found"
+    )
     data.add_argument("paths", nargs="*", metavar="PATH", help="suite files or folders (default: suites/)")
-    data.add_argument("--export", metavar="DIR", help="write each suite's prepared data as a BEIR folder "
-                                                      "DIR/<suite>/ (with train_rows.jsonl)")
-    data.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                      help="the device whose profile applies, as with `run` (default: auto)")
+    data.add_argument(
+        "--export",
+        metavar="DIR",
+        help="write each suite's prepared data as a BEIR folder DIR/<suite>/ (with train_rows.jsonl)",
+    )
+    data.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="the device whose profile applies, as with `run` (default: auto)",
+    )
     data.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
-    data.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
-                      help="load a plugin file or module (repeatable); -p no:NAME blocks one")
+    data.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="load a plugin file or module (repeatable); -p no:NAME blocks one",
+    )
 
     plugins = sub.add_parser("plugins", help="list plugins and what they provide")
     plugins.add_argument("--json", action="store_true", help="machine-readable: one object per plugin")
-    plugins.add_argument("-p", dest="plugins", action="append", default=[], metavar="PLUGIN",
-                         help="load a plugin file or module too (repeatable); -p no:NAME blocks one")
+    plugins.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="load a plugin file or module too (repeatable); -p no:NAME blocks one",
+    )
 
     report = sub.add_parser("report", help="re-render report.html of a run from its results.json")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or reports/<suite>/latest")
 
-    rel = sub.add_parser("release", help="write a run's shipped candidate as a self-describing model artifact")
+    rel = sub.add_parser(
+        "release", help="write a run's shipped candidate as a self-describing model artifact"
+    )
     rel.add_argument("run_dir", metavar="RUN", help="a run folder, or reports/<suite>/latest")
     rel.add_argument("--to", required=True, metavar="DIR", help="new (or empty) folder for the artifact")
-    rel.add_argument("--candidate", metavar="NAME", help="default: the run's shipped (best passing) candidate")
+    rel.add_argument(
+        "--candidate", metavar="NAME", help="default: the run's shipped (best passing) candidate"
+    )
     rel.add_argument("--force", action="store_true", help="release a candidate that did not pass its gates")
 
-    enc = sub.add_parser("encode", help="encode a corpus with an artifact into Parquet, or --check such a file")
+    enc = sub.add_parser(
+        "encode", help="encode a corpus with an artifact into Parquet, or --check such a file"
+    )
     enc.add_argument("artifact", metavar="ARTIFACT", help="a folder written by `harness release`")
-    enc.add_argument("--corpus", metavar="PATH", help="JSONL (id/_id, text[, title]), CSV or Parquet (id, text)")
+    enc.add_argument(
+        "--corpus", metavar="PATH", help="JSONL (id/_id, text[, title]), CSV or Parquet (id, text)"
+    )
     enc.add_argument("--out", metavar="FILE", help="Parquet file of (id, vector)")
     enc.add_argument("--append", action="store_true", help="add to --out; refused if another model made it")
     enc.add_argument("--check", metavar="FILE", help="exit 1 unless FILE's embeddings were made by ARTIFACT")
@@ -93,8 +166,10 @@ def _parser() -> argparse.ArgumentParser:
 def _exit_codes() -> str:
     import textwrap
 
-    rows = [textwrap.fill(f"{int(c)} {c.name}: {c.meaning}", 100, initial_indent="  ", subsequent_indent="      ")
-            for c in ExitCode]
+    rows = [
+        textwrap.fill(f"{int(c)} {c.name}: {c.meaning}", 100, initial_indent="  ", subsequent_indent="      ")
+        for c in ExitCode
+    ]
     return "exit codes:\n" + "\n".join(rows)
 
 
@@ -118,7 +193,9 @@ def _suite_files(paths: list[str]) -> list[Path]:
     files = collect_suite_files(paths)
     for p in map(Path, paths or ["suites"]):
         if p.is_dir() and not any(f.parent == p for f in files):
-            print(f"no suite files in {p} (expected *.toml; files named _*.toml are skipped)", file=sys.stderr)
+            print(
+                f"no suite files in {p} (expected *.toml; files named _*.toml are skipped)", file=sys.stderr
+            )
     return files
 
 
@@ -159,8 +236,15 @@ def _run(args, plugins, files, ray) -> int:
     items = collect_items(suites, args.keyword)
     if args.collect_only:
         return _collect_only(suites, items)
-    options = RunOptions(device=device, out_dir=Path(args.out), exitfirst=args.exitfirst, resume=args.resume,
-                         no_cache=args.no_cache, quiet=args.quiet, plugins=tuple(args.plugins))
+    options = RunOptions(
+        device=device,
+        out_dir=Path(args.out),
+        exitfirst=args.exitfirst,
+        resume=args.resume,
+        no_cache=args.no_cache,
+        quiet=args.quiet,
+        plugins=tuple(args.plugins),
+    )
     compare = None
     if args.compare:
         from harness.gate.compare import load_reference
@@ -168,11 +252,17 @@ def _run(args, plugins, files, ray) -> int:
 
         compare = load_reference(read_results(Path(args.compare)), args.compare)
         if compare["suite"] not in {s.name for s in suites}:
-            raise ConfigError(f"--compare {args.compare}: it is a run of suite {compare['suite']!r}, "
-                              f"not of {sorted(s.name for s in suites)}")
+            raise ConfigError(
+                f"--compare {args.compare}: it is a run of suite {compare['suite']!r}, "
+                f"not of {sorted(s.name for s in suites)}"
+            )
     else:
-        wanting = [Problem(str(s.path), f"thresholds[{i}].against", "'compare' needs --compare RESULTS")
-                   for s in suites for i, t in enumerate(s.thresholds) if t.against == "compare"]
+        wanting = [
+            Problem(str(s.path), f"thresholds[{i}].against", "'compare' needs --compare RESULTS")
+            for s in suites
+            for i, t in enumerate(s.thresholds)
+            if t.against == "compare"
+        ]
         if wanting:
             raise ConfigError(wanting)
     if ray is not None:
@@ -197,7 +287,9 @@ def _collect_only(suites, items) -> int:
                     print(f"    <{kind} {item.nodeid}>")
         for t in suite.thresholds:
             kinds = ", ".join(f"{k}={getattr(t, k)}" for k in t.KINDS if getattr(t, k) is not None)
-            print(f"  <Threshold {t.metric} {kinds}{' on ' + ','.join(t.candidates) if t.candidates else ''}>")
+            print(
+                f"  <Threshold {t.metric} {kinds}{' on ' + ','.join(t.candidates) if t.candidates else ''}>"
+            )
         for r in suite.references:
             print(f"  <Reference {r.name} type={r.type}{f' model={r.model}' if r.model else ''}>")
     print(f"\n{sum(not i.untuned for i in items)} candidate(s), {sum(i.baseline for i in items)} baseline(s)")
@@ -205,8 +297,8 @@ def _collect_only(suites, items) -> int:
 
 
 def cmd_check(args) -> int:
-    from harness.suite.load import describe_keys
     from harness.suite.collect import load_suites
+    from harness.suite.load import describe_keys
 
     if args.keys:
         print(describe_keys())
@@ -227,8 +319,10 @@ def cmd_check(args) -> int:
         raise ConfigError([Problem("", "", p) for p in problems])
     for suite in suites:
         n = len(suite.models) * len(suite.losses)
-        print(f"ok: {suite.path} ({suite.name}: {n} candidate(s), {len(suite.thresholds)} threshold(s), "
-              f"profiles: {', '.join(suite.profiles) or 'none'})")
+        print(
+            f"ok: {suite.path} ({suite.name}: {n} candidate(s), {len(suite.thresholds)} threshold(s), "
+            f"profiles: {', '.join(suite.profiles) or 'none'})"
+        )
     return ExitCode.OK
 
 
@@ -263,7 +357,9 @@ def cmd_data(args) -> int:
             try:
                 models[m.name] = plugins.resolve_model(m.base, m.revision).path
             except HarnessError as e:
-                print(f"{suite.name}: models {m.name}: {e} (its text lengths are not measured)", file=sys.stderr)
+                print(
+                    f"{suite.name}: models {m.name}: {e} (its text lengths are not measured)", file=sys.stderr
+                )
         data_ready(plugins, suite, data, models)
         for w in data.warnings:
             print(f"    warning: {w}")
@@ -285,7 +381,9 @@ def cmd_plugins(args) -> int:
         print(f"{p['name']} ({p['origin']})")
         print(f"  hooks: {', '.join(p['hooks'])}")
         for kind, names in p["provides"].items():
-            table = {"pair_sources": reg.pair_sources, "evaluators": reg.evaluators, "losses": reg.losses}[kind]
+            table = {"pair_sources": reg.pair_sources, "evaluators": reg.evaluators, "losses": reg.losses}[
+                kind
+            ]
             for n in names:
                 singular = {"pair_sources": "pair source", "evaluators": "evaluator", "losses": "loss"}[kind]
                 print(f"  {singular} {n}: {table[n].description}")
@@ -304,8 +402,14 @@ def cmd_report(args) -> int:
         print(write_report(run_dir.resolve()))
     except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError, UndefinedError) as e:
         # the file follows the schema but lacks what the page shows: a foreign or hand-edited file, not a bug
-        raise ConfigError(Problem(str(run_dir / "results.json"), "", f"does not hold what the report shows "
-                                  f"({type(e).__name__}: {e}); not a results.json the harness wrote, or a damaged one"))
+        raise ConfigError(
+            Problem(
+                str(run_dir / "results.json"),
+                "",
+                f"does not hold what the report shows "
+                f"({type(e).__name__}: {e}); not a results.json the harness wrote, or a damaged one",
+            )
+        )
     return ExitCode.OK
 
 
@@ -317,8 +421,10 @@ def cmd_release(args) -> int:
     if wrong:
         raise ConfigError(wrong)
     m = release(Path(args.run_dir), Path(args.to), args.candidate, args.force)
-    print(f"released {m['candidate']} of {m['suite']} (run {m['run_id']}) to {args.to}; fingerprint {m['fingerprint']}"
-          + ("; FORCED: it did not pass its gates" if m["forced"] else ""))
+    print(
+        f"released {m['candidate']} of {m['suite']} (run {m['run_id']}) to {args.to}; fingerprint "
+        f"{m['fingerprint']}" + ("; FORCED: it did not pass its gates" if m["forced"] else "")
+    )
     return ExitCode.OK
 
 
@@ -328,8 +434,13 @@ def cmd_encode(args) -> int:
 
     if args.check:
         if not Path(args.check).is_file():
-            raise ConfigError(Problem("--check", "", f"{args.check}: no such file (expected a Parquet file written by "
-                                      "`harness encode`)"))
+            raise ConfigError(
+                Problem(
+                    "--check",
+                    "",
+                    f"{args.check}: no such file (expected a Parquet file written by `harness encode`)",
+                )
+            )
         ok, message = index.check(Path(args.check), Path(args.artifact))
         print(message, file=sys.stdout if ok else sys.stderr)
         return ExitCode.OK if ok else ExitCode.GATES_FAILED
@@ -338,8 +449,13 @@ def cmd_encode(args) -> int:
     wrong = file_problems(args.out, "--out")
     if wrong:
         raise ConfigError(wrong)
-    r = index.encode_corpus(Path(args.artifact), Path(args.corpus), Path(args.out), args.append,
-                            progress=sys.stderr.isatty() and not args.quiet)
+    r = index.encode_corpus(
+        Path(args.artifact),
+        Path(args.corpus),
+        Path(args.out),
+        args.append,
+        progress=sys.stderr.isatty() and not args.quiet,
+    )
     print(f"{r['file']}: {r['rows']} vectors, model fingerprint {r['fingerprint']}")
     return ExitCode.OK
 
@@ -352,8 +468,11 @@ def cmd_search(args) -> int:
     if not args.query.strip():
         raise ConfigError(Problem("QUERY", "", "the query is empty"))
     if not Path(args.file).is_file():
-        raise ConfigError(Problem("FILE", "", f"{args.file}: no such file (expected a Parquet file written by "
-                                  "`harness encode`)"))
+        raise ConfigError(
+            Problem(
+                "FILE", "", f"{args.file}: no such file (expected a Parquet file written by `harness encode`)"
+            )
+        )
     for doc_id, score in search(Path(args.file), Path(args.artifact), args.query, args.k):
         print(f"{score:.4f}\t{doc_id}")
     return ExitCode.OK
@@ -369,8 +488,16 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return ExitCode.OK if e.code == 0 else ExitCode.USAGE_ERROR
-    commands = {"run": cmd_run, "check": cmd_check, "data": cmd_data, "plugins": cmd_plugins, "report": cmd_report,
-                "release": cmd_release, "encode": cmd_encode, "search": cmd_search}
+    commands = {
+        "run": cmd_run,
+        "check": cmd_check,
+        "data": cmd_data,
+        "plugins": cmd_plugins,
+        "report": cmd_report,
+        "release": cmd_release,
+        "encode": cmd_encode,
+        "search": cmd_search,
+    }
     try:
         return int(commands[args.command](args))
     except ConfigError as e:

@@ -22,10 +22,10 @@ class ExitCode(enum.IntEnum):
 MEANINGS = {
     ExitCode.OK: "every candidate ran and every gate passed",
     ExitCode.GATES_FAILED: "a gate failed or a candidate errored (the other candidates still ran); `release` "
-                           "refused a failed candidate; `encode --check` found another model's embeddings",
+    "refused a failed candidate; `encode --check` found another model's embeddings",
     ExitCode.INTERRUPTED: "Ctrl-C or SIGTERM; the results so far were written",
     ExitCode.INTERNAL_ERROR: "a bug in the harness or a plugin (traceback printed)",
     ExitCode.USAGE_ERROR: "bad command line, suite, plugin, data or model name; every problem is listed, "
-                          "nothing was trained",
+    "nothing was trained",
     ExitCode.NO_CANDIDATES: "nothing collected: no suite files, or `-k` matched nothing",
 }

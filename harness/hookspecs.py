@@ -116,8 +116,9 @@ def harness_candidate_progress(item, stage, info):
         grid setting trains, ``"chosen"`` (``setting``, ``dev_score``, ``of``), ``"seed"`` (``seed``,
         ``dev_score`` and the test primary metric) after each seed is evaluated, ``"refit"`` (``epochs``,
         ``pairs``) before a refit on train + dev (``training.refit``), ``"curve"``
-        (``fraction``, ``pairs``, ``dev_score``) per learning-curve point. ``"trained"`` and ``"evaluated"`` carry ``resumed: True`` when
-        they re-used a finished step.
+        (``fraction``, ``pairs``, ``dev_score``) per learning-curve point. ``"trained"`` and
+        ``"evaluated"`` carry ``resumed: True`` when they re-used a finished step. The stages are
+        declared in :class:`harness.core.names.Stage` (a ``str`` enumeration: compare with strings).
     """
 
 

@@ -18,8 +18,8 @@ import pluggy
 
 from harness import hookspecs
 from harness.api import Evaluator, LossSpec, PairSource, ResolvedModel
-from harness.suite.keys import did_you_mean
 from harness.errors import ConfigError, DataError, Problem
+from harness.suite.keys import did_you_mean
 
 BUILTIN_PLUGINS = (
     "harness.builtin.beir",
@@ -69,8 +69,11 @@ def _option_clash(source: PairSource) -> str:
         close = difflib.get_close_matches(option, own, n=1, cutoff=0.8)
         if close:
             what = "is" if close[0] == option else "is too close to"
-            return (f"option {option!r} {what} the harness key data.{close[0]}; a suite could not tell them apart: "
-                    "rename the option")
+            return (
+                f"option {option!r} {what} the harness key data.{close[0]}; a suite could not tell them "
+                "apart: "
+                "rename the option"
+            )
     return ""
 
 
@@ -100,7 +103,9 @@ class Plugins:
                 self.pm.load_setuptools_entrypoints("harness")
             except pluggy.PluginValidationError as e:
                 raise ConfigError(f"entry-point plugin {e.plugin!r}: {e}")
-        self.origins: dict[str, str] = {n: "built-in" for n in (m.rsplit(".", 1)[-1] for m in BUILTIN_PLUGINS)}
+        self.origins: dict[str, str] = {
+            n: "built-in" for n in (m.rsplit(".", 1)[-1] for m in BUILTIN_PLUGINS)
+        }
         for name, _ in self.pm.list_name_plugin():
             self.origins.setdefault(name, "entry point")
         self.registry = Registry()
@@ -115,8 +120,10 @@ class Plugins:
         resolver has it."""
         resolved = self.hook.harness_resolve_model(name=name, revision=revision)
         if resolved is None:
-            raise DataError(f"model {name!r} not found: not a local folder, not on the hub (offline?) and no "
-                            "bundled copy is installed")
+            raise DataError(
+                f"model {name!r} not found: not a local folder, not on the hub (offline?) and no "
+                "bundled copy is installed"
+            )
         return resolved
 
     def _register(self, module, name: str, origin: str, file: str = "", path: str = "") -> None:
@@ -159,7 +166,9 @@ class Plugins:
                 module_spec.loader.exec_module(module)
             except Exception as e:  # noqa: BLE001 - any import failure is a config problem
                 sys.modules.pop(modname, None)
-                raise ConfigError(Problem(file, path, f"plugin file {str(p)!r} does not import: {type(e).__name__}: {e}"))
+                raise ConfigError(
+                    Problem(file, path, f"plugin file {str(p)!r} does not import: {type(e).__name__}: {e}")
+                )
             self._register(module, name, "local file", file, path)
             self.origins[name] = "local file"
         else:
@@ -168,7 +177,9 @@ class Plugins:
             try:
                 module = importlib.import_module(spec)
             except Exception as e:  # noqa: BLE001
-                raise ConfigError(Problem(file, path, f"plugin module {spec!r} does not import: {type(e).__name__}: {e}"))
+                raise ConfigError(
+                    Problem(file, path, f"plugin module {spec!r} does not import: {type(e).__name__}: {e}")
+                )
             self._register(module, spec, "module", file, path)
             self.origins[spec] = "module"
         try:
@@ -198,7 +209,10 @@ class Plugins:
                         problems.append(f"plugin {_plugin!r}: pair source {name!r} {clash}")
                     elif name in _table:
                         other = reg.owner[(_kind, name)]
-                        problems.append(f"{_kind[:-1].replace('_', ' ')} {name!r} is registered by both {other!r} and {_plugin!r}")
+                        problems.append(
+                            f"{_kind[:-1].replace('_', ' ')} {name!r} is registered by both {other!r} and "
+                            f"{_plugin!r}"
+                        )
                     else:
                         _table[name] = obj
                         reg.owner[(_kind, name)] = _plugin
@@ -216,9 +230,17 @@ class Plugins:
                 continue
             hooks = sorted({h.name for h in self.pm.get_hookcallers(plugin) or []})
             provides = {
-                kind: sorted(n for (k, n), owner in self.registry.owner.items() if k == kind and owner == name)
+                kind: sorted(
+                    n for (k, n), owner in self.registry.owner.items() if k == kind and owner == name
+                )
                 for kind in ("pair_sources", "evaluators", "losses")
             }
-            out.append({"name": name, "origin": self.origins.get(name, "?"), "hooks": hooks,
-                        "provides": {k: v for k, v in provides.items() if v}})
+            out.append(
+                {
+                    "name": name,
+                    "origin": self.origins.get(name, "?"),
+                    "hooks": hooks,
+                    "provides": {k: v for k, v in provides.items() if v},
+                }
+            )
         return out

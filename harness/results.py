@@ -32,7 +32,8 @@ class Gate(TypedDict, total=False):
 
 
 class Comparison(TypedDict):
-    """Paired statistics of one metric against one reference (:func:`harness.gate.stats.paired_comparison`)."""
+    """Paired statistics of one metric against one reference
+    (:func:`harness.gate.stats.paired_comparison`)."""
 
     gain: float
     ci_low: float
@@ -63,7 +64,8 @@ class VariantRow(TypedDict, total=False):
 
 
 class Evaluated(TypedDict, total=False):
-    """What exporting and evaluating one model gives (:meth:`harness.evaluate.evaluation.Evaluation.export_and_evaluate`):
+    """What exporting and evaluating one model gives
+    (:meth:`harness.evaluate.evaluation.Evaluation.export_and_evaluate`):
     the shipped variant's numbers, and every variant's row."""
 
     metrics: dict[str, float]
@@ -176,9 +178,16 @@ def new_result(item, resolved) -> CandidateResult:
     """The skeleton of ``item``'s result (a :class:`harness.suite.collect.Item`, its base model
     ``resolved`` or None): an error until it has run and been judged."""
     return {
-        "name": item.name, "nodeid": item.nodeid, "base_model": item.model.base,
+        "name": item.name,
+        "nodeid": item.nodeid,
+        "base_model": item.model.base,
         "base_model_revision": resolved.revision if resolved else None,
         "resolver": resolved.resolver if resolved else None,
-        "baseline": item.baseline, "loss": None if item.loss is None else {"type": item.loss.type, **item.loss.options},
-        "status": "error", "metrics": {}, "gates": [], "encoder": None, "timings": {},
+        "baseline": item.baseline,
+        "loss": None if item.loss is None else {"type": item.loss.type, **item.loss.options},
+        "status": "error",
+        "metrics": {},
+        "gates": [],
+        "encoder": None,
+        "timings": {},
     }

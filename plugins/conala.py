@@ -22,7 +22,16 @@ import polars as pl
 
 from harness import hookimpl
 from harness.api import (
-    DataError, EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, json_file, locate, qrels_frame,
+    DataError,
+    EvalResult,
+    Evaluator,
+    Option,
+    PairSource,
+    RetrievalData,
+    fingerprint,
+    json_file,
+    locate,
+    qrels_frame,
 )
 
 FILES = {"train": "conala-train.json", "test": "conala-test.json"}
@@ -33,16 +42,31 @@ class Conala(PairSource):
     name = "conala"
     description = "CoNaLa: natural-language intent -> Python snippet (code search)"
     options = {
-        "path": Option(str, None, "folder with conala-train.json and conala-test.json "
-                                  "(default: $HARNESS_DATA_DIR/conala, the cache, then the download)", path="folder"),
-        "intent": Option(str, "rewritten", "query text: the annotators' rewritten intent (the original where "
-                         "there is none) or the original question title", choices=("rewritten", "original")),
+        "path": Option(
+            str,
+            None,
+            "folder with conala-train.json and conala-test.json "
+            "(default: $HARNESS_DATA_DIR/conala, the cache, then the download)",
+            path="folder",
+        ),
+        "intent": Option(
+            str,
+            "rewritten",
+            "query text: the annotators' rewritten intent (the original where "
+            "there is none) or the original question title",
+            choices=("rewritten", "original"),
+        ),
         "url": Option(str, URL, "the CoNaLa release zip"),
     }
 
     def load(self, options, ctx):
-        folder = locate(ctx, "conala", tuple(FILES.values()), options.get("path"),
-                        {f: options.get("url") or URL for f in FILES.values()})
+        folder = locate(
+            ctx,
+            "conala",
+            tuple(FILES.values()),
+            options.get("path"),
+            {f: options.get("url") or URL for f in FILES.values()},
+        )
         snippets: dict[str, str] = {}  # snippet -> doc id
         queries: dict[tuple[str, str], str] = {}  # (split, text) -> query id
         qrels: dict[str, list[tuple[str, str, int]]] = {}
@@ -51,9 +75,19 @@ class Conala(PairSource):
             examples = json_file(path, list, "a list of examples")
             rows = set()
             for n, ex in enumerate(examples):
-                if not (isinstance(ex, dict) and isinstance(ex.get("snippet"), str) and isinstance(ex.get("intent"), str)):
-                    raise DataError(f"{path}: example {n}: expected an object with string 'intent' and 'snippet'")
-                text = ex["intent"] if options["intent"] == "original" else (ex.get("rewritten_intent") or ex["intent"])
+                if not (
+                    isinstance(ex, dict)
+                    and isinstance(ex.get("snippet"), str)
+                    and isinstance(ex.get("intent"), str)
+                ):
+                    raise DataError(
+                        f"{path}: example {n}: expected an object with string 'intent' and 'snippet'"
+                    )
+                text = (
+                    ex["intent"]
+                    if options["intent"] == "original"
+                    else (ex.get("rewritten_intent") or ex["intent"])
+                )
                 doc = snippets.setdefault(ex["snippet"], f"s{len(snippets)}")
                 query = queries.setdefault((split, text.strip()), f"{split}-{len(queries)}")
                 rows.add((query, doc, 1))
@@ -111,8 +145,9 @@ class CodeEvaluator(Evaluator):
                 shape[i] = code_shape(texts[i])
             return shape[i]
 
-        idx, _ = top_k(encoder.encode_queries(split.queries["text"].to_list()),
-                       encoder.encode_documents(texts), max(ks))
+        idx, _ = top_k(
+            encoder.encode_queries(split.queries["text"].to_list()), encoder.encode_documents(texts), max(ks)
+        )
         relevant = split.relevant()
         position = {d: i for i, d in enumerate(ids)}
         per_query = {}
@@ -123,9 +158,13 @@ class CodeEvaluator(Evaluator):
             for k in ks:
                 top = row[:k]
                 vals[f"success@{k}"] = float(any(ids[i] in gold for i in top))
-                vals[f"equivalent@{k}"] = float(any(ids[i] in gold or shape_of(i) in gold_shapes for i in top))
+                vals[f"equivalent@{k}"] = float(
+                    any(ids[i] in gold or shape_of(i) in gold_shapes for i in top)
+                )
             per_query[qid] = vals
-        metrics = {m: sum(v[m] for v in per_query.values()) / max(len(per_query), 1) for m in self.metric_names(ks)}
+        metrics = {
+            m: sum(v[m] for v in per_query.values()) / max(len(per_query), 1) for m in self.metric_names(ks)
+        }
         return EvalResult(metrics, per_query)
 
 

@@ -28,7 +28,15 @@ import polars as pl
 
 from harness import hookimpl
 from harness.api import (
-    DataError, EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, locate, qrels_frame,
+    DataError,
+    EvalResult,
+    Evaluator,
+    Option,
+    PairSource,
+    RetrievalData,
+    fingerprint,
+    locate,
+    qrels_frame,
 )
 
 B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
@@ -64,8 +72,10 @@ def read_dictd(index: Path, data: Path) -> list[tuple[str, str, str]]:
         except ValueError as e:
             raise DataError(f"{index}:{n}: {e}") from None
         if start + length > len(raw):
-            raise DataError(f"{index}:{n}: entry at {start}+{length} lies beyond the end of {data} ({len(raw)} bytes)")
-        lines = raw[start:start + length].decode("utf-8", "replace").strip("\n").splitlines()
+            raise DataError(
+                f"{index}:{n}: entry at {start}+{length} lies beyond the end of {data} ({len(raw)} bytes)"
+            )
+        lines = raw[start : start + length].decode("utf-8", "replace").strip("\n").splitlines()
         written = lines[0].strip() if lines else head
         definition = " ".join(" ".join(lines[1:]).split())
         if definition:
@@ -79,11 +89,17 @@ def in_test(headword: str, fraction: float) -> bool:
 
 class Dictd(PairSource):
     name = "dictd"
-    description = "dictd dictionaries (V.E.R.A., FOLDOC, Jargon File): headword -> definition, split by headword"
+    description = (
+        "dictd dictionaries (V.E.R.A., FOLDOC, Jargon File): headword -> definition, split by headword"
+    )
     options = {
         "dictionary": Option(str, "vera", "file name without .index / .dict.dz"),
-        "path": Option(str, None, "folder with the two files (default: $HARNESS_DATA_DIR/<dictionary>, "
-                                  "then /usr/share/dictd)", path="folder"),
+        "path": Option(
+            str,
+            None,
+            "folder with the two files (default: $HARNESS_DATA_DIR/<dictionary>, then /usr/share/dictd)",
+            path="folder",
+        ),
         "holdout": Option(float, 0.2, "share of headwords held out for the test split"),
     }
 
@@ -92,8 +108,14 @@ class Dictd(PairSource):
         if not 0 < options["holdout"] < 1:
             raise DataError(f"data.holdout: expected a number between 0 and 1, got {options['holdout']}")
         index = f"{name}.index"
-        folder = locate(ctx, name, (index,), options.get("path"), elsewhere=[Path("/usr/share/dictd")],
-                        hint=f"on Debian or Ubuntu, `apt-get install dict-{name}` installs it in /usr/share/dictd")
+        folder = locate(
+            ctx,
+            name,
+            (index,),
+            options.get("path"),
+            elsewhere=[Path("/usr/share/dictd")],
+            hint=f"on Debian or Ubuntu, `apt-get install dict-{name}` installs it in /usr/share/dictd",
+        )
         data = next((folder / f for f in (f"{name}.dict.dz", f"{name}.dict") if (folder / f).is_file()), None)
         if data is None:
             raise DataError(f"{folder / index}: found, but neither {name}.dict.dz nor {name}.dict beside it")
@@ -138,15 +160,20 @@ class ExpansionEvaluator(Evaluator):
         names = self.metric_names(k_values)
         ks = [int(m.split("@")[1]) for m in names]
         ids, texts = corpus["id"].to_list(), corpus["text"].to_list()
-        idx, _ = top_k(encoder.encode_queries(split.queries["text"].to_list()),
-                       encoder.encode_documents(texts), max(ks))
+        idx, _ = top_k(
+            encoder.encode_queries(split.queries["text"].to_list()), encoder.encode_documents(texts), max(ks)
+        )
         position = {d: i for i, d in enumerate(ids)}
         relevant = split.relevant()
         per_query = {}
         for qid, row in zip(split.queries["id"].to_list(), idx):
             right = {expansion(texts[position[d]]) for d in relevant.get(qid, {}) if d in position}
-            per_query[qid] = {f"expansion@{k}": float(any(expansion(texts[i]) in right for i in row[:k])) for k in ks}
-        return EvalResult({m: sum(v[m] for v in per_query.values()) / max(len(per_query), 1) for m in names}, per_query)
+            per_query[qid] = {
+                f"expansion@{k}": float(any(expansion(texts[i]) in right for i in row[:k])) for k in ks
+            }
+        return EvalResult(
+            {m: sum(v[m] for v in per_query.values()) / max(len(per_query), 1) for m in names}, per_query
+        )
 
 
 @hookimpl

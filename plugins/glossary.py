@@ -22,8 +22,13 @@ class Glossary(PairSource):
     name = "glossary"
     description = "term -> definition pairs from a TSV glossary"
     options = {
-        "file": Option(str, None, "TSV file of term<TAB>definition lines, relative to the suite", required=True,
-                       path="file"),
+        "file": Option(
+            str,
+            None,
+            "TSV file of term<TAB>definition lines, relative to the suite",
+            required=True,
+            path="file",
+        ),
         "test_every": Option(int, 5, "every n-th term goes to the test split"),
     }
 

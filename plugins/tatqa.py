@@ -20,7 +20,16 @@ import polars as pl
 
 from harness import hookimpl
 from harness.api import (
-    DataError, EvalResult, Evaluator, Option, PairSource, RetrievalData, fingerprint, json_file, locate, qrels_frame,
+    DataError,
+    EvalResult,
+    Evaluator,
+    Option,
+    PairSource,
+    RetrievalData,
+    fingerprint,
+    json_file,
+    locate,
+    qrels_frame,
 )
 
 URL = "https://raw.githubusercontent.com/NExTplusplus/TAT-QA/master/dataset_raw/{file}"
@@ -40,8 +49,13 @@ class TatQA(PairSource):
     name = "tatqa"
     description = "TAT-QA: finance questions -> paragraphs and tables of annual reports"
     options = {
-        "path": Option(str, None, "folder with the TAT-QA JSON files (default: $HARNESS_DATA_DIR/tatqa, the cache, "
-                                  "then the download)", path="folder"),
+        "path": Option(
+            str,
+            None,
+            "folder with the TAT-QA JSON files (default: $HARNESS_DATA_DIR/tatqa, the cache, "
+            "then the download)",
+            path="folder",
+        ),
         "train_file": Option(str, "tatqa_dataset_dev.json", "file whose questions train"),
         "test_file": Option(str, "tatqa_dataset_test_gold.json", "file whose questions test"),
         "url": Option(str, URL, "download URL template; {file} is replaced"),
@@ -50,8 +64,13 @@ class TatQA(PairSource):
     def load(self, options, ctx):
         files = {"train": options["train_file"], "test": options["test_file"]}
         url = options.get("url") or URL
-        folder = locate(ctx, "tatqa", tuple(files.values()), options.get("path"),
-                        {f: url.format(file=f) for f in files.values()})
+        folder = locate(
+            ctx,
+            "tatqa",
+            tuple(files.values()),
+            options.get("path"),
+            {f: url.format(file=f) for f in files.values()},
+        )
         docs: dict[str, str] = {}
         queries: dict[str, str] = {}
         qrels: dict[str, list[tuple[str, str, int]]] = {}
@@ -63,9 +82,11 @@ class TatQA(PairSource):
                 try:
                     rows += self._report(report, docs, queries, split)
                 except (KeyError, TypeError, AttributeError) as e:
-                    raise DataError(f"{path}: report {n}: expected 'table' {{uid, table}}, 'paragraphs' "
-                                    f"[{{uid, order, text}}] and 'questions' [{{uid, question, answer_from, "
-                                    f"rel_paragraphs}}] ({type(e).__name__}: {e})") from None
+                    raise DataError(
+                        f"{path}: report {n}: expected 'table' {{uid, table}}, 'paragraphs' "
+                        f"[{{uid, order, text}}] and 'questions' [{{uid, question, answer_from, "
+                        f"rel_paragraphs}}] ({type(e).__name__}: {e})"
+                    ) from None
             qrels[split] = rows
         return RetrievalData(
             corpus=pl.DataFrame({"id": list(docs), "text": list(docs.values())}),
@@ -111,8 +132,11 @@ class EvidenceEvaluator(Evaluator):
         names = self.metric_names(k_values)
         ks = [int(m.split("@")[1]) for m in names[1:]]
         ids = corpus["id"].to_list()
-        idx, _ = top_k(encoder.encode_queries(split.queries["text"].to_list()),
-                       encoder.encode_documents(corpus["text"].to_list()), max(ks))
+        idx, _ = top_k(
+            encoder.encode_queries(split.queries["text"].to_list()),
+            encoder.encode_documents(corpus["text"].to_list()),
+            max(ks),
+        )
         relevant = split.relevant()
         per_query = {}
         for qid, row in zip(split.queries["id"].to_list(), idx):
@@ -122,7 +146,9 @@ class EvidenceEvaluator(Evaluator):
             for k in ks:
                 vals[f"full_evidence@{k}"] = float(gold <= {ids[i] for i in row[:k]})
             per_query[qid] = vals
-        return EvalResult({m: sum(v[m] for v in per_query.values()) / max(len(per_query), 1) for m in names}, per_query)
+        return EvalResult(
+            {m: sum(v[m] for v in per_query.values()) / max(len(per_query), 1) for m in names}, per_query
+        )
 
 
 @hookimpl

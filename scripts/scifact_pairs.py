@@ -59,9 +59,13 @@ def build(data_dir: Path, out: Path, negatives: bool = False) -> tuple[Path, Pat
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=os.environ.get("HARNESS_DATA_DIR"), help="default: $HARNESS_DATA_DIR")
+    p.add_argument(
+        "--data-dir", default=os.environ.get("HARNESS_DATA_DIR"), help="default: $HARNESS_DATA_DIR"
+    )
     p.add_argument("--out", default=str(ROOT / "suites" / "data"), help="default: suites/data")
-    p.add_argument("--negatives", action="store_true", help="add a negative column (BM25's best wrong abstract)")
+    p.add_argument(
+        "--negatives", action="store_true", help="add a negative column (BM25's best wrong abstract)"
+    )
     args = p.parse_args()
     if not args.data_dir:
         p.error("give --data-dir or set HARNESS_DATA_DIR (the folder holding scifact/)")

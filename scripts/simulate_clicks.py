@@ -23,8 +23,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def simulate(data_dir: Path, out: Path, sessions: int = 3, depth: int = 10, eta: float = 1.0,
-             p_relevant: float = 0.9, p_noise: float = 0.05, seed: int = 0) -> dict:
+def simulate(
+    data_dir: Path,
+    out: Path,
+    sessions: int = 3,
+    depth: int = 10,
+    eta: float = 1.0,
+    p_relevant: float = 0.9,
+    p_noise: float = 0.05,
+    seed: int = 0,
+) -> dict:
     from harness.builtin.beir import load_beir_folder
     from harness.evaluate.lexical import Bm25
 
@@ -68,7 +76,9 @@ def simulate(data_dir: Path, out: Path, sessions: int = 3, depth: int = 10, eta:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=os.environ.get("HARNESS_DATA_DIR"), help="default: $HARNESS_DATA_DIR")
+    p.add_argument(
+        "--data-dir", default=os.environ.get("HARNESS_DATA_DIR"), help="default: $HARNESS_DATA_DIR"
+    )
     p.add_argument("--out", default=str(ROOT / "suites" / "data" / "scifact-clicks"))
     p.add_argument("--sessions", type=int, default=3, help="sessions per claim (default 3)")
     p.add_argument("--depth", type=int, default=10, help="results shown per session (default 10)")
@@ -79,8 +89,18 @@ def main() -> None:
     args = p.parse_args()
     if not args.data_dir:
         p.error("give --data-dir or set HARNESS_DATA_DIR (the folder holding scifact/)")
-    print(simulate(Path(args.data_dir), Path(args.out), args.sessions, args.depth, args.eta, args.p_relevant,
-                   args.p_noise, args.seed))
+    print(
+        simulate(
+            Path(args.data_dir),
+            Path(args.out),
+            args.sessions,
+            args.depth,
+            args.eta,
+            args.p_relevant,
+            args.p_noise,
+            args.seed,
+        )
+    )
 
 
 if __name__ == "__main__":

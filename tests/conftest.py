@@ -32,18 +32,36 @@ def _tiny_model(folder: Path, seed: int = 0, pooling: str = "mean", normalize: b
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+    )
     tok.decoder = decoders.WordPiece()
     hf_dir = folder / "hf"
-    BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                      sep_token="[SEP]", mask_token="[MASK]", model_max_length=64).save_pretrained(hf_dir)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=64,
+    ).save_pretrained(hf_dir)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(hf_dir)
     transformer = st_models.Transformer(str(hf_dir), max_seq_length=64)
     modules = [transformer, st_models.Pooling(transformer.get_word_embedding_dimension(), pooling)]
     out = folder / "tiny-st"
-    SentenceTransformer(modules=modules + ([st_models.Normalize()] if normalize else []), device="cpu").save(str(out))
+    SentenceTransformer(modules=modules + ([st_models.Normalize()] if normalize else []), device="cpu").save(
+        str(out)
+    )
     return out
 
 
@@ -59,7 +77,9 @@ def synthetic_pairs(n: int, seed: int) -> list[dict]:
     for i in range(n):
         a, b = rng.sample(WORDS[:120], 2)
         noise = rng.sample(WORDS[:120], 4)
-        rows.append({"query": f"what is {a} {b}", "document": f"the {a} of {noise[0]} and {b} {noise[1]} {noise[2]}"})
+        rows.append(
+            {"query": f"what is {a} {b}", "document": f"the {a} of {noise[0]} and {b} {noise[1]} {noise[2]}"}
+        )
     return rows
 
 
@@ -82,15 +102,24 @@ def write_suite(folder: Path, body: str, name: str = "tiny.toml") -> Path:
 def tiny_suite(tmp_path, tiny_model, pair_files):
     """Factory: a jsonl suite on the tiny model; ``extra`` TOML is appended."""
 
-    def make(extra: str = "", name: str = "tiny.toml", data: str | None = None, plugins: tuple = (),
-             export: str = "") -> Path:
+    def make(
+        extra: str = "",
+        name: str = "tiny.toml",
+        data: str | None = None,
+        plugins: tuple = (),
+        export: str = "",
+    ) -> Path:
         """``data``: the [data] table's lines instead of the synthetic jsonl pairs; ``export``: more
         lines of the [export] table."""
-        data = data or (f'source = "jsonl"\ntrain = "{pair_files / "train.jsonl"}"\n'
-                        f'test = "{pair_files / "test.jsonl"}"\ndev_fraction = 0.2')
+        data = data or (
+            f'source = "jsonl"\ntrain = "{pair_files / "train.jsonl"}"\n'
+            f'test = "{pair_files / "test.jsonl"}"\ndev_fraction = 0.2'
+        )
         if "variants" not in export and "[export]" not in extra:  # fp32 only, unless a test asks (the
             export = 'variants = ["fp32"]\n' + textwrap.dedent(export)  # CPU default builds int8 too)
-        return write_suite(tmp_path, f"""
+        return write_suite(
+            tmp_path,
+            f"""
 [suite]
 name = "{Path(name).stem}"
 plugins = {json.dumps([str(p) for p in plugins])}
@@ -110,7 +139,11 @@ learning_rate = 1e-3
 k_values = [1, 3, 10]
 [export]
 check_samples = 8
-""" + textwrap.dedent(export) + textwrap.dedent(extra), name)
+"""
+            + textwrap.dedent(export)
+            + textwrap.dedent(extra),
+            name,
+        )
 
     return make
 
@@ -183,7 +216,9 @@ def results_problems(doc) -> list[str]:
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(json.loads(RESULTS_SCHEMA.read_text()))
-    return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in validator.iter_errors(doc)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in validator.iter_errors(doc)
+    ]
 
 
 @pytest.fixture(autouse=True)

@@ -60,7 +60,9 @@ def test_failed_gate_exits_1_and_report_rerenders(tiny_suite, run_cli, tmp_path)
 
 
 def test_collect_only_and_keyword_selection(tiny_suite, run_cli, tmp_path):
-    suite = tiny_suite('[[losses]]\nname = "cached"\ntype = "CachedMultipleNegativesRankingLoss"\nmini_batch_size = 8\n')
+    suite = tiny_suite(
+        '[[losses]]\nname = "cached"\ntype = "CachedMultipleNegativesRankingLoss"\nmini_batch_size = 8\n'
+    )
     code, text = run_cli("run", str(suite), "--collect-only")
     assert code == 0
     assert "tiny::tiny-mnrl" in text and "tiny::tiny-cached" in text and "tiny::tiny-baseline" in text
@@ -75,15 +77,19 @@ def test_collect_only_and_keyword_selection(tiny_suite, run_cli, tmp_path):
 
 
 def test_bad_suite_exits_4_with_every_problem_before_training(tiny_suite, run_cli, tmp_path):
-    suite = tiny_suite('[[thresholds]]\nmetric = "ndcg@11"\nmin = 0.5\n[[losses]]\nname = "x"\ntype = "NoSuchLoss"\n'
-                       '[[losses]]\nname = "y"\ntype = "MultipleNegativesRankingLoss"\nscale = 20.0\nscael = 1.0\n')
+    suite = tiny_suite(
+        '[[thresholds]]\nmetric = "ndcg@11"\nmin = 0.5\n[[losses]]\nname = "x"\ntype = "NoSuchLoss"\n'
+        '[[losses]]\nname = "y"\ntype = "MultipleNegativesRankingLoss"\nscale = 20.0\nscael = 1.0\n'
+    )
     text = suite.read_text().replace('source = "jsonl"', 'source = "jsonl"\nsplits = 3')
     suite.write_text(text)
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"))
     assert code == 4
     assert "data.splits: unknown key for pair source 'jsonl'" in out
     assert "losses[1].type: unknown loss 'NoSuchLoss'" in out
-    assert "losses[2].scael: unknown key for loss 'MultipleNegativesRankingLoss'; did you mean 'scale'?" in out
+    assert (
+        "losses[2].scael: unknown key for loss 'MultipleNegativesRankingLoss'; did you mean 'scale'?" in out
+    )
     assert "thresholds[0].metric: no evaluator produces the metric 'ndcg@11'" in out
     assert "nothing was run" in out
     assert not (tmp_path / "o").exists()
@@ -105,8 +111,14 @@ def test_check_plugins_and_usage(tiny_suite, run_cli, tmp_path):
     assert code == 0 and "pair source beir" in out and "evaluator retrieval" in out
     code, out = run_cli("check", "--keys")  # every key, its default as a suite would write it
     assert code == 0 and "  refit (true or false, default false): " in out
-    assert '  evaluators (a list of strings, default ["retrieval"]): ' in out and "  revision (a string or nothing, unset by default)" in out
-    assert all(f"\n  {f.name} (" in out.split("[training]")[1].split("[evaluation]")[0] for f in dataclasses.fields(TrainingTable))
+    assert (
+        '  evaluators (a list of strings, default ["retrieval"]): ' in out
+        and "  revision (a string or nothing, unset by default)" in out
+    )
+    assert all(
+        f"\n  {f.name} (" in out.split("[training]")[1].split("[evaluation]")[0]
+        for f in dataclasses.fields(TrainingTable)
+    )
     code, out = run_cli("run", "--no-such-flag")
     assert code == 4
     code, out = run_cli("run", str(tmp_path / "nope.toml"))
@@ -119,8 +131,11 @@ def test_check_plugins_and_usage(tiny_suite, run_cli, tmp_path):
 
 
 def test_a_candidate_error_does_not_stop_the_others(tiny_suite, run_cli, tmp_path):
-    suite = tiny_suite('[[losses]]\nname = "broken"\ntype = "MultipleNegativesRankingLoss"\nsimilarity_fct = "not-a-function"\n'
-                       '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n')
+    suite = tiny_suite(
+        '[[losses]]\nname = "broken"\ntype = "MultipleNegativesRankingLoss"\n'
+        'similarity_fct = "not-a-function"\n'
+        '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n'
+    )
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
     assert code == 1
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
@@ -137,8 +152,11 @@ def test_shipped_glossary_plugin_through_a_suite(tiny_suite, run_cli, tmp_path):
     rows = synthetic_pairs(60, 9)
     (tmp_path / "terms.tsv").write_text("".join(f"{r['query']}\t{r['document']}\n" for r in rows))
     plugin = Path(__file__).resolve().parents[1] / "plugins" / "glossary.py"
-    suite = tiny_suite(name="gloss.toml", data='source = "glossary"\nfile = "terms.tsv"\ndev_fraction = 0.2',
-                       plugins=(plugin,))
+    suite = tiny_suite(
+        name="gloss.toml",
+        data='source = "glossary"\nfile = "terms.tsv"\ndev_fraction = 0.2',
+        plugins=(plugin,),
+    )
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
     assert code == 0, text
     doc = json.loads((tmp_path / "o" / "gloss" / "latest" / "results.json").read_text())
@@ -148,8 +166,10 @@ def test_shipped_glossary_plugin_through_a_suite(tiny_suite, run_cli, tmp_path):
 
 
 def test_exitfirst_stops_after_the_first_failure(tiny_suite, run_cli, tmp_path):
-    suite = tiny_suite('[[losses]]\nname = "second"\ntype = "MultipleNegativesSymmetricRankingLoss"\n'
-                       '[[thresholds]]\nmetric = "ndcg@10"\nmin = 1.5\n')
+    suite = tiny_suite(
+        '[[losses]]\nname = "second"\ntype = "MultipleNegativesSymmetricRankingLoss"\n'
+        '[[thresholds]]\nmetric = "ndcg@10"\nmin = 1.5\n'
+    )
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-x")
     assert code == 1
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
@@ -169,8 +189,13 @@ def test_interrupt_exits_2_and_keeps_what_was_computed(tiny_suite, tmp_path):
     suite.write_text(suite.read_text().replace("epochs = 2", "epochs = 500"))
     out = tmp_path / "o"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out), "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", str(suite), "--out", str(out), "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     deadline = time.time() + 240
     seen = ""
     for line in proc.stdout:
@@ -201,7 +226,9 @@ def test_unchanged_baseline_evaluation_is_reused(tiny_suite, run_cli, tmp_path):
     second = json.loads((out / "tiny" / "latest" / "results.json").read_text())["candidates"][0]
     assert second["evaluation_cached_from"] and "reused from" in text
     assert second["metrics"] == first["metrics"]
-    code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q", "-k", "baseline", "--no-cache")
+    code, text = run_cli(
+        "run", str(suite), "--out", str(out), "--device", "cpu", "-q", "-k", "baseline", "--no-cache"
+    )
     third = json.loads((out / "tiny" / "latest" / "results.json").read_text())["candidates"][0]
     quality = lambda m: {k: v for k, v in m.items() if k != "docs_per_s"}  # noqa: E731 - speed is measured anew
     assert third["evaluation_cached_from"] is None and quality(third["metrics"]) == quality(first["metrics"])
@@ -221,16 +248,23 @@ def test_data_warnings_reach_results_and_report(tiny_suite, run_cli, tmp_path, p
     train_doc = json.loads((pair_files / "train.jsonl").read_text().splitlines()[0])["document"]
     with (pair_files / "test.jsonl").open("a") as f:
         f.write(json.dumps({"query": "a new test question", "document": train_doc}) + "\n")
-    code, text = run_cli("run", str(tiny_suite()), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-k", "baseline")
+    code, text = run_cli(
+        "run", str(tiny_suite()), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-k", "baseline"
+    )
     assert code == 0 and "also training positives" in text
     run_dir = tmp_path / "o" / "tiny" / "latest"
-    assert any("also training positives" in w for w in json.loads((run_dir / "results.json").read_text())["data"]["warnings"])
+    assert any(
+        "also training positives" in w
+        for w in json.loads((run_dir / "results.json").read_text())["data"]["warnings"]
+    )
     assert "data warnings" in (run_dir / "report.html").read_text()
 
 
 def test_unknown_pair_source_and_evaluator_exit_4(tiny_suite, run_cli, tmp_path):
     suite = tiny_suite(data='source = "jsnol"')
-    suite.write_text(suite.read_text().replace("[evaluation]\n", '[evaluation]\nevaluators = ["retreival"]\n'))
+    suite.write_text(
+        suite.read_text().replace("[evaluation]\n", '[evaluation]\nevaluators = ["retreival"]\n')
+    )
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"))
     assert code == 4
     assert "data.source: unknown pair source 'jsnol'; did you mean 'jsonl'?" in out

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.suite.load import load_suite, merge
 from harness.errors import ConfigError
+from harness.suite.load import load_suite, merge
 
 MINIMAL = """
 [data]
@@ -39,7 +39,10 @@ def test_minimal_suite_gets_defaults(tmp_path):
 
 
 def test_every_problem_is_reported_at_once_with_file_and_path(tmp_path):
-    text = MINIMAL.replace('[[models]]', '[training]\nepochs = "three"\nlearning_rat = 1e-5\n[evaluation]\nk_values = []\n[[models]]')
+    text = MINIMAL.replace(
+        "[[models]]",
+        '[training]\nepochs = "three"\nlearning_rat = 1e-5\n[evaluation]\nk_values = []\n[[models]]',
+    )
     text += '[[thresholds]]\nmetric = "ndcg@10"\n'
     found = problems(tmp_path, text)
     joined = "\n".join(found)
@@ -58,7 +61,9 @@ def test_typo_in_a_table_with_plugin_options_is_still_caught(tmp_path):
 
 
 def test_out_of_range_and_choices(tmp_path):
-    found = problems(tmp_path, MINIMAL + "[training]\nwarmup_ratio = 1.5\nprecision = 'fp64'\nbatch_size = 1\n")
+    found = problems(
+        tmp_path, MINIMAL + "[training]\nwarmup_ratio = 1.5\nprecision = 'fp64'\nbatch_size = 1\n"
+    )
     joined = "\n".join(found)
     assert "training.warmup_ratio: expected a number in [0, 1), got 1.5" in joined
     assert "training.precision: expected one of 'auto', 'fp32', 'fp16', 'bf16'" in joined
@@ -103,13 +108,18 @@ def test_missing_file(tmp_path):
 
 
 def test_merge_replaces_arrays_and_merges_tables():
-    assert merge({"a": {"x": 1, "y": 2}, "l": [1, 2]}, {"a": {"y": 3}, "l": [9]}) == {"a": {"x": 1, "y": 3}, "l": [9]}
+    assert merge({"a": {"x": 1, "y": 2}, "l": [1, 2]}, {"a": {"y": 3}, "l": [9]}) == {
+        "a": {"x": 1, "y": 3},
+        "l": [9],
+    }
 
 
 def test_export_variants_are_checked_against_the_device(tmp_path):
     gpu = MINIMAL + '[export]\nvariants = ["fp32", "fp16"]\nship = "fp16"\n'
     found = problems(tmp_path, gpu, device="cpu")
-    assert any("export.variants[1]: variant 'fp16' runs on cuda, and this run's device is cpu" in f for f in found)
+    assert any(
+        "export.variants[1]: variant 'fp16' runs on cuda, and this run's device is cpu" in f for f in found
+    )
     p = tmp_path / "ok.toml"
     p.write_text(gpu)
     assert load_suite(p, device="cuda").export.shipped == "fp16"
@@ -118,7 +128,9 @@ def test_export_variants_are_checked_against_the_device(tmp_path):
     found = problems(tmp_path, MINIMAL + '[export]\nvariants = ["fp32", "int8"]\n', device="cpu")
     assert any("export.ship: missing: variants lists 2, say which one ships" in f for f in found)
     found = problems(tmp_path, MINIMAL + '[export]\nvariants = ["int8"]\nship = "O2"\n', device="cpu")
-    assert any("export.ship: expected one of the variants ['int8'] or \"fastest\", got 'O2'" in f for f in found)
+    assert any(
+        "export.ship: expected one of the variants ['int8'] or \"fastest\", got 'O2'" in f for f in found
+    )
     p.write_text(MINIMAL + '[export]\nvariants = ["fp32", "int8"]\nship = "fastest"\n')
     assert load_suite(p, device="cpu").export.ship == "fastest"
     p.write_text(MINIMAL + '[export]\nvariants = ["int8"]\n')
@@ -138,5 +150,7 @@ def test_unset_export_variants_are_the_devices_default(tmp_path):
     set_ = load_suite(p, device="cpu").export
     assert (set_.built, set_.shipped, set_.by_device) == (["fp32"], "fp32", False)
     found = problems(tmp_path, MINIMAL + '[export]\nship = "int8"\n', device="cpu")
-    assert any("export.ship: expected \"fp32\" or \"fastest\" while variants is unset (by device), got 'int8'" in f
-               for f in found)
+    assert any(
+        'export.ship: expected "fp32" or "fastest" while variants is unset (by device), got \'int8\'' in f
+        for f in found
+    )

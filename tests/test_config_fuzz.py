@@ -5,17 +5,44 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.errors import ConfigError
 from harness.suite.load import TABLES, build_suite, load_suite
 from harness.suite.schema import Suite
-from harness.errors import ConfigError
 
-KEYS = list(TABLES) + ["profiles", "cpu", "source", "name", "base", "type", "epochs", "batch_size", "metric", "min",
-                       "min_gain", "k_values", "evaluators", "plugins", "cpu_profile", "dev_fraction", "against"]
-scalars = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.booleans(), st.text(max_size=8),
-                    st.sampled_from(["beir", "cpu", "ndcg@10", "MultipleNegativesRankingLoss", "baseline"]))
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner, max_size=4)),
-    max_leaves=20)
+KEYS = list(TABLES) + [
+    "profiles",
+    "cpu",
+    "source",
+    "name",
+    "base",
+    "type",
+    "epochs",
+    "batch_size",
+    "metric",
+    "min",
+    "min_gain",
+    "k_values",
+    "evaluators",
+    "plugins",
+    "cpu_profile",
+    "dev_fraction",
+    "against",
+]
+scalars = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.text(max_size=8),
+    st.sampled_from(["beir", "cpu", "ndcg@10", "MultipleNegativesRankingLoss", "baseline"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
 documents = st.dictionaries(st.sampled_from(KEYS), values, max_size=8)
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from harness.api import LoadContext
 from harness.builtin.beir import BeirSource, load_beir_folder
-from harness.suite.schema import DataTable
 from harness.data.prepare import prepare
 from harness.errors import DataError
+from harness.suite.schema import DataTable
 
 from .conftest import DATA_DIR
 
@@ -22,9 +22,15 @@ def beir_folder(root: Path, corpus_lines: list[str] | None = None) -> Path:
     (d / "qrels").mkdir(parents=True)
     docs = [{"_id": f"d{i}", "title": f"title {i}" if i % 2 else "", "text": f"text {i}"} for i in range(10)]
     (d / "corpus.jsonl").write_text("\n".join(corpus_lines or [json.dumps(x) for x in docs]) + "\n")
-    (d / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"query {i}"}) + "\n" for i in range(10)))
-    (d / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(7)))
-    (d / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(7, 10)))
+    (d / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": f"query {i}"}) + "\n" for i in range(10))
+    )
+    (d / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(7))
+    )
+    (d / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(7, 10))
+    )
     return d
 
 
@@ -45,7 +51,9 @@ def test_malformed_json_line_names_file_and_line(tmp_path):
 
 
 def test_missing_split_lists_the_available_ones(tmp_path):
-    with pytest.raises(DataError, match=r"qrels/dev.tsv: missing; this dataset has the splits \['test', 'train'\]"):
+    with pytest.raises(
+        DataError, match=r"qrels/dev.tsv: missing; this dataset has the splits \['test', 'train'\]"
+    ):
         load_beir_folder(beir_folder(tmp_path), ["dev"])
 
 
@@ -55,7 +63,9 @@ def test_offline_without_data_says_where_it_looked(tmp_path):
     with pytest.raises(DataError) as e:
         BeirSource().load(opts, ctx)
     msg = str(e.value)
-    assert str(tmp_path / "data" / "nosuchset") in msg and str(tmp_path / "cache" / "beir" / "nosuchset") in msg
+    assert (
+        str(tmp_path / "data" / "nosuchset") in msg and str(tmp_path / "cache" / "beir" / "nosuchset") in msg
+    )
     assert "http://127.0.0.1:9/nosuchset.zip failed" in msg
 
 
@@ -71,10 +81,14 @@ def test_dev_is_carved_from_train_deterministically_and_test_is_untouched(tmp_pa
 
 
 def test_a_refit_moves_every_dev_judgement_into_train_and_leaves_test_alone(tmp_path):
-    data = prepare(load_beir_folder(beir_folder(tmp_path), ["train", "test"]), DataTable(source="beir", dev_fraction=0.3))
+    data = prepare(
+        load_beir_folder(beir_folder(tmp_path), ["train", "test"]), DataTable(source="beir", dev_fraction=0.3)
+    )
     both = data.with_dev_in_train()
     assert len(both.dev) == 0 and both.dev.qrels.height == 0 and len(both.train) == 7
-    assert sorted(both.train.queries["id"]) == sorted(data.train.queries["id"].to_list() + data.dev.queries["id"].to_list())
+    assert sorted(both.train.queries["id"]) == sorted(
+        data.train.queries["id"].to_list() + data.dev.queries["id"].to_list()
+    )
     assert both.train.qrels.height == data.train.qrels.height + data.dev.qrels.height
     assert both.test is data.test and both.corpus is data.corpus and both.fingerprint != data.fingerprint
     assert len(both.train_pairs()[0]) == 7
@@ -110,7 +124,10 @@ def test_every_data_error_is_reported_at_once(tmp_path):
     messages = err.value.messages
     assert "2 document ids occur more than once (e.g. 'd0', 'd1')" in messages
     assert "1 query ids occur more than once (e.g. 'q3')" in messages
-    assert "qrels of split 'train' name 4 queries that do not exist (e.g. 'ghost-1', 'ghost-2', 'ghost-3', ...)" in messages
+    assert (
+        "qrels of split 'train' name 4 queries that do not exist (e.g. 'ghost-1', 'ghost-2', 'ghost-3', ...)"
+        in messages
+    )
     assert "split 'test' has no queries with a relevant document" in messages
 
 
@@ -119,8 +136,10 @@ def test_test_documents_that_are_training_positives_are_a_warning(tmp_path):
     with (d / "qrels" / "train.tsv").open("a") as f:
         f.write("q1\td8\t1\n")  # d8 is relevant to test query q8
     data = prepare(load_beir_folder(d, ["train", "test"]), DataTable(source="beir", dev_fraction=0.0))
-    assert any("1 documents relevant to 'test' queries are also training positives (e.g. 'd8')" in w
-               for w in data.warnings)
+    assert any(
+        "1 documents relevant to 'test' queries are also training positives (e.g. 'd8')" in w
+        for w in data.warnings
+    )
 
 
 @pytest.mark.integration

@@ -47,17 +47,29 @@ class BagOfWords(Encoder):
 
 
 def split(queries: dict[str, str], qrels: list[tuple[str, str]]) -> Split:
-    return Split("test", pl.DataFrame({"id": list(queries), "text": list(queries.values())}),
-                 pl.DataFrame({"query_id": [q for q, _ in qrels], "doc_id": [d for _, d in qrels],
-                               "score": [1] * len(qrels)}))
+    return Split(
+        "test",
+        pl.DataFrame({"id": list(queries), "text": list(queries.values())}),
+        pl.DataFrame(
+            {"query_id": [q for q, _ in qrels], "doc_id": [d for _, d in qrels], "score": [1] * len(qrels)}
+        ),
+    )
 
 
 def test_harness_plugins_lists_the_three_domains(run_cli):
     code, out = run_cli("plugins")
     assert code == 0
-    for line in ("conala (entry point)", "pair source conala:", "evaluator code:",
-                 "dictd (entry point)", "pair source dictd:", "evaluator expansion:",
-                 "tatqa (entry point)", "pair source tatqa:", "evaluator evidence:"):
+    for line in (
+        "conala (entry point)",
+        "pair source conala:",
+        "evaluator code:",
+        "dictd (entry point)",
+        "pair source dictd:",
+        "evaluator expansion:",
+        "tatqa (entry point)",
+        "pair source tatqa:",
+        "evaluator evidence:",
+    ):
         assert line in out
 
 
@@ -91,7 +103,9 @@ ENTRIES = [(f"A{i}B", f"Alpha {i} Bravo (NET)") for i in range(40)] + [("A0B", "
 
 def test_dictd_reads_any_dictionary_and_splits_by_headword(tmp_path):
     write_dictd(tmp_path / "jargon", "jargon", ENTRIES)
-    data = dictd.Dictd().load({"dictionary": "jargon", "path": None, "holdout": 0.25}, ctx(tmp_path, tmp_path))
+    data = dictd.Dictd().load(
+        {"dictionary": "jargon", "path": None, "holdout": 0.25}, ctx(tmp_path, tmp_path)
+    )
     assert data.corpus.height == 41 and data.queries.height == 40  # metadata left out; A0B is one query
     assert "00-database-short" not in data.queries["text"].to_list()
     a0b = data.queries.filter(pl.col("text") == "A0B")["id"][0]
@@ -101,11 +115,13 @@ def test_dictd_reads_any_dictionary_and_splits_by_headword(tmp_path):
     assert test_q and train_q and not train_q & test_q
     # the split depends on the headword only: a bigger dictionary keeps every old headword's side
     write_dictd(tmp_path / "more", "jargon", ENTRIES + [("ZZZ", "Zig Zag Zig")])
-    more = dictd.Dictd().load({"dictionary": "jargon", "path": str(tmp_path / "more"), "holdout": 0.25},
-                              ctx(tmp_path, None))
+    more = dictd.Dictd().load(
+        {"dictionary": "jargon", "path": str(tmp_path / "more"), "holdout": 0.25}, ctx(tmp_path, None)
+    )
     text = dict(zip(more.queries["id"], more.queries["text"]))
-    assert {t for q, t in text.items() if q in set(more.qrels["test"]["query_id"])} - {"ZZZ"} == \
-           {t for q, t in zip(data.queries["id"], data.queries["text"]) if q in test_q}
+    assert {t for q, t in text.items() if q in set(more.qrels["test"]["query_id"])} - {"ZZZ"} == {
+        t for q, t in zip(data.queries["id"], data.queries["text"]) if q in test_q
+    }
 
 
 def test_dictd_errors_name_the_file_and_what_to_install(tmp_path):
@@ -115,7 +131,9 @@ def test_dictd_errors_name_the_file_and_what_to_install(tmp_path):
     index = tmp_path / "bad" / "bad.index"
     index.write_text(index.read_text() + "broken line without tabs\n")
     with pytest.raises(DataError, match=r"bad\.index:43: expected 'headword<TAB>offset<TAB>length'"):
-        dictd.Dictd().load({"dictionary": "bad", "path": str(tmp_path / "bad"), "holdout": 0.2}, ctx(tmp_path))
+        dictd.Dictd().load(
+            {"dictionary": "bad", "path": str(tmp_path / "bad"), "holdout": 0.2}, ctx(tmp_path)
+        )
 
 
 @needs_data
@@ -127,11 +145,20 @@ def test_vera_as_shipped_by_debian():
 
 
 def test_expansion_counts_another_entry_with_the_same_words():
-    corpus = pl.DataFrame({"id": ["d1", "d2", "d3"], "text": [
-        "transmission control protocol (TCP, RFC 793)", "transmission control protocol [internet]",
-        "user datagram protocol (UDP)"]})
-    test = split({"q1": "transmission control", "q2": "datagram user", "q3": "control protocol"},
-                 [("q1", "d2"), ("q2", "d3"), ("q3", "d3")])
+    corpus = pl.DataFrame(
+        {
+            "id": ["d1", "d2", "d3"],
+            "text": [
+                "transmission control protocol (TCP, RFC 793)",
+                "transmission control protocol [internet]",
+                "user datagram protocol (UDP)",
+            ],
+        }
+    )
+    test = split(
+        {"q1": "transmission control", "q2": "datagram user", "q3": "control protocol"},
+        [("q1", "d2"), ("q2", "d3"), ("q3", "d3")],
+    )
     enc = BagOfWords(corpus["text"].to_list())
     res = dictd.ExpansionEvaluator().evaluate(enc, corpus, test, [1, 3])
     # q1 ranks d1 first: not its judged entry, but the same expansion -> right
@@ -158,8 +185,10 @@ def test_conala_loads_the_official_split(tmp_path):
 
 def test_conala_offline_says_where_it_looked_and_what_failed(tmp_path):
     with pytest.raises(DataError) as e:
-        conala.Conala().load({"path": None, "intent": "rewritten", "url": "http://127.0.0.1:9/conala.zip"},
-                             ctx(tmp_path, tmp_path / "nowhere"))
+        conala.Conala().load(
+            {"path": None, "intent": "rewritten", "url": "http://127.0.0.1:9/conala.zip"},
+            ctx(tmp_path, tmp_path / "nowhere"),
+        )
     assert str(tmp_path / "nowhere" / "conala") in str(e.value)
     assert "downloading http://127.0.0.1:9/conala.zip failed" in str(e.value)
 
@@ -173,14 +202,19 @@ def test_code_shape_ignores_names_and_literals_not_what_the_code_does():
 
 
 def test_code_evaluator_success_and_equivalent():
-    corpus = pl.DataFrame({"id": ["s1", "s2", "s3"], "text": [
-        "frame.sort_values('year')", "df.sort_values('col')", "os.remove(path)"]})
+    corpus = pl.DataFrame(
+        {
+            "id": ["s1", "s2", "s3"],
+            "text": ["frame.sort_values('year')", "df.sort_values('col')", "os.remove(path)"],
+        }
+    )
     test = split({"q1": "frame sort_values year", "q2": "remove file path"}, [("q1", "s2"), ("q2", "s3")])
-    res = conala.CodeEvaluator().evaluate(BagOfWords(["frame.sort_values('year')", "remove path"]), corpus, test, [1, 10])
+    res = conala.CodeEvaluator().evaluate(
+        BagOfWords(["frame.sort_values('year')", "remove path"]), corpus, test, [1, 10]
+    )
     assert res.per_query["q1"]["success@1"] == 0.0  # s1 is ranked first, s2 is the gold snippet
     assert res.per_query["q1"]["equivalent@1"] == 1.0  # ... but s1 does the same thing
     assert res.metrics["success@10"] == 1.0
-
 
 
 def test_code_evaluator_works_out_each_documents_shape_once(monkeypatch):
@@ -189,13 +223,22 @@ def test_code_evaluator_works_out_each_documents_shape_once(monkeypatch):
     calls = []
     real = conala.code_shape
     monkeypatch.setattr(conala, "code_shape", lambda text: calls.append(text) or real(text))
-    corpus = pl.DataFrame({"id": ["s1", "s2", "s3"], "text": [
-        "frame.sort_values('year')", "df.sort_values('col')", "os.remove(path)"]})
-    test = split({"q1": "frame sort_values year", "q2": "frame year", "q3": "remove path"},
-                 [("q1", "s2"), ("q2", "s2"), ("q3", "s3")])
-    conala.CodeEvaluator().evaluate(BagOfWords(["frame.sort_values('year')", "remove path"]), corpus, test, [1, 3, 10])
+    corpus = pl.DataFrame(
+        {
+            "id": ["s1", "s2", "s3"],
+            "text": ["frame.sort_values('year')", "df.sort_values('col')", "os.remove(path)"],
+        }
+    )
+    test = split(
+        {"q1": "frame sort_values year", "q2": "frame year", "q3": "remove path"},
+        [("q1", "s2"), ("q2", "s2"), ("q3", "s3")],
+    )
+    conala.CodeEvaluator().evaluate(
+        BagOfWords(["frame.sort_values('year')", "remove path"]), corpus, test, [1, 3, 10]
+    )
     # s1 is nobody's gold snippet: only the memo asks for its shape, for both frame queries at every k
     assert calls.count("frame.sort_values('year')") == 1, calls
+
 
 # --- TAT-QA ----------------------------------------------------------------------------------------
 
@@ -216,11 +259,21 @@ def test_tatqa_documents_and_evidence(tmp_path):
 
 
 def test_evidence_needs_every_piece_and_the_right_report():
-    corpus = pl.DataFrame({"id": ["r1/table", "r1/p1", "r2/table", "r2/p1"], "text": [
-        "revenue 2019 2018 total", "revenue grew because of cloud sales", "revenue 2019 2018 total costs",
-        "costs fell"]})
-    test = split({"q1": "revenue grew cloud", "q2": "total costs 2019"},
-                 [("q1", "r1/table"), ("q1", "r1/p1"), ("q2", "r1/table")])
+    corpus = pl.DataFrame(
+        {
+            "id": ["r1/table", "r1/p1", "r2/table", "r2/p1"],
+            "text": [
+                "revenue 2019 2018 total",
+                "revenue grew because of cloud sales",
+                "revenue 2019 2018 total costs",
+                "costs fell",
+            ],
+        }
+    )
+    test = split(
+        {"q1": "revenue grew cloud", "q2": "total costs 2019"},
+        [("q1", "r1/table"), ("q1", "r1/p1"), ("q2", "r1/table")],
+    )
     res = tatqa.EvidenceEvaluator().evaluate(BagOfWords(corpus["text"].to_list()), corpus, test, [1, 3, 10])
     assert res.per_query["q1"]["report@1"] == 1.0
     assert res.per_query["q2"]["report@1"] == 0.0  # r2's table looks more like it
@@ -234,11 +287,15 @@ def test_evidence_needs_every_piece_and_the_right_report():
 def test_vera_suite_runs_on_minilm_with_its_evaluator(tmp_path, run_cli):
     """The shipped suite file, cut to a slice by a profile of this test: real MiniLM, real V.E.R.A."""
     suite = (Path(__file__).parents[1] / "suites" / "vera.toml").read_text()
-    suite += ("\n[profiles.slice.data]\nlimit_train_pairs = 256\nlimit_test_queries = 100\nlimit_corpus = 800\n"
-              "dev_corpus_size = 300\n[profiles.slice.training]\nepochs = 1\nbatch_size = 32\n")
+    suite += (
+        "\n[profiles.slice.data]\nlimit_train_pairs = 256\nlimit_test_queries = 100\nlimit_corpus = 800\n"
+        "dev_corpus_size = 300\n[profiles.slice.training]\nepochs = 1\nbatch_size = 32\n"
+    )
     path = tmp_path / "vera.toml"
     path.write_text(suite)
-    code, out = run_cli("run", str(path), "--profile", "slice", "--device", "cpu", "--out", str(tmp_path / "r"), "-q")
+    code, out = run_cli(
+        "run", str(path), "--profile", "slice", "--device", "cpu", "--out", str(tmp_path / "r"), "-q"
+    )
     doc = json.loads((tmp_path / "r" / "vera" / "latest" / "results.json").read_text())
     base, cand = doc["candidates"][0], doc["candidates"][1]
     assert base["baseline"] and not cand["baseline"], out
@@ -250,7 +307,11 @@ def test_vera_suite_runs_on_minilm_with_its_evaluator(tmp_path, run_cli):
 def test_the_report_tabulates_a_domain_metric_that_a_threshold_gates():
     from harness.report.html import columns
 
-    doc = {"primary_metric": "ndcg@10",
-           "candidates": [{"gates": [{"metric": "expansion@1"}, {"metric": "docs_per_s"}, {"metric": "ndcg@10"}]}]}
+    doc = {
+        "primary_metric": "ndcg@10",
+        "candidates": [
+            {"gates": [{"metric": "expansion@1"}, {"metric": "docs_per_s"}, {"metric": "ndcg@10"}]}
+        ],
+    }
     assert columns(doc)[0] == "ndcg@10" and columns(doc)[-1] == "expansion@1"
     assert "docs_per_s" not in columns(doc) and columns(doc).count("ndcg@10") == 1

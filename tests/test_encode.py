@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.encode.encoder import OnnxEncoder, pool
 from harness.core.st_folder import read_st_folder
+from harness.encode.encoder import OnnxEncoder, pool
 from harness.errors import CandidateError
 from harness.export.onnx import check_export, export_onnx, torch_embeddings
 
@@ -58,7 +58,9 @@ def test_asking_for_cuda_without_a_gpu_is_not_a_silent_fallback(exported):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    with pytest.raises(CandidateError, match="CUDAExecutionProvider but the session runs on CPUExecutionProvider"):
+    with pytest.raises(
+        CandidateError, match="CUDAExecutionProvider but the session runs on CPUExecutionProvider"
+    ):
         OnnxEncoder(exported, "cuda")
 
 
@@ -76,7 +78,9 @@ def test_fp16_variant_on_a_gpu(tiny_model, exported):
     path = build(exported, "fp16", "cuda")
     enc = OnnxEncoder(exported, "cuda", file=path.name, batch_size=16, cache=False)
     assert enc.pooled and enc.provider == "CUDAExecutionProvider"
-    assert check_export(torch_embeddings(tiny_model, texts, "cuda", 64), enc, texts, 0.99)["mean_cosine"] > 0.995
+    assert (
+        check_export(torch_embeddings(tiny_model, texts, "cuda", 64), enc, texts, 0.99)["mean_cosine"] > 0.995
+    )
 
 
 def test_pooling_modes():
@@ -90,8 +94,13 @@ def test_pooling_modes():
 
 def test_reads_sentence_transformers_folder(tiny_model):
     info = read_st_folder(tiny_model)
-    assert info == {"pooling": "mean", "normalize": True, "max_seq_length": 64, "similarity": "cosine",
-                    "include_prompt": True}
+    assert info == {
+        "pooling": "mean",
+        "normalize": True,
+        "max_seq_length": 64,
+        "similarity": "cosine",
+        "include_prompt": True,
+    }
 
 
 @pytest.mark.parametrize("pooling,normalize", [("mean", True), ("cls", False), ("max", True)])
@@ -115,8 +124,12 @@ def test_pooling_in_the_graph_matches_pooling_on_the_host(tmp_path, pooling, nor
 
 def test_io_binding_and_overlapped_tokenisation_give_the_same_vectors(exported):
     texts = [p["document"] for p in synthetic_pairs(50, 8)]
-    plain = OnnxEncoder(exported, "cpu", batch_size=8, overlap=False, io_binding=False, cache=False).encode(texts)
-    fast = OnnxEncoder(exported, "cpu", batch_size=8, overlap=True, io_binding=True, cache=False).encode(texts)
+    plain = OnnxEncoder(exported, "cpu", batch_size=8, overlap=False, io_binding=False, cache=False).encode(
+        texts
+    )
+    fast = OnnxEncoder(exported, "cpu", batch_size=8, overlap=True, io_binding=True, cache=False).encode(
+        texts
+    )
     assert np.allclose(plain, fast, atol=1e-6)
 
 

@@ -21,15 +21,37 @@ GOOD = {
     "qrels/test.tsv": b"q2\td2\t1\n",
 }
 #: bytes that make trouble: invalid UTF-8, a BOM, CR, NUL, tabs, JSON punctuation, deep nesting
-nasty = st.one_of(st.binary(max_size=300),
-                  st.lists(st.sampled_from([b"\xff", b"\xef\xbb\xbf", b"\r\n", b"\x00", b"\t", b"{", b"}", b'"',
-                                            b'{"_id": 1, "text": null}', b"[" * 2000, b"q1\td1\tx", b"\n", b"1e309",
-                                            b'{"_id": "d1", "text": "dup"}']), max_size=12).map(b"".join))
+nasty = st.one_of(
+    st.binary(max_size=300),
+    st.lists(
+        st.sampled_from(
+            [
+                b"\xff",
+                b"\xef\xbb\xbf",
+                b"\r\n",
+                b"\x00",
+                b"\t",
+                b"{",
+                b"}",
+                b'"',
+                b'{"_id": 1, "text": null}',
+                b"[" * 2000,
+                b"q1\td1\tx",
+                b"\n",
+                b"1e309",
+                b'{"_id": "d1", "text": "dup"}',
+            ]
+        ),
+        max_size=12,
+    ).map(b"".join),
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(sorted(GOOD)), nasty, st.booleans())
-def test_any_bytes_in_a_beir_file_load_or_raise_a_data_error_naming_the_file(tmp_path_factory, name, data, append):
+def test_any_bytes_in_a_beir_file_load_or_raise_a_data_error_naming_the_file(
+    tmp_path_factory, name, data, append
+):
     folder = tmp_path_factory.mktemp("beir")
     (folder / "qrels").mkdir()
     for f, content in GOOD.items():
@@ -78,21 +100,31 @@ def real_run(tmp_path_factory):
         f'[suite]\nname = "tiny"\n[data]\nsource = "jsonl"\ntrain = "{folder / "train.jsonl"}"\n'
         f'test = "{folder / "test.jsonl"}"\n[[models]]\nname = "tiny"\nbase = "{model}"\n'
         '[[losses]]\nname = "mnrl"\ntype = "MultipleNegativesRankingLoss"\n[training]\nepochs = 1\n'
-        '[evaluation]\nk_values = [1, 10]\n[export]\ncheck_samples = 4\n'
-        '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = 0.0\n')
+        "[evaluation]\nk_values = [1, 10]\n[export]\ncheck_samples = 4\n"
+        '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = 0.0\n'
+    )
     from harness.cli import main
 
-    assert main(["run", str(folder / "s.toml"), "--out", str(folder / "o"), "--device", "cpu", "-q"]) in (0, 1)
+    assert main(["run", str(folder / "s.toml"), "--out", str(folder / "o"), "--device", "cpu", "-q"]) in (
+        0,
+        1,
+    )
     return json.loads(next((folder / "o" / "tiny").glob("*/results.json")).read_text())
 
 
 @pytest.mark.damaged_results
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(st.text(max_size=200).map(lambda t: ("text", t)),
-                 st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                              lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
-                              max_leaves=10).map(lambda v: ("json", v)),
-                 st.tuples(st.integers(0, 2**32), st.integers(1, 4)).map(lambda t: ("mutated", t))))
+@given(
+    st.one_of(
+        st.text(max_size=200).map(lambda t: ("text", t)),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+            lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+            max_leaves=10,
+        ).map(lambda v: ("json", v)),
+        st.tuples(st.integers(0, 2**32), st.integers(1, 4)).map(lambda t: ("mutated", t)),
+    )
+)
 def test_any_results_json_renders_or_is_a_usage_error(real_run, tmp_path_factory, run_cli, case):
     kind, value = case
     folder = tmp_path_factory.mktemp("run")

@@ -9,14 +9,26 @@ from harness.gate.guards import guards
 
 
 def test_each_guard_and_its_absence():
-    good = {"training": {"pairs": 900, "history": [{"loss": 2.0}, {"loss": 0.5}], "embedding_change": 0.03},
-            "metrics": {"ndcg@10": 0.7}}
+    good = {
+        "training": {"pairs": 900, "history": [{"loss": 2.0}, {"loss": 0.5}], "embedding_change": 0.03},
+        "metrics": {"ndcg@10": 0.7},
+    }
     assert guards(good, {"metrics": {"ndcg@10": 0.6}}, "ndcg@10") == []
-    bad = {"training": {"pairs": 120, "history": [{"loss": 1.0}, {"eval": 1}, {"loss": 1.2}], "embedding_change": 2e-6},
-           "metrics": {"ndcg@10": 0.5}}
+    bad = {
+        "training": {
+            "pairs": 120,
+            "history": [{"loss": 1.0}, {"eval": 1}, {"loss": 1.2}],
+            "embedding_change": 2e-6,
+        },
+        "metrics": {"ndcg@10": 0.5},
+    }
     found = guards(bad, {"metrics": {"ndcg@10": 0.6}}, "ndcg@10")
-    assert [g.split(" ")[0:2] for g in found] == [["only", "120"], ["the", "training"], ["the", "embeddings"],
-                                                    ["not", "better"]]
+    assert [g.split(" ")[0:2] for g in found] == [
+        ["only", "120"],
+        ["the", "training"],
+        ["the", "embeddings"],
+        ["not", "better"],
+    ]
     assert "1.0000 at the start, 1.2000 at the end" in found[1]
     assert guards({**bad, "training": {}}, None, "ndcg@10") == []  # nothing to judge by: no guard
 

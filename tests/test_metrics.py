@@ -52,15 +52,27 @@ def test_same_numbers_as_sentence_transformers_evaluator(tiny_model):
     corpus = pl.DataFrame({"id": [f"d{i}" for i in range(60)], "text": [p["document"] for p in pairs]})
     queries = pl.DataFrame({"id": [f"q{i}" for i in range(60)], "text": [p["query"] for p in pairs]})
     # each query: its own document, and for every third query a second relevant one
-    rows = [(f"q{i}", f"d{i}", 1) for i in range(60)] + [(f"q{i}", f"d{(i + 7) % 60}", 1) for i in range(0, 60, 3)]
-    qrels = pl.DataFrame(rows, schema={"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}, orient="row")
+    rows = [(f"q{i}", f"d{i}", 1) for i in range(60)] + [
+        (f"q{i}", f"d{(i + 7) % 60}", 1) for i in range(0, 60, 3)
+    ]
+    qrels = pl.DataFrame(
+        rows, schema={"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int64}, orient="row"
+    )
     model = SentenceTransformer(str(tiny_model), device="cpu")
     ks = [1, 3, 5, 10]
-    ours = RetrievalEvaluator().evaluate(TorchEncoder(model), corpus, Split("test", queries, qrels), ks).metrics
+    ours = (
+        RetrievalEvaluator().evaluate(TorchEncoder(model), corpus, Split("test", queries, qrels), ks).metrics
+    )
     st = InformationRetrievalEvaluator(
-        queries=dict(queries.iter_rows()), corpus=dict(corpus.iter_rows()),
+        queries=dict(queries.iter_rows()),
+        corpus=dict(corpus.iter_rows()),
         relevant_docs={q: {d for qq, d, _ in rows if qq == q} for q, *_ in rows},
-        mrr_at_k=ks, ndcg_at_k=ks, accuracy_at_k=ks, precision_recall_at_k=ks, map_at_k=ks, name="t",
+        mrr_at_k=ks,
+        ndcg_at_k=ks,
+        accuracy_at_k=ks,
+        precision_recall_at_k=ks,
+        map_at_k=ks,
+        name="t",
     )(model)
     compared = 0
     for key, value in st.items():

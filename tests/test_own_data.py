@@ -28,6 +28,7 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
 
 def read_beir(folder: Path) -> dict:
     """An exported folder: texts by id, and each split's judgements."""
+
     def jsonl(f):
         return {o["_id"]: o["text"] for o in map(json.loads, (folder / f).read_text().splitlines())}
 
@@ -35,8 +36,11 @@ def read_beir(folder: Path) -> dict:
         lines = (folder / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]
         return [(q, d, int(s)) for q, d, s in (line.split("\t") for line in lines)]
 
-    return {"corpus": jsonl("corpus.jsonl"), "queries": jsonl("queries.jsonl"),
-            **{s: qrels(s) for s in ("train", "dev", "test")}}
+    return {
+        "corpus": jsonl("corpus.jsonl"),
+        "queries": jsonl("queries.jsonl"),
+        **{s: qrels(s) for s in ("train", "dev", "test")},
+    }
 
 
 def leaks(beir: dict) -> tuple[set, set]:
@@ -59,7 +63,9 @@ def test_the_split_keeps_components_whole_and_does_not_move_when_rows_are_added(
     from harness.data.split import grouped_split
 
     # a chain q0-d0-q1-d1-q2 is one group; the rest are pairs of their own
-    edges = [("q0", "d0"), ("q1", "d0"), ("q1", "d1"), ("q2", "d1")] + [(f"x{i}", f"e{i}") for i in range(400)]
+    edges = [("q0", "d0"), ("q1", "d0"), ("q1", "d1"), ("q2", "d1")] + [
+        (f"x{i}", f"e{i}") for i in range(400)
+    ]
     queries = sorted({q for q, _ in edges})
     test, info = grouped_split(queries, edges, 0.15)
     assert len({q in test for q in ("q0", "q1", "q2")}) == 1
@@ -94,7 +100,9 @@ def test_pairs_csv_without_a_split_is_split_without_leaks(tmp_path, tiny_suite, 
     rows_file = (tmp_path / "export" / "own" / "train_rows.jsonl").read_text().splitlines()
     assert rows_file and set(json.loads(rows_file[0])) >= {"query", "positive", "negatives"}
     # the folder reads back as BEIR data, with the same test split
-    again = tiny_suite(name="again.toml", data=f'source = "beir"\ndataset = "own"\npath = "{tmp_path / "export" / "own"}"')
+    again = tiny_suite(
+        name="again.toml", data=f'source = "beir"\ndataset = "own"\npath = "{tmp_path / "export" / "own"}"'
+    )
     code, out = run_cli("data", str(again))
     assert code == 0, out
     assert f"/ {len({q for q, _, _ in beir['test']})} test queries" in out, out
@@ -125,8 +133,15 @@ def test_every_table_format_gives_the_same_data(tmp_path):
     from harness.api import LoadContext
     from harness.builtin.pairs import PairsSource
 
-    rows = [{"query": r["query"], "document": r["document"], "negative": [f"wrong {i}", f"bad {i}"], "score": 1 + i % 3}
-            for i, r in enumerate(synthetic_pairs(30, 3))]
+    rows = [
+        {
+            "query": r["query"],
+            "document": r["document"],
+            "negative": [f"wrong {i}", f"bad {i}"],
+            "score": 1 + i % 3,
+        }
+        for i, r in enumerate(synthetic_pairs(30, 3))
+    ]
     frame = pl.DataFrame(rows)
     frame.write_parquet(tmp_path / "p.parquet")
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -148,27 +163,53 @@ def test_every_table_format_gives_the_same_data(tmp_path):
     assert sum(s == 0 for _, _, s in qrels) == 60 and {s for _, _, s in qrels} == {0, 1, 2, 3}
 
 
-@pytest.mark.parametrize("name, content, expected", [
-    ("p.csv", "question,document\nq,d\n",
-     "p.csv: no column 'query' (the option 'query' names it); the file has the columns ['question', 'document']"),
-    ("p.csv", "", "p.csv: the file is empty"),
-    ("p.csv", "query,document\nfine,doc\n  ,doc two\n", "p.csv:3: column 'query' is empty"),
-    ("p.csv", "query,document,score\nq,d,1\nq2,d2,high\n",
-     "p.csv:3: column 'score': expected a relevance grade, a whole number >= 0"),
-    ("p.xlsx", "query,document\nq,d\n", "p.xlsx: unknown file type '.xlsx' for a table of pairs"),
-    ("p.jsonl", '{"query": "q", "document": "d"}\n{"query": "q2"\n', "p.jsonl:2: malformed JSON line"),
-    ("p.csv", "query,document\nq,d\nq2,d2,extra\n", "p.csv:3: 3 fields where the header has 2"),
-    ("p.csv", 'query,document,split\nq,d,train\nq2,d2,holdout\n', "p.csv:3: column 'split': expected 'train' or 'test'"),
-    ("p.csv", "query;document\nq;d\n", "the file seems separated by ';', where a .csv file is separated by commas"),
-    ("p.csv", "Query ,document\nq,d\n", "no column 'query' (the option 'query' names it); the file has the columns "
-                                        "['Query ', 'document']; did you mean 'Query '?"),
-    ("p.csv", "query,document,score\nq,d,1\nq2,d2,\n", "p.csv:3: column 'score' is empty"),
-])
-def test_bad_tables_are_exit_4_naming_the_file_and_line(tmp_path, tiny_suite, run_cli, name, content, expected):
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        (
+            "p.csv",
+            "question,document\nq,d\n",
+            "p.csv: no column 'query' (the option 'query' names it); the file has the columns ['question', "
+            "'document']",
+        ),
+        ("p.csv", "", "p.csv: the file is empty"),
+        ("p.csv", "query,document\nfine,doc\n  ,doc two\n", "p.csv:3: column 'query' is empty"),
+        (
+            "p.csv",
+            "query,document,score\nq,d,1\nq2,d2,high\n",
+            "p.csv:3: column 'score': expected a relevance grade, a whole number >= 0",
+        ),
+        ("p.xlsx", "query,document\nq,d\n", "p.xlsx: unknown file type '.xlsx' for a table of pairs"),
+        ("p.jsonl", '{"query": "q", "document": "d"}\n{"query": "q2"\n', "p.jsonl:2: malformed JSON line"),
+        ("p.csv", "query,document\nq,d\nq2,d2,extra\n", "p.csv:3: 3 fields where the header has 2"),
+        (
+            "p.csv",
+            "query,document,split\nq,d,train\nq2,d2,holdout\n",
+            "p.csv:3: column 'split': expected 'train' or 'test'",
+        ),
+        (
+            "p.csv",
+            "query;document\nq;d\n",
+            "the file seems separated by ';', where a .csv file is separated by commas",
+        ),
+        (
+            "p.csv",
+            "Query ,document\nq,d\n",
+            "no column 'query' (the option 'query' names it); the file has the columns "
+            "['Query ', 'document']; did you mean 'Query '?",
+        ),
+        ("p.csv", "query,document,score\nq,d,1\nq2,d2,\n", "p.csv:3: column 'score' is empty"),
+    ],
+)
+def test_bad_tables_are_exit_4_naming_the_file_and_line(
+    tmp_path, tiny_suite, run_cli, name, content, expected
+):
     (tmp_path / name).write_text(content)
     suite = tiny_suite(name="own.toml", data=f'source = "pairs"\nfile = "{name}"')
     for command in ("data", "run"):
-        code, out = run_cli(command, str(suite), *(["--out", str(tmp_path / "o")] if command == "run" else []))
+        code, out = run_cli(
+            command, str(suite), *(["--out", str(tmp_path / "o")] if command == "run" else [])
+        )
         assert code == 4, out
         assert expected in out, out
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("results.json"))
@@ -177,12 +218,19 @@ def test_bad_tables_are_exit_4_naming_the_file_and_line(tmp_path, tiny_suite, ru
 def test_split_values_in_any_case_and_a_column_of_only_train_rows(tmp_path, tiny_suite, run_cli):
     """'Train'/'TEST' name the splits; a split column that tests nothing gets a made test split, said."""
     pairs = [[r["query"], r["document"]] for r in synthetic_pairs(80, 1)]
-    write_csv(tmp_path / "given.csv", ["query", "document", "split"],
-              [p + ["TEST" if i % 5 == 0 else "Train"] for i, p in enumerate(pairs)])
-    code, out = run_cli("data", str(tiny_suite(name="given.toml", data='source = "pairs"\nfile = "given.csv"')))
+    write_csv(
+        tmp_path / "given.csv",
+        ["query", "document", "split"],
+        [p + ["TEST" if i % 5 == 0 else "Train"] for i, p in enumerate(pairs)],
+    )
+    code, out = run_cli(
+        "data", str(tiny_suite(name="given.toml", data='source = "pairs"\nfile = "given.csv"'))
+    )
     assert code == 0 and "/ 16 test queries" in out and "split: given by the column 'split'" in out, out
     write_csv(tmp_path / "train.csv", ["query", "document", "split"], [p + ["train"] for p in pairs])
-    code, out = run_cli("data", str(tiny_suite(name="train.toml", data='source = "pairs"\nfile = "train.csv"')))
+    code, out = run_cli(
+        "data", str(tiny_suite(name="train.toml", data='source = "pairs"\nfile = "train.csv"'))
+    )
     assert code == 0, out
     assert "the column 'split' puts every row in 'train', so the harness makes the test split" in out, out
     assert "split: grouped by connected component, hashed" in out, out
@@ -199,8 +247,13 @@ def test_the_dev_split_keeps_groups_whole_too(tmp_path):
     docs = {f"d{i}": f"document {i}" for i in range(60)}
     queries = {f"q{i}": f"query {i}" for i in range(240)}
     pairs = [(f"q{i}", f"d{i % 60}", 1) for i in range(240)]  # four queries per document
-    data = RetrievalData(text_frame(docs), text_frame(queries),
-                         {"train": qrels_frame(pairs[:200]), "test": qrels_frame(pairs[200:])}, "x", "test data")
+    data = RetrievalData(
+        text_frame(docs),
+        text_frame(queries),
+        {"train": qrels_frame(pairs[:200]), "test": qrels_frame(pairs[200:])},
+        "x",
+        "test data",
+    )
     for group_by in ("component", "query"):
         prepared = prepare(data, DataTable(source="jsonl", dev_fraction=0.2, group_by=group_by))
         train_docs = set(prepared.train.qrels["doc_id"])
@@ -213,7 +266,11 @@ def test_the_dev_split_keeps_groups_whole_too(tmp_path):
 
 
 def test_an_explicit_column_that_is_missing_is_an_error_not_a_default(tmp_path, tiny_suite, run_cli):
-    write_csv(tmp_path / "p.csv", ["query", "document"], [[r["query"], r["document"]] for r in synthetic_pairs(40, 1)])
+    write_csv(
+        tmp_path / "p.csv",
+        ["query", "document"],
+        [[r["query"], r["document"]] for r in synthetic_pairs(40, 1)],
+    )
     suite = tiny_suite(name="own.toml", data='source = "pairs"\nfile = "p.csv"\nnegative = "wrong_answers"')
     code, out = run_cli("data", str(suite))
     assert code == 4 and "no column 'wrong_answers' (the option 'negative' names it)" in out, out
@@ -294,7 +351,11 @@ type = "CoSENTLoss"
 
 
 def test_a_negative_only_loss_without_negatives_is_said_before_training(tmp_path, tiny_suite, run_cli):
-    write_csv(tmp_path / "p.csv", ["query", "document"], [[r["query"], r["document"]] for r in synthetic_pairs(60, 2)])
+    write_csv(
+        tmp_path / "p.csv",
+        ["query", "document"],
+        [[r["query"], r["document"]] for r in synthetic_pairs(60, 2)],
+    )
     extra = '[[losses]]\nname = "triplet"\ntype = "TripletLoss"\n'
     suite = tiny_suite(extra, "own.toml", data='source = "pairs"\nfile = "p.csv"')
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"))
@@ -310,22 +371,34 @@ def test_clicks_positives_and_skip_above_negatives(tmp_path):
 
     write_csv(tmp_path / "corpus.csv", ["id", "text"], [[f"d{i}", f"document {i}"] for i in range(8)])
     log = [  # session s1: d2 clicked at 3, so d0 and d1 were skipped above it; d3 below is not a negative
-        ["cats", "d0", 1, 0, "2026-09-01", "s1"], ["cats", "d1", 2, 0, "2026-09-01", "s1"],
-        ["cats", "d2", 3, 1, "2026-09-01", "s1"], ["cats", "d3", 4, 0, "2026-09-01", "s1"],
+        ["cats", "d0", 1, 0, "2026-09-01", "s1"],
+        ["cats", "d1", 2, 0, "2026-09-01", "s1"],
+        ["cats", "d2", 3, 1, "2026-09-01", "s1"],
+        ["cats", "d3", 4, 0, "2026-09-01", "s1"],
         # s2: d1 clicked (so it is a positive of 'cats' after all, not a negative)
-        ["Cats ", "d1", 1, 1, "2026-09-02", "s2"], ["cats", "d4", 2, 0, "2026-09-02", "s2"],
+        ["Cats ", "d1", 1, 1, "2026-09-02", "s2"],
+        ["cats", "d4", 2, 0, "2026-09-02", "s2"],
         # later: the test period
-        ["dogs", "d5", 1, 0, "2026-10-05", "s3"], ["dogs", "d6", 2, 1, "2026-10-05", "s3"],
+        ["dogs", "d5", 1, 0, "2026-10-05", "s3"],
+        ["dogs", "d6", 2, 1, "2026-10-05", "s3"],
     ]
-    write_csv(tmp_path / "log.csv", ["query", "document_id", "position", "clicked", "timestamp", "session"], log)
+    write_csv(
+        tmp_path / "log.csv", ["query", "document_id", "position", "clicked", "timestamp", "session"], log
+    )
     src = ClicksSource()
-    opts = {k: o.default for k, o in src.options.items()} | {"file": "log.csv", "corpus": "corpus.csv",
-                                                             "test_after": "2026-10-01"}
+    opts = {k: o.default for k, o in src.options.items()} | {
+        "file": "log.csv",
+        "corpus": "corpus.csv",
+        "test_after": "2026-10-01",
+    }
     data = src.load(opts, LoadContext(None, tmp_path, tmp_path, ("train", "test"), None, "cpu"))
     text = dict(data.queries.iter_rows())
     train = {(text[q], d, s) for q, d, s in data.qrels["train"].iter_rows()}
     assert train == {("cats", "d2", 1), ("cats", "d1", 1), ("cats", "d0", 0)}
-    assert {(text[q], d, s) for q, d, s in data.qrels["test"].iter_rows()} == {("dogs", "d6", 1), ("dogs", "d5", 0)}
+    assert {(text[q], d, s) for q, d, s in data.qrels["test"].iter_rows()} == {
+        ("dogs", "d6", 1),
+        ("dogs", "d5", 0),
+    }
     assert data.split_info["clicked_and_skipped"] == 1 and data.split_info["skip_above_negatives"] == 2
     assert any("proxy" in w for w in data.warnings)
     opts["min_clicks"] = 2
@@ -338,14 +411,19 @@ def test_a_simulated_scifact_log_gives_mostly_true_pairs(tmp_path, run_cli):
     """A log simulated from SciFact's judgements with a position-biased click model
     (scripts/simulate_clicks.py): clicked abstracts are mostly truly relevant, skipped-above ones
     mostly not; by time, the test claims are those searched after the date."""
-    from harness.builtin.beir import load_beir_folder
     from simulate_clicks import simulate
+
+    from harness.builtin.beir import load_beir_folder
 
     simulate(DATA_DIR, tmp_path / "log")
     truth = load_beir_folder(DATA_DIR / "scifact", ["train", "test"])
     qtext = dict(truth.queries.iter_rows())
-    relevant = {(" ".join(qtext[q].split()).casefold(), d)
-                for s in ("train", "test") for q, d, g in truth.qrels[s].iter_rows() if g > 0}
+    relevant = {
+        (" ".join(qtext[q].split()).casefold(), d)
+        for s in ("train", "test")
+        for q, d, g in truth.qrels[s].iter_rows()
+        if g > 0
+    }
     suite = (ROOT / "suites" / "scifact-clicks.toml").read_text()
     suite = suite.replace('test_qrels = "data/scifact-clicks/judged-test.csv"', 'test_after = "2026-10-20"')
     suite = suite.replace("data/scifact-clicks/", f"{tmp_path / 'log'}/")
@@ -383,17 +461,26 @@ def test_given_negatives_come_first_and_mined_ones_after_them(tmp_path):
     write_csv(tmp_path / "p.csv", ["query", "document", "negative"], rows)
     src = PairsSource()
     opts = {k: o.default for k, o in src.options.items()} | {"file": "p.csv"}
-    data = prepare(src.load(opts, LoadContext(None, tmp_path, tmp_path, ("train", "test"), None, "cpu")),
-                   DataTable(source="pairs", dev_fraction=0.1))
+    data = prepare(
+        src.load(opts, LoadContext(None, tmp_path, tmp_path, ("train", "test"), None, "cpu")),
+        DataTable(source="pairs", dev_fraction=0.1),
+    )
     anchors, positives = data.train_pairs()
     mined = {"anchor": anchors, "positive": positives, "negative_1": positives[3:] + positives[:3]}
     cols, info = build(data, SPECS["MultipleNegativesRankingLoss"], {}, mined, seed=1)
     assert info["columns"] == ["anchor", "positive", "negative", "negative_1"]
-    given = sum(1 for a in anchors if a in {q for q in dict(data.train.queries.iter_rows()).values()
-                                            if any(q == r[0] and r[2] for r in rows)})
+    given = sum(
+        1
+        for a in anchors
+        if a
+        in {q for q in dict(data.train.queries.iter_rows()).values() if any(q == r[0] and r[2] for r in rows)}
+    )
     assert info["negatives"] == {"given": given, "mined": len(anchors), "random": len(anchors) - given}
-    assert all(n.startswith("wrong answer") for a, n in zip(cols["anchor"], cols["negative"])
-               if any(a == r[0] and r[2] for r in rows))
+    assert all(
+        n.startswith("wrong answer")
+        for a, n in zip(cols["anchor"], cols["negative"])
+        if any(a == r[0] and r[2] for r in rows)
+    )
     held_out = set(data.test.qrels["doc_id"]) | set(data.dev.qrels["doc_id"])
     docs = data.documents()
     assert not {docs[d] for d in held_out} & set(cols["negative"])  # random ones never held out

@@ -24,13 +24,19 @@ def write_faq(path: Path, rows: list[dict]) -> None:
 
 def test_template_plugin_runs_a_suite(tmp_path, tiny_suite, run_cli):
     write_faq(tmp_path / "faq.csv", synthetic_pairs(120, 3))
-    suite = tiny_suite('[[thresholds]]\nmetric = "mean_first_rank@10"\nmax = 11.0\n', name="faq.toml",
-                       data='source = "faq"\nfile = "faq.csv"\nholdout = 0.25\ndev_fraction = 0.2')
-    suite.write_text(suite.read_text().replace("[evaluation]\n", '[evaluation]\nevaluators = ["retrieval", "first_hit"]\n'))
+    suite = tiny_suite(
+        '[[thresholds]]\nmetric = "mean_first_rank@10"\nmax = 11.0\n',
+        name="faq.toml",
+        data='source = "faq"\nfile = "faq.csv"\nholdout = 0.25\ndev_fraction = 0.2',
+    )
+    suite.write_text(
+        suite.read_text().replace("[evaluation]\n", '[evaluation]\nevaluators = ["retrieval", "first_hit"]\n')
+    )
     code, out = run_cli("plugins", "-p", str(TEMPLATE))
     assert "pair source faq:" in out and "evaluator first_hit:" in out
-    code, out = run_cli("run", str(suite), "-p", str(TEMPLATE), "--out", str(tmp_path / "r"),
-                        "--device", "cpu", "-q")
+    code, out = run_cli(
+        "run", str(suite), "-p", str(TEMPLATE), "--out", str(tmp_path / "r"), "--device", "cpu", "-q"
+    )
     assert code == 0, out
     doc = json.loads((tmp_path / "r" / "faq" / "latest" / "results.json").read_text())
     for c in doc["candidates"]:

@@ -32,7 +32,10 @@ def test_local_plugin_file_registers_a_pair_source(tmp_path):
 def test_misspelled_hook_is_an_error(tmp_path):
     (tmp_path / "typo.py").write_text("def harness_register_pair_source(register):\n    pass\n")
     p = Plugins(load_entry_points=False)
-    with pytest.raises(ConfigError, match="'harness_register_pair_source' is not a hook; did you mean 'harness_register_pair_sources'"):
+    with pytest.raises(
+        ConfigError,
+        match="'harness_register_pair_source' is not a hook; did you mean 'harness_register_pair_sources'",
+    ):
         p.load_plugin("typo.py", tmp_path, "suite.toml", "suite.plugins[0]")
 
 
@@ -44,12 +47,16 @@ def test_duplicate_registration_names_both_plugins(tmp_path):
     p = Plugins(load_entry_points=False)
     with pytest.raises(ConfigError, match="^pair source 'beir' is registered by both 'beir' and 'local:"):
         p.load_plugin("dup.py", tmp_path)
-    assert not any(n.startswith("local:") for n, _ in p.pm.list_name_plugin())  # the loser is not left half-loaded
+    assert not any(
+        n.startswith("local:") for n, _ in p.pm.list_name_plugin()
+    )  # the loser is not left half-loaded
     assert p.registry.owner[("pair_sources", "beir")] == "beir"
 
 
 @pytest.mark.parametrize("option, harness_key", [("dev_fractions", "dev_fraction"), ("seed", "seed")])
-def test_a_source_option_that_a_suite_could_not_tell_from_a_harness_key_is_refused(tmp_path, option, harness_key):
+def test_a_source_option_that_a_suite_could_not_tell_from_a_harness_key_is_refused(
+    tmp_path, option, harness_key
+):
     (tmp_path / "clash.py").write_text(
         "from harness.api import Option, PairSource\n"
         "class S(PairSource):\n    name = 'clash'\n"
@@ -57,7 +64,9 @@ def test_a_source_option_that_a_suite_could_not_tell_from_a_harness_key_is_refus
         "def harness_register_pair_sources(register):\n    register(S())\n"
     )
     p = Plugins(load_entry_points=False)
-    with pytest.raises(ConfigError, match=f"pair source 'clash' option '{option}' .*data.{harness_key}.*rename"):
+    with pytest.raises(
+        ConfigError, match=f"pair source 'clash' option '{option}' .*data.{harness_key}.*rename"
+    ):
         p.load_plugin("clash.py", tmp_path)
     assert "clash" not in p.registry.pair_sources
 

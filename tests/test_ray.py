@@ -11,6 +11,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One local Ray instance with 2 CPU workers for the module; the harness joins it (and leaves it
@@ -36,9 +37,12 @@ def results(folder, suite="tiny") -> dict:
 
 def test_ray_gives_the_local_results_from_worker_processes(tmp_path, tiny_suite, run_cli):
     suite = tiny_suite(LOSSES)
-    local_code, local_out = run_cli("run", str(suite), "--out", str(tmp_path / "local"), "--device", "cpu", "-q")
-    ray_code, ray_out = run_cli("run", str(suite), "--out", str(tmp_path / "ray"), "--device", "cpu", "-q",
-                                "--executor", "ray")
+    local_code, local_out = run_cli(
+        "run", str(suite), "--out", str(tmp_path / "local"), "--device", "cpu", "-q"
+    )
+    ray_code, ray_out = run_cli(
+        "run", str(suite), "--out", str(tmp_path / "ray"), "--device", "cpu", "-q", "--executor", "ray"
+    )
     assert ray_code == local_code, ray_out
     assert "executor ray (Ray " in ray_out and "2 CPU(s)" in ray_out, ray_out
     local, remote = results(tmp_path / "local"), results(tmp_path / "ray")
@@ -59,7 +63,6 @@ def test_ray_gives_the_local_results_from_worker_processes(tmp_path, tiny_suite,
     assert remote["executor"]["kind"] == "ray" and local["executor"]["kind"] == "local"
 
 
-
 def test_no_cache_reaches_the_workers(tmp_path, tiny_suite, run_cli):
     """An untuned baseline's evaluation is cached; ``--no-cache`` re-evaluates it on a Ray worker too
     (the worker runs with the run's options, not defaults)."""
@@ -76,7 +79,8 @@ def test_no_cache_reaches_the_workers(tmp_path, tiny_suite, run_cli):
     assert fresh["worker"]["pid"] != os.getpid()
     assert fresh["metrics"]["ndcg@10"] == pytest.approx(cached["metrics"]["ndcg@10"], abs=1e-6)
 
-CRASH = '''
+
+CRASH = """
 import os
 from harness import hookimpl
 from harness.api import LossSpec
@@ -89,21 +93,27 @@ def crashing(model, **options):
 @hookimpl
 def harness_register_losses(register):
     register(LossSpec("CrashingLoss", crashing))
-'''
+"""
 
 
 def test_a_dying_worker_is_that_candidates_error(tmp_path, tiny_suite, run_cli, monkeypatch):
     """... and, without a shared run folder, artifacts come back through the object store."""
     (tmp_path / "crash.py").write_text(CRASH.replace("DRIVER_PID", str(os.getpid())))
     monkeypatch.setenv("HARNESS_RAY_ARTIFACTS", "object-store")
-    suite = tiny_suite('[[losses]]\nname = "crash"\ntype = "CrashingLoss"\n', plugins=(tmp_path / "crash.py",))
-    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "r"), "--device", "cpu", "-q", "--executor", "ray")
+    suite = tiny_suite(
+        '[[losses]]\nname = "crash"\ntype = "CrashingLoss"\n', plugins=(tmp_path / "crash.py",)
+    )
+    code, out = run_cli(
+        "run", str(suite), "--out", str(tmp_path / "r"), "--device", "cpu", "-q", "--executor", "ray"
+    )
     assert code == 1, out
     by = {c["name"]: c for c in results(tmp_path / "r")["candidates"]}
     assert by["tiny-baseline"]["status"] == "passed" and by["tiny-mnrl"]["status"] == "passed", out
     assert by["tiny-mnrl"]["worker"]["artifacts"] == "object store"
     assert (tmp_path / "r" / "tiny" / "latest" / by["tiny-mnrl"]["variants"][0]["file"]).is_file()
-    assert (tmp_path / "r" / "tiny" / "latest" / "models" / "tiny-mnrl" / "trained" / "model.safetensors").is_file()
+    assert (
+        tmp_path / "r" / "tiny" / "latest" / "models" / "tiny-mnrl" / "trained" / "model.safetensors"
+    ).is_file()
     assert by["tiny-crash"]["status"] == "error"
     assert "the Ray worker running it died" in by["tiny-crash"]["error"], by["tiny-crash"]["error"]
     assert "tiny::tiny-crash" in out and "error:" in out

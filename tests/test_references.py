@@ -10,14 +10,14 @@ import pytest
 
 from .conftest import DATA_DIR
 
-HYBRID = '''
+HYBRID = """
 [[references]]
 name = "bm25"
 type = "bm25"
 [[references]]
 name = "hybrid"
 type = "hybrid"
-'''
+"""
 
 
 def results(folder) -> dict:
@@ -36,12 +36,17 @@ def test_bm25_on_scifact_is_the_published_figure():
     data = prepare(load_beir_folder(DATA_DIR / "scifact", ["train", "test"]), DataTable(source="beir"))
     suite = Suite(data=DataTable(source="beir"), models=[], losses=[])
     res = evaluate_bm25(suite, data, DEFAULT_REFERENCES[0])
-    assert len(res["per_query"]) == 300 and res["settings"] == {"k1": 1.5, "b": 0.75, "stemmer": "english",
-                                                                  "stopwords": "en"}
+    assert len(res["per_query"]) == 300 and res["settings"] == {
+        "k1": 1.5,
+        "b": 0.75,
+        "stemmer": "english",
+        "stopwords": "en",
+    }
     assert abs(res["metrics"]["ndcg@10"] - 0.687) <= 0.02, res["metrics"]
     # the metrics are the retrieval evaluator's: the mean of the per-query values it computes
     assert res["metrics"]["ndcg@10"] == pytest.approx(
-        sum(q["ndcg@10"] for q in res["per_query"].values()) / 300, abs=1e-4)
+        sum(q["ndcg@10"] for q in res["per_query"].values()) / 300, abs=1e-4
+    )
 
 
 def test_a_gate_against_bm25_fails_when_the_candidate_does_not_beat_it(tiny_suite, run_cli, tmp_path):
@@ -59,40 +64,54 @@ def test_a_gate_against_bm25_fails_when_the_candidate_does_not_beat_it(tiny_suit
     assert "tiny::bm25 ndcg@10=" in text and "REFERENCE (bm25" in text and "vs bm25: " in text, text
 
 
-def test_hybrid_rows_for_every_candidate_and_baseline_and_the_report_rerenders_them(tiny_suite, run_cli, tmp_path):
+def test_hybrid_rows_for_every_candidate_and_baseline_and_the_report_rerenders_them(
+    tiny_suite, run_cli, tmp_path
+):
     suite = tiny_suite(HYBRID + '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\nagainst = "hybrid"\n')
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
     assert code == 0, text
     doc = results(tmp_path / "o")
     hybrids = {r["fuses"]: r for r in doc["references"] if r["type"] == "hybrid"}
     assert set(hybrids) == {"tiny-baseline", "tiny-mnrl"}
-    assert all(r["of"] == "bm25" and r["settings"]["method"] == "rrf" and "ndcg@10" in r["metrics"]
-               for r in hybrids.values())
+    assert all(
+        r["of"] == "bm25" and r["settings"]["method"] == "rrf" and "ndcg@10" in r["metrics"]
+        for r in hybrids.values()
+    )
     cand = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")
     base = next(c for c in doc["candidates"] if c["name"] == "tiny-baseline")
     # the hybrid threshold holds the candidate against its untuned baseline's hybrid
     (gate,) = cand["gates"]
-    assert gate["value"] == pytest.approx(cand["metrics"]["ndcg@10"] - base["hybrid"]["hybrid"]["metrics"]["ndcg@10"],
-                                          abs=1e-5)
+    assert gate["value"] == pytest.approx(
+        cand["metrics"]["ndcg@10"] - base["hybrid"]["hybrid"]["metrics"]["ndcg@10"], abs=1e-5
+    )
     assert set(cand["comparison"]) == {"baseline", "bm25", "hybrid"}
     report = tmp_path / "o" / "tiny" / "latest" / "report.html"
     report.unlink()
     code, text = run_cli("report", str(tmp_path / "o" / "tiny" / "latest"))
     assert code == 0, text
     html = report.read_text()
-    for row in ("tiny-mnrl + hybrid", "tiny-baseline + hybrid", "BM25 (bm25s: k1=1.5", "Against the references"):
+    for row in (
+        "tiny-mnrl + hybrid",
+        "tiny-baseline + hybrid",
+        "BM25 (bm25s: k1=1.5",
+        "Against the references",
+    ):
         assert row in html, row
 
 
 def test_weighted_fusion_and_no_references(tiny_suite, run_cli, tmp_path):
-    suite = tiny_suite(HYBRID.replace('type = "hybrid"', 'type = "hybrid"\nmethod = "weighted"\nweight = 0.7'))
+    suite = tiny_suite(
+        HYBRID.replace('type = "hybrid"', 'type = "hybrid"\nmethod = "weighted"\nweight = 0.7')
+    )
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "w"), "--device", "cpu", "-q")
     assert code == 0, text
     hybrid = next(r for r in results(tmp_path / "w")["references"] if r["type"] == "hybrid")
     assert hybrid["settings"] == {"of": "bm25", "method": "weighted", "weight": 0.7}
     suite = tiny_suite("references = []\n", name="none.toml")
     text = suite.read_text()
-    suite.write_text("references = []\n" + text.replace("references = []\n", ""))  # a top-level key: before any table
+    suite.write_text(
+        "references = []\n" + text.replace("references = []\n", "")
+    )  # a top-level key: before any table
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "n"), "--device", "cpu", "-q")
     assert code == 0, out
     doc = json.loads(next((tmp_path / "n" / "none").glob("*/results.json")).read_text())
@@ -100,9 +119,11 @@ def test_weighted_fusion_and_no_references(tiny_suite, run_cli, tmp_path):
 
 
 def test_references_are_checked_with_the_suite(tiny_suite, run_cli):
-    bad = tiny_suite('[[references]]\nname = "hy"\ntype = "hybrid"\nof = "nothing"\n'
-                     '[[references]]\nname = "baseline"\ntype = "bm25"\n'
-                     '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = 0.0\nagainst = "bm52"\n')
+    bad = tiny_suite(
+        '[[references]]\nname = "hy"\ntype = "hybrid"\nof = "nothing"\n'
+        '[[references]]\nname = "baseline"\ntype = "bm25"\n'
+        '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = 0.0\nagainst = "bm52"\n'
+    )
     code, text = run_cli("check", str(bad))
     assert code == 4, text
     assert "references[0].of: expected the name of a bm25 reference of this suite" in text
@@ -128,10 +149,14 @@ def test_an_untuned_model_reference_is_evaluated_as_a_baseline_and_gates(tiny_su
     from .conftest import _tiny_model
 
     other = _tiny_model(tmp_path / "other", seed=7, pooling="cls")  # a second untuned model, never trained
-    suite = tiny_suite(f'[[references]]\nname = "bm25"\ntype = "bm25"\n[[references]]\nname = "general"\n'
-                       f'type = "model"\nmodel = "{other}"\nquery_prompt = "query "\n'
-                       '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\nagainst = "general"\n')
-    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-k", "mnrl")
+    suite = tiny_suite(
+        f'[[references]]\nname = "bm25"\ntype = "bm25"\n[[references]]\nname = "general"\n'
+        f'type = "model"\nmodel = "{other}"\nquery_prompt = "query "\n'
+        '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\nagainst = "general"\n'
+    )
+    code, text = run_cli(
+        "run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-k", "mnrl"
+    )
     assert code == 0, text
     doc = results(tmp_path / "o")
     general = next(r for r in doc["references"] if r["name"] == "general")
@@ -142,7 +167,8 @@ def test_an_untuned_model_reference_is_evaluated_as_a_baseline_and_gates(tiny_su
     cand = doc["candidates"][1]
     (gate,) = cand["gates"]
     assert gate["against"] == "general" and gate["value"] == pytest.approx(
-        cand["metrics"]["ndcg@10"] - general["metrics"]["ndcg@10"], abs=1e-5)
+        cand["metrics"]["ndcg@10"] - general["metrics"]["ndcg@10"], abs=1e-5
+    )
     assert "tiny::general ndcg@10=" in text and "REFERENCE (model: " in text and "docs/s" in text, text
     assert "vs general: " in text
 
@@ -154,29 +180,45 @@ def test_out_of_domain_data_is_evaluated_for_every_model_and_gates_forgetting(ti
     other.mkdir()
     for name, n, seed in (("train", 10, 11), ("test", 25, 12)):
         (other / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic_pairs(n, seed)))
-    write_suite(tmp_path, f'[data]\nsource = "jsonl"\ntrain = "{other / "train.jsonl"}"\n'
-                          f'test = "{other / "test.jsonl"}"\n[[models]]\nname = "x"\nbase = "x"\n'
-                          '[[losses]]\nname = "x"\ntype = "MultipleNegativesRankingLoss"\n', "other.toml")
+    write_suite(
+        tmp_path,
+        f'[data]\nsource = "jsonl"\ntrain = "{other / "train.jsonl"}"\n'
+        f'test = "{other / "test.jsonl"}"\n[[models]]\nname = "x"\nbase = "x"\n'
+        '[[losses]]\nname = "x"\ntype = "MultipleNegativesRankingLoss"\n',
+        "other.toml",
+    )
     suite = tiny_suite('[[thresholds]]\nmetric = "other/ndcg@10"\nmax_drop = 1.0\n')
-    suite.write_text(suite.read_text().replace("k_values = [1, 3, 10]",
-                                               'k_values = [1, 3, 10]\n[[evaluation.out_of_domain]]\n'
-                                               'name = "other"\nsuite = "other.toml"'))
+    suite.write_text(
+        suite.read_text().replace(
+            "k_values = [1, 3, 10]",
+            'k_values = [1, 3, 10]\n[[evaluation.out_of_domain]]\nname = "other"\nsuite = "other.toml"',
+        )
+    )
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
     assert code == 0, text
     doc = results(tmp_path / "o")
     base, cand = doc["candidates"]
     for c in (base, cand):
-        assert c["out_of_domain"]["other"]["queries"] == 25 and "ndcg@10" in c["out_of_domain"]["other"]["metrics"]
+        assert (
+            c["out_of_domain"]["other"]["queries"] == 25
+            and "ndcg@10" in c["out_of_domain"]["other"]["metrics"]
+        )
         assert c["metrics"]["other/ndcg@10"] == c["out_of_domain"]["other"]["metrics"]["ndcg@10"]
     (gate,) = cand["gates"]
     assert gate["metric"] == "other/ndcg@10" and gate["kind"] == "max_drop" and gate["ci"]
-    assert gate["value"] == pytest.approx(base["metrics"]["other/ndcg@10"] - cand["metrics"]["other/ndcg@10"], abs=1e-5)
+    assert gate["value"] == pytest.approx(
+        base["metrics"]["other/ndcg@10"] - cand["metrics"]["other/ndcg@10"], abs=1e-5
+    )
     assert "out of domain other: ndcg@10=" in text and "vs baseline)" in text, text
     html = (tmp_path / "o" / "tiny" / "latest" / "report.html").read_text()
     assert "Out of domain" in html and 'id="out-of-domain"' in html
     bad = tiny_suite('[[evaluation.out_of_domain]]\nname = "gone"\nsuite = "gone.toml"\n', name="bad.toml")
     text = bad.read_text().replace('[[evaluation.out_of_domain]]\nname = "gone"\nsuite = "gone.toml"\n', "")
-    bad.write_text(text.replace("k_values = [1, 3, 10]", 'k_values = [1, 3, 10]\n[[evaluation.out_of_domain]]\n'
-                                                          'name = "gone"\nsuite = "gone.toml"'))
+    bad.write_text(
+        text.replace(
+            "k_values = [1, 3, 10]",
+            'k_values = [1, 3, 10]\n[[evaluation.out_of_domain]]\nname = "gone"\nsuite = "gone.toml"',
+        )
+    )
     code, text = run_cli("check", str(bad))
     assert code == 4 and "evaluation.out_of_domain[0].suite: no such file" in text, text

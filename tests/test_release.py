@@ -9,10 +9,12 @@ import pytest
 
 @pytest.fixture()
 def finished_run(tiny_suite, run_cli, tmp_path):
-    suite = tiny_suite('[[losses]]\nname = "sym"\ntype = "MultipleNegativesSymmetricRankingLoss"\n'
-                       '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n'
-                       '[[thresholds]]\nmetric = "ndcg@10"\nmin = 5.0\ncandidates = ["*-sym"]\n',
-                       export='variants = ["fp32", "int8"]\nship = "int8"\nmax_drop = 0.5\n')
+    suite = tiny_suite(
+        '[[losses]]\nname = "sym"\ntype = "MultipleNegativesSymmetricRankingLoss"\n'
+        '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n'
+        '[[thresholds]]\nmetric = "ndcg@10"\nmin = 5.0\ncandidates = ["*-sym"]\n',
+        export='variants = ["fp32", "int8"]\nship = "int8"\nmax_drop = 0.5\n',
+    )
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu", "-q")
     assert code == 1, text  # tiny-sym fails its gate, tiny-mnrl passes and is shipped
     return (tmp_path / "out" / "tiny" / "latest").resolve()
@@ -36,13 +38,17 @@ def test_release_encode_check_search(finished_run, run_cli, tmp_path, pair_files
     # the shipped variant, int8, is the artifact's only graph
     from harness.core.variants import VARIANTS
 
-    assert manifest["variant"] == cand["variant"] == "int8" and [p.name for p in (art / "onnx").iterdir()] == ["model.onnx"]
+    assert manifest["variant"] == cand["variant"] == "int8" and [
+        p.name for p in (art / "onnx").iterdir()
+    ] == ["model.onnx"]
     int8 = finished_run / "models" / "tiny-mnrl" / "export" / "onnx" / VARIANTS["int8"].file()
     assert (art / "onnx" / "model.onnx").read_bytes() == int8.read_bytes()
 
     corpus = tmp_path / "corpus.jsonl"
     rows = [json.loads(line) for line in (pair_files / "test.jsonl").read_text().splitlines()]
-    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": r["document"]}) + "\n" for i, r in enumerate(rows)))
+    corpus.write_text(
+        "".join(json.dumps({"id": f"d{i}", "text": r["document"]}) + "\n" for i, r in enumerate(rows))
+    )
     out = tmp_path / "emb.parquet"
     code, text = run_cli("encode", str(art), "--corpus", str(corpus), "--out", str(out), "-q")
     assert code == 0 and "20 vectors" in text
@@ -54,14 +60,18 @@ def test_release_encode_check_search(finished_run, run_cli, tmp_path, pair_files
     baseline = finished_run / "models" / "tiny-baseline" / "export"
     code, text = run_cli("encode", str(baseline), "--check", str(out))
     assert code == 1 and "made by another model" in text
-    code, text = run_cli("encode", str(baseline), "--corpus", str(corpus), "--out", str(out), "--append", "-q")
+    code, text = run_cli(
+        "encode", str(baseline), "--corpus", str(corpus), "--out", str(out), "--append", "-q"
+    )
     assert code == 1 and "mixing embedding spaces" in text
     code, text = run_cli("encode", str(art), "--corpus", str(corpus), "--out", str(out), "-q")
     assert code == 4 and "use --append" in text
     code, text = run_cli("encode", str(art), "--corpus", str(corpus), "--out", str(out), "--append", "-q")
     assert code == 4 and "already holds it" in text  # the same ids again: search would return each twice
     more = tmp_path / "more.jsonl"
-    more.write_text("".join(json.dumps({"id": f"e{i}", "text": r["document"]}) + "\n" for i, r in enumerate(rows)))
+    more.write_text(
+        "".join(json.dumps({"id": f"e{i}", "text": r["document"]}) + "\n" for i, r in enumerate(rows))
+    )
     code, text = run_cli("encode", str(art), "--corpus", str(more), "--out", str(out), "--append", "-q")
     assert code == 0 and "40 vectors" in text
 
@@ -74,15 +84,19 @@ def test_release_encode_check_search(finished_run, run_cli, tmp_path, pair_files
 def test_search_is_exact(finished_run, tmp_path, pair_files):
     import numpy as np
 
-    from harness.ship.release import release
     from harness.encode.encoder import OnnxEncoder
     from harness.ship.index import encode_corpus, search
+    from harness.ship.release import release
 
     art = tmp_path / "a"
     release(finished_run, art)
     rows = [json.loads(line) for line in (pair_files / "train.jsonl").read_text().splitlines()]
     corpus = tmp_path / "c.jsonl"
-    corpus.write_text("".join(json.dumps({"_id": str(i), "title": "", "text": r["document"]}) + "\n" for i, r in enumerate(rows)))
+    corpus.write_text(
+        "".join(
+            json.dumps({"_id": str(i), "title": "", "text": r["document"]}) + "\n" for i, r in enumerate(rows)
+        )
+    )
     import harness.ship.index as index
 
     index.CHUNK, old = 7, index.CHUNK  # several row groups
@@ -103,8 +117,12 @@ def test_search_is_exact(finished_run, tmp_path, pair_files):
 def test_release_refuses_a_failed_candidate_unless_forced(finished_run, run_cli, tmp_path):
     code, text = run_cli("release", str(finished_run), "--to", str(tmp_path / "x"), "--candidate", "tiny-sym")
     assert code == 1 and "did not pass its gates" in text and not (tmp_path / "x").exists()
-    code, text = run_cli("release", str(finished_run), "--to", str(tmp_path / "x"), "--candidate", "tiny-sym", "--force")
+    code, text = run_cli(
+        "release", str(finished_run), "--to", str(tmp_path / "x"), "--candidate", "tiny-sym", "--force"
+    )
     assert code == 0 and "FORCED" in text
     assert "Released with --force" in (tmp_path / "x" / "README.md").read_text()
-    code, text = run_cli("release", str(finished_run), "--to", str(tmp_path / "y"), "--candidate", "tiny-baseline")
+    code, text = run_cli(
+        "release", str(finished_run), "--to", str(tmp_path / "y"), "--candidate", "tiny-baseline"
+    )
     assert code == 4 and "not a trained candidate" in text

@@ -11,20 +11,28 @@ import time
 
 import pytest
 
-TWO_LOSSES = ('[[losses]]\nname = "sym"\ntype = "MultipleNegativesSymmetricRankingLoss"\n'
-              '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n')
+TWO_LOSSES = (
+    '[[losses]]\nname = "sym"\ntype = "MultipleNegativesSymmetricRankingLoss"\n'
+    '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\n'
+)
 
 
 def _quality(result: dict) -> dict:
     return {k: v for k, v in result["metrics"].items() if k != "docs_per_s"}  # speed is measured anew
 
 
-def test_sigkill_then_resume_redoes_only_unfinished_work_and_matches_an_uninterrupted_run(tiny_suite, run_cli, tmp_path):
+def test_sigkill_then_resume_redoes_only_unfinished_work_and_matches_an_uninterrupted_run(
+    tiny_suite, run_cli, tmp_path
+):
     suite = tiny_suite(TWO_LOSSES, export='variants = ["fp32", "O2"]\nship = "O2"\n')
     killed = tmp_path / "killed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARNESS_CACHE_DIR": str(tmp_path / "cache-killed")}
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--out", str(killed), "--device", "cpu",
-                             "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", str(suite), "--out", str(killed), "--device", "cpu", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.time() + 300
     names: list[str] = []
     while time.time() < deadline and proc.poll() is None:
@@ -55,8 +63,12 @@ def test_sigkill_then_resume_redoes_only_unfinished_work_and_matches_an_uninterr
     # the same suite, seed and device, uninterrupted in another process: the same numbers
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "straight"), "--device", "cpu", "-q")
     assert code == 0, text
-    straight = {c["name"]: c for c in
-                json.loads((tmp_path / "straight" / "tiny" / "latest" / "results.json").read_text())["candidates"]}
+    straight = {
+        c["name"]: c
+        for c in json.loads((tmp_path / "straight" / "tiny" / "latest" / "results.json").read_text())[
+            "candidates"
+        ]
+    }
     assert set(straight) == set(resumed)
     for name in straight:
         a, b = _quality(straight[name]), _quality(resumed[name])
@@ -75,7 +87,7 @@ def test_resume_redoes_a_step_whose_settings_changed(tiny_suite, run_cli, tmp_pa
     assert text.count("re-used (--resume)") == 1 and "trained on " in text
 
 
-FAULTY_PLUGIN = '''
+FAULTY_PLUGIN = """
 import torch
 
 from harness import hookimpl
@@ -117,7 +129,7 @@ def harness_register_evaluators(register):
 @hookimpl
 def harness_register_losses(register):
     register(LossSpec(name="OomLoss", factory=out_of_memory))
-'''
+"""
 
 
 def test_out_of_memory_in_one_candidate_errors_with_a_hint_and_the_others_run(tiny_suite, run_cli, tmp_path):
@@ -129,7 +141,10 @@ def test_out_of_memory_in_one_candidate_errors_with_a_hint_and_the_others_run(ti
     doc = json.loads(next((tmp_path / "o").glob("tiny/*/results.json")).read_text())
     by = {c["name"]: c for c in doc["candidates"]}
     assert by["tiny-oom"]["status"] == "error" and "out of memory" in by["tiny-oom"]["error"]
-    assert "CachedMultipleNegativesRankingLoss" in by["tiny-oom"]["error"] and "batch_size" in by["tiny-oom"]["error"]
+    assert (
+        "CachedMultipleNegativesRankingLoss" in by["tiny-oom"]["error"]
+        and "batch_size" in by["tiny-oom"]["error"]
+    )
     assert by["tiny-mnrl"]["status"] == "passed" and by["tiny-baseline"]["status"] == "passed"
 
 
@@ -142,7 +157,10 @@ def test_a_crashing_pair_source_errors_its_suite_and_other_suites_run(tiny_suite
     assert code == 1, text
     bad_doc = json.loads(next((tmp_path / "o").glob("bad/*/results.json")).read_text())
     assert {c["status"] for c in bad_doc["candidates"]} == {"error"}
-    assert "pair source 'crashing'" in bad_doc["candidates"][0]["error"] and "faulty" in bad_doc["candidates"][0]["error"]
+    assert (
+        "pair source 'crashing'" in bad_doc["candidates"][0]["error"]
+        and "faulty" in bad_doc["candidates"][0]["error"]
+    )
     good_doc = json.loads(next((tmp_path / "o").glob("good/*/results.json")).read_text())
     assert {c["status"] for c in good_doc["candidates"]} == {"passed"}
 
@@ -151,12 +169,18 @@ def test_a_crashing_evaluator_errors_the_candidate_with_the_plugin_named(tiny_su
     plugin = tmp_path / "faulty.py"
     plugin.write_text(FAULTY_PLUGIN)
     suite = tiny_suite(plugins=(plugin,))
-    suite.write_text(suite.read_text().replace("[evaluation]\n", '[evaluation]\nevaluators = ["retrieval", "crashing-eval"]\n'))
+    suite.write_text(
+        suite.read_text().replace(
+            "[evaluation]\n", '[evaluation]\nevaluators = ["retrieval", "crashing-eval"]\n'
+        )
+    )
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
     assert code == 1, text
     doc = json.loads(next((tmp_path / "o").glob("tiny/*/results.json")).read_text())
     errors = [c["error"] for c in doc["candidates"]]
-    assert all("evaluator 'crashing-eval'" in e and "faulty" in e and "evaluator bug" in e for e in errors), errors
+    assert all("evaluator 'crashing-eval'" in e and "faulty" in e and "evaluator bug" in e for e in errors), (
+        errors
+    )
     assert (next((tmp_path / "o").glob("tiny/*")) / "report.html").is_file()
 
 
@@ -164,9 +188,19 @@ def test_sigterm_stops_at_once_writes_results_and_report_and_exits_2(tiny_suite,
     suite = tiny_suite()
     suite.write_text(suite.read_text().replace("epochs = 2", "epochs = 500"))
     out = tmp_path / "o"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "HARNESS_CACHE_DIR": str(tmp_path / "c")}
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--out", str(out), "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "HARNESS_CACHE_DIR": str(tmp_path / "c"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", str(suite), "--out", str(out), "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     seen = ""
     for line in proc.stdout:
         seen += line
@@ -185,23 +219,38 @@ def test_sigterm_stops_at_once_writes_results_and_report_and_exits_2(tiny_suite,
     assert by["tiny-baseline"]["status"] == "passed" and by["tiny-mnrl"]["error"] == "interrupted"
 
 
-def test_an_export_failing_its_fidelity_check_errors_that_candidate_or_that_variant(tiny_suite, run_cli, tmp_path):
+def test_an_export_failing_its_fidelity_check_errors_that_candidate_or_that_variant(
+    tiny_suite, run_cli, tmp_path
+):
     strict = 'variants = ["fp32", "int8"]\nmin_cosine_reduced = 0.9999999\n'
     # the shipped variant fails: the candidate errors; the baseline (fp32 only) and the run go on
     suite = tiny_suite(export=strict + 'ship = "int8"\n')
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "a"), "--device", "cpu", "-q")
     assert code == 1, text
-    by = {c["name"]: c for c in json.loads(next((tmp_path / "a").glob("tiny/*/results.json")).read_text())["candidates"]}
+    by = {
+        c["name"]: c
+        for c in json.loads(next((tmp_path / "a").glob("tiny/*/results.json")).read_text())["candidates"]
+    }
     assert by["tiny-baseline"]["status"] == "passed"
-    assert by["tiny-mnrl"]["status"] == "error" and "the ONNX int8 variant differs from the torch model" in by["tiny-mnrl"]["error"]
+    assert (
+        by["tiny-mnrl"]["status"] == "error"
+        and "the ONNX int8 variant differs from the torch model" in by["tiny-mnrl"]["error"]
+    )
     # a variant that is not shipped fails: its row says so, the candidate ships fp32 and passes
     suite = tiny_suite(export=strict + 'ship = "fp32"\n', name="tiny2.toml")
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "b"), "--device", "cpu", "-q")
     assert code == 0, text
-    cand = next(c for c in json.loads(next((tmp_path / "b").glob("tiny2/*/results.json")).read_text())["candidates"]
-                if c["name"] == "tiny-mnrl")
+    cand = next(
+        c
+        for c in json.loads(next((tmp_path / "b").glob("tiny2/*/results.json")).read_text())["candidates"]
+        if c["name"] == "tiny-mnrl"
+    )
     rows = {v["variant"]: v for v in cand["variants"]}
-    assert cand["status"] == "passed" and rows["fp32"]["shipped"] and "differs from the torch model" in rows["int8"]["error"]
+    assert (
+        cand["status"] == "passed"
+        and rows["fp32"]["shipped"]
+        and "differs from the torch model" in rows["int8"]["error"]
+    )
     assert "variant int8" in text
 
 

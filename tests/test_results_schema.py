@@ -27,9 +27,18 @@ DAMAGES = [
 ]
 
 
-def test_a_real_run_follows_the_schema_and_a_damaged_one_breaks_it_where_it_is_wrong(tiny_suite, run_cli, tmp_path):
-    code, out = run_cli("run", str(tiny_suite("[[thresholds]]\nmetric = \"ndcg@10\"\nmin = 0.0\n")),
-                        "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
+def test_a_real_run_follows_the_schema_and_a_damaged_one_breaks_it_where_it_is_wrong(
+    tiny_suite, run_cli, tmp_path
+):
+    code, out = run_cli(
+        "run",
+        str(tiny_suite('[[thresholds]]\nmetric = "ndcg@10"\nmin = 0.0\n')),
+        "--out",
+        str(tmp_path / "o"),
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert code == 0, out
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
     assert results_problems(doc) == []

@@ -41,7 +41,9 @@ def test_p_value_matches_an_exact_sign_flip_enumeration():
 
     diff = np.array([0.3, 0.1, -0.05, 0.2, 0.0, 0.15, -0.1, 0.25, 0.05, 0.1])
     obs = abs(diff.mean())
-    exact = np.mean([abs((np.array(s) * diff).mean()) >= obs - 1e-12 for s in itertools.product([-1, 1], repeat=10)])
+    exact = np.mean(
+        [abs((np.array(s) * diff).mean()) >= obs - 1e-12 for s in itertools.product([-1, 1], repeat=10)]
+    )
     r = paired_comparison(diff, np.zeros(10), permutations=20000)
     assert r["p_value"] == pytest.approx(exact, abs=0.01)
 

@@ -17,12 +17,15 @@ def test_layers_kept_evenly_from_the_first():
 
 
 def test_a_student_is_its_own_candidate_and_the_fastest_variant_ships(tiny_suite, run_cli, tmp_path):
-    suite = tiny_suite("""
+    suite = tiny_suite(
+        """
 [[models]]
 name = "small"
 base = "{base}"
 keep_layers = 1
-""", export='variants = ["fp32", "int8"]\nship = "fastest"\nmax_drop = 1.0\n')
+""",
+        export='variants = ["fp32", "int8"]\nship = "fastest"\nmax_drop = 1.0\n',
+    )
     text = suite.read_text()
     base = text.split('base = "', 1)[1].split('"', 1)[0]
     suite.write_text(text.replace("{base}", base))
@@ -32,7 +35,9 @@ keep_layers = 1
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
     by = {c["name"]: c for c in doc["candidates"]}
     assert by["small-mnrl"]["layers"] == 1 and by["small-mnrl"]["student"]["layers"] == [0]
-    assert by["tiny-mnrl"]["layers"] == 2 and by["small-baseline"]["layers"] == 2  # its baseline: the full base
+    assert (
+        by["tiny-mnrl"]["layers"] == 2 and by["small-baseline"]["layers"] == 2
+    )  # its baseline: the full base
     for name in ("small-mnrl", "tiny-mnrl"):
         c = by[name]
         speeds = {v["variant"]: v["metrics"]["docs_per_s"] for v in c["variants"] if "metrics" in v}
@@ -44,10 +49,14 @@ keep_layers = 1
     assert 'id="cpu"' in html and 'id="frontier"' in html
 
 
-def test_a_cpu_run_that_leaves_variants_unset_ships_the_faster_of_fp32_and_int8(tiny_suite, run_cli, tmp_path):
+def test_a_cpu_run_that_leaves_variants_unset_ships_the_faster_of_fp32_and_int8(
+    tiny_suite, run_cli, tmp_path
+):
     suite = tiny_suite("")
     suite.write_text(suite.read_text().replace('variants = ["fp32"]\n', ""))  # as a user's suite: no variants
-    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-k", "mnrl")
+    code, out = run_cli(
+        "run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-k", "mnrl"
+    )
     assert code in (0, 1), out
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
     c = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")
@@ -58,10 +67,13 @@ def test_a_cpu_run_that_leaves_variants_unset_ships_the_faster_of_fp32_and_int8(
     assert c["variant_choice"].endswith("([export] variants unset: fp32 and int8, the cpu default)")
 
 
-@pytest.mark.parametrize("model, expected", [
-    ('layers = [0, 0]', "models[1].layers: expected distinct layer numbers >= 0"),
-    ('layers = [0]\nkeep_layers = 1', "models[1].layers: give layers or keep_layers, not both"),
-])
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        ("layers = [0, 0]", "models[1].layers: expected distinct layer numbers >= 0"),
+        ("layers = [0]\nkeep_layers = 1", "models[1].layers: give layers or keep_layers, not both"),
+    ],
+)
 def test_bad_student_settings_are_exit_4(tiny_suite, run_cli, model, expected):
     suite = tiny_suite(f'[[models]]\nname = "small"\nbase = "x"\n{model}\n')
     code, out = run_cli("check", str(suite))
@@ -79,7 +91,9 @@ def test_a_student_with_more_layers_than_its_base_is_exit_4(tiny_suite, run_cli,
 def test_the_openvino_variant_is_checked_evaluated_gated_and_released(tiny_suite, run_cli, tmp_path):
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    suite = tiny_suite(export='variants = ["fp32", "openvino-int8"]\nship = "openvino-int8"\nmax_drop = 1.0\n')
+    suite = tiny_suite(
+        export='variants = ["fp32", "openvino-int8"]\nship = "openvino-int8"\nmax_drop = 1.0\n'
+    )
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q", "-k", "mnrl")
     assert code in (0, 1), out
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
@@ -92,15 +106,25 @@ def test_the_openvino_variant_is_checked_evaluated_gated_and_released(tiny_suite
         code, out = run_cli("release", str(tmp_path / "o" / "tiny" / "latest"), "--to", str(tmp_path / "art"))
         assert code == 0, out
         manifest = json.loads((tmp_path / "art" / "harness-artifact.json").read_text())
-        assert manifest["engine"] == "openvino" and (tmp_path / "art" / "openvino" / "model_int8.bin").is_file()
+        assert (
+            manifest["engine"] == "openvino" and (tmp_path / "art" / "openvino" / "model_int8.bin").is_file()
+        )
         (tmp_path / "c.jsonl").write_text('{"_id": "a", "text": "the cat"}\n{"_id": "b", "text": "a dog"}\n')
-        code, out = run_cli("encode", str(tmp_path / "art"), "--corpus", str(tmp_path / "c.jsonl"),
-                            "--out", str(tmp_path / "e.parquet"))
+        code, out = run_cli(
+            "encode",
+            str(tmp_path / "art"),
+            "--corpus",
+            str(tmp_path / "c.jsonl"),
+            "--out",
+            str(tmp_path / "e.parquet"),
+        )
         assert code == 0, out
 
 
 def test_a_student_distilled_from_a_trained_candidate(tiny_suite, run_cli, tmp_path):
-    suite = tiny_suite('[[models]]\nname = "small"\nbase = "{base}"\nkeep_layers = 1\ndistill_from = "tiny-mnrl"\n')
+    suite = tiny_suite(
+        '[[models]]\nname = "small"\nbase = "{base}"\nkeep_layers = 1\ndistill_from = "tiny-mnrl"\n'
+    )
     text = suite.read_text()
     suite.write_text(text.replace("{base}", text.split('base = "', 1)[1].split('"', 1)[0]))
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q")
@@ -110,13 +134,19 @@ def test_a_student_distilled_from_a_trained_candidate(tiny_suite, run_cli, tmp_p
     small = next(c for c in doc["candidates"] if c["name"] == "small-mnrl")
     assert small["student"]["distilled"]["texts"] > 50 and small["layers"] == 1
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q", "-k", "small")
-    assert code == 1 and "distill_from = 'tiny-mnrl': that candidate has not been trained in this run" in out, out
+    assert (
+        code == 1 and "distill_from = 'tiny-mnrl': that candidate has not been trained in this run" in out
+    ), out
 
 
 def test_distilling_from_a_later_candidate_is_exit_4(tiny_suite, run_cli):
-    suite = tiny_suite('[[models]]\nname = "small"\nbase = "x"\nkeep_layers = 1\ndistill_from = "small-mnrl"\n')
+    suite = tiny_suite(
+        '[[models]]\nname = "small"\nbase = "x"\nkeep_layers = 1\ndistill_from = "small-mnrl"\n'
+    )
     code, out = run_cli("check", str(suite))
-    assert code == 4 and "models[1].distill_from: expected a candidate of an earlier [[models]] entry" in out, out
+    assert (
+        code == 4 and "models[1].distill_from: expected a candidate of an earlier [[models]] entry" in out
+    ), out
 
 
 @pytest.mark.integration
@@ -129,9 +159,28 @@ def test_the_encode_benchmark_times_students_beside_the_full_model(tiny_model, t
 
     from tests.conftest import DATA_DIR
 
-    code = encode.main(["--model", str(tiny_model), "--data", str(DATA_DIR), "--limit", "40", "--reps", "1",
-                        "--quality", "speed", "--variants", "fp32,int8", "--students", "1", "--max-seq-length", "64",
-                        "--work", str(tmp_path)])
+    code = encode.main(
+        [
+            "--model",
+            str(tiny_model),
+            "--data",
+            str(DATA_DIR),
+            "--limit",
+            "40",
+            "--reps",
+            "1",
+            "--quality",
+            "speed",
+            "--variants",
+            "fp32,int8",
+            "--students",
+            "1",
+            "--max-seq-length",
+            "64",
+            "--work",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     rows = {r["variant"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(rows) == {"st-fp32", "onnx-fp32", "onnx-int8", "l1-st-fp32", "l1-onnx-fp32", "l1-onnx-int8"}

@@ -8,9 +8,11 @@ import math
 
 import pytest
 
+from harness.errors import ConfigError
 from harness.suite.load import build_suite
 from harness.suite.schema import HardNegativesTable
-from harness.errors import ConfigError
+
+MNRL = '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n'
 
 BASE = """
 [data]
@@ -35,41 +37,80 @@ def problems(text: str, base: str = BASE) -> list[str]:
     return [str(p) for p in check_suite(suite, Plugins().registry)]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('[[losses]]\nname="t"\ntype="TripletLoss"',
-     "s.toml: losses[0]: TripletLoss needs the column 'negative' (columns ['anchor', 'positive', 'negative']), and "
-     "the pairs give only 'anchor' and 'positive': add a [losses.hard_negatives] table to this loss to mine them"),
-    ('[[losses]]\nname="g"\ntype="GISTEmbedLoss"', "s.toml: losses[0].guide: missing required key for loss 'GISTEmbedLoss'"),
-    ('[[losses]]\nname="x"\ntype="MatryoshkaLoss"\nmatryoshka_dims=[]',
-     "s.toml: losses[0].matryoshka_dims: expected a non-empty list of embedding sizes"),
-    ('[[losses]]\nname="x"\ntype="MatryoshkaLoss"\nloss="GISTEmbedLoss"\nmatryoshka_dims=[8]',
-     "s.toml: losses[0].loss: expected the name of a loss to wrap"),
-    ('[[losses]]\nname="x"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nnum_negative=2',
-     "s.toml: losses[0].hard_negatives.num_negative: unknown key; did you mean 'num_negatives'?"),
-    ('[[losses]]\nname="x"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nrange_max=2\nnum_negatives=3',
-     "s.toml: losses[0].hard_negatives.range_max: expected range_max - range_min >= num_negatives (3), got 2 - 0"),
-    ('[[losses]]\nname="x"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nsampling="best"',
-     "s.toml: losses[0].hard_negatives.sampling: expected one of 'top', 'random', got 'best'"),
-    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nmodel="m-b"\n'
-     '[[losses]]\nname="b"\ntype="MultipleNegativesRankingLoss"',
-     "s.toml: losses[0].hard_negatives.model: candidate 'm-b' is trained after this one"),
-    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training.grid]\nlearning_rte=[1e-5]',
-     "s.toml: training.grid.learning_rte: unknown key; did you mean 'learning_rate'?"),
-    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training.grid]\nepochs=[1, 0]',
-     "s.toml: training.grid.epochs[1]: expected a number > 0, got 0"),
-    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training.grid]\nbatch_size=[]',
-     "s.toml: training.grid.batch_size: expected a non-empty list of values"),
-    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training]\nseeds=[1, 1]',
-     "s.toml: training.seeds: expected each seed once, got [1, 1]"),
-    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training]\nlearning_curve=[0.5, 1.0]',
-     "s.toml: training.learning_curve: expected distinct fractions in (0, 1)"),
-    ('dev_fraction = 0.0\n[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training]\nlearning_curve=[0.5]',
-     "s.toml: training.learning_curve: needs a dev split to measure on"),
-    ('dev_fraction = 0.0\n[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training]\nrefit=true',
-     "s.toml: training.refit: needs a dev split"),
-    ('[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[[thresholds]]\nmetric="ndcg@10"\nmin=0.1\nseeds="min"',
-     "s.toml: thresholds[0].seeds: expected one of 'mean', 'worst', got 'min'"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            '[[losses]]\nname="t"\ntype="TripletLoss"',
+            "s.toml: losses[0]: TripletLoss needs the column 'negative' (columns ['anchor', 'positive', "
+            "'negative']), and "
+            "the pairs give only 'anchor' and 'positive': add a [losses.hard_negatives] table to this loss "
+            "to mine them",
+        ),
+        (
+            '[[losses]]\nname="g"\ntype="GISTEmbedLoss"',
+            "s.toml: losses[0].guide: missing required key for loss 'GISTEmbedLoss'",
+        ),
+        (
+            '[[losses]]\nname="x"\ntype="MatryoshkaLoss"\nmatryoshka_dims=[]',
+            "s.toml: losses[0].matryoshka_dims: expected a non-empty list of embedding sizes",
+        ),
+        (
+            '[[losses]]\nname="x"\ntype="MatryoshkaLoss"\nloss="GISTEmbedLoss"\nmatryoshka_dims=[8]',
+            "s.toml: losses[0].loss: expected the name of a loss to wrap",
+        ),
+        (
+            '[[losses]]\nname="x"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nnum_negative=2',
+            "s.toml: losses[0].hard_negatives.num_negative: unknown key; did you mean 'num_negatives'?",
+        ),
+        (
+            '[[losses]]\nname="x"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nrange_max=2\nnum_negatives=3',
+            "s.toml: losses[0].hard_negatives.range_max: expected range_max - range_min >= num_negatives "
+            "(3), got 2 - 0",
+        ),
+        (
+            '[[losses]]\nname="x"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nsampling="best"',
+            "s.toml: losses[0].hard_negatives.sampling: expected one of 'top', 'random', got 'best'",
+        ),
+        (
+            '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nmodel="m-b"\n'
+            '[[losses]]\nname="b"\ntype="MultipleNegativesRankingLoss"',
+            "s.toml: losses[0].hard_negatives.model: candidate 'm-b' is trained after this one",
+        ),
+        (
+            '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training.grid]\nlearning_rte=[1e-5]',
+            "s.toml: training.grid.learning_rte: unknown key; did you mean 'learning_rate'?",
+        ),
+        (
+            '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training.grid]\nepochs=[1, 0]',
+            "s.toml: training.grid.epochs[1]: expected a number > 0, got 0",
+        ),
+        (
+            '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training.grid]\nbatch_size=[]',
+            "s.toml: training.grid.batch_size: expected a non-empty list of values",
+        ),
+        (
+            '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[training]\nseeds=[1, 1]',
+            "s.toml: training.seeds: expected each seed once, got [1, 1]",
+        ),
+        (
+            f"{MNRL}[training]\nlearning_curve=[0.5, 1.0]",
+            "s.toml: training.learning_curve: expected distinct fractions in (0, 1)",
+        ),
+        (
+            f"dev_fraction = 0.0\n{MNRL}[training]\nlearning_curve=[0.5]",
+            "s.toml: training.learning_curve: needs a dev split to measure on",
+        ),
+        (
+            f"dev_fraction = 0.0\n{MNRL}[training]\nrefit=true",
+            "s.toml: training.refit: needs a dev split",
+        ),
+        (
+            '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[[thresholds]]\nmetric="ndcg@10"\nmin=0.1\nseeds="min"',
+            "s.toml: thresholds[0].seeds: expected one of 'mean', 'worst', got 'min'",
+        ),
+    ],
+)
 def test_bad_training_choices_are_config_errors(text, expected):
     if text.startswith("dev_fraction"):  # a [data] key: it goes into the base's [data] table
         line, text = text.split("\n", 1)
@@ -80,19 +121,32 @@ def test_bad_training_choices_are_config_errors(text, expected):
 
 
 def test_grid_points_and_seed_list():
-    suite = build_suite(__import__("tomllib").loads(BASE + '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n'
-                                                    '[training]\nseed=3\n[training.grid]\nlearning_rate=[1e-5, 2e-5]\n'
-                                                    'epochs=[1, 2]'), "s.toml")
-    assert suite.training.points() == [{"learning_rate": 1e-5, "epochs": 1}, {"learning_rate": 1e-5, "epochs": 2},
-                                       {"learning_rate": 2e-5, "epochs": 1}, {"learning_rate": 2e-5, "epochs": 2}]
+    suite = build_suite(
+        __import__("tomllib").loads(
+            BASE + '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n'
+            "[training]\nseed=3\n[training.grid]\nlearning_rate=[1e-5, 2e-5]\n"
+            "epochs=[1, 2]"
+        ),
+        "s.toml",
+    )
+    assert suite.training.points() == [
+        {"learning_rate": 1e-5, "epochs": 1},
+        {"learning_rate": 1e-5, "epochs": 2},
+        {"learning_rate": 2e-5, "epochs": 1},
+        {"learning_rate": 2e-5, "epochs": 2},
+    ]
     assert suite.training.seed_list == [3]
 
 
 def test_false_negative_check_and_statistics():
     from harness.data.mining import statistics, warnings
 
-    cols = {"anchor": ["q1", "q2", "q3", "q4"], "positive": ["p1", "p2", "p3", "p4"],
-            "negative_1": ["n1", "n2", "n3", "n4"], "negative_2": ["m1", "m2", "m3", "m4"]}
+    cols = {
+        "anchor": ["q1", "q2", "q3", "q4"],
+        "positive": ["p1", "p2", "p3", "p4"],
+        "negative_1": ["n1", "n2", "n3", "n4"],
+        "negative_2": ["m1", "m2", "m3", "m4"],
+    }
     scores = [[0.9, 0.95, 0.5], [0.8, 0.7, 0.6], [0.7, 0.69, 0.7], [0.6, 0.3, 0.2]]
     cfg = HardNegativesTable(num_negatives=2)
     stats = statistics(cols, scores, 5, 100, cfg)
@@ -102,7 +156,9 @@ def test_false_negative_check_and_statistics():
     assert stats["pairs_without"] == 1 and stats["positive_score"]["median"] == pytest.approx(0.75)
     assert any("25% of the mined negatives" in w for w in warnings(stats, cfg))
     assert any("1 of 5 training pairs" in w for w in warnings(stats, cfg))
-    assert warnings(stats, HardNegativesTable(num_negatives=2, false_negative_share=0.3))[0].startswith("1 of 5")
+    assert warnings(stats, HardNegativesTable(num_negatives=2, false_negative_share=0.3))[0].startswith(
+        "1 of 5"
+    )
 
 
 def test_pairs_without_enough_negatives_get_random_ones():
@@ -122,26 +178,40 @@ def test_pairs_without_enough_negatives_get_random_ones():
 
 
 def test_training_columns_per_loss(pair_files):
-    from harness.builtin.losses import SPECS, Matryoshka
     from harness.builtin.jsonl import JsonlSource
-    from harness.suite.schema import DataTable
-    from harness.data.prepare import prepare
+    from harness.builtin.losses import SPECS, Matryoshka
     from harness.data.mining import corpus_texts
+    from harness.data.prepare import prepare
     from harness.data.trainset import build, subset
+    from harness.suite.schema import DataTable
 
-    data = prepare(JsonlSource().load({"train": str(pair_files / "train.jsonl"), "test": str(pair_files / "test.jsonl")},
-                                      _ctx(pair_files)),
-                   DataTable(source="jsonl", dev_fraction=0.2))
+    data = prepare(
+        JsonlSource().load(
+            {"train": str(pair_files / "train.jsonl"), "test": str(pair_files / "test.jsonl")},
+            _ctx(pair_files),
+        ),
+        DataTable(source="jsonl", dev_fraction=0.2),
+    )
     anchors, positives = data.train_pairs()
-    mined = {"anchor": anchors, "positive": positives, "negative_1": positives[1:] + positives[:1],
-             "negative_2": positives[2:] + positives[:2]}
+    mined = {
+        "anchor": anchors,
+        "positive": positives,
+        "negative_1": positives[1:] + positives[:1],
+        "negative_2": positives[2:] + positives[:2],
+    }
     mnrl, info = build(data, SPECS["MultipleNegativesRankingLoss"], {}, mined, "q: ", "d: ")
-    assert info["columns"] == list(mnrl) and info["negatives"] == {"given": 0, "mined": len(anchors), "random": 0}
+    assert info["columns"] == list(mnrl) and info["negatives"] == {
+        "given": 0,
+        "mined": len(anchors),
+        "random": 0,
+    }
     assert list(mnrl) == ["anchor", "positive", "negative_1", "negative_2"]
     assert mnrl["anchor"][0] == "q: " + anchors[0] and mnrl["negative_2"][0] == "d: " + positives[2]
     assert list(build(data, SPECS["MultipleNegativesRankingLoss"], {}, None)[0]) == ["anchor", "positive"]
     triplets = build(data, SPECS["TripletLoss"], {}, mined)[0]
-    assert list(triplets) == ["anchor", "positive", "negative"] and len(triplets["anchor"]) == 2 * len(anchors)
+    assert list(triplets) == ["anchor", "positive", "negative"] and len(triplets["anchor"]) == 2 * len(
+        anchors
+    )
     scored = build(data, SPECS["CoSENTLoss"], {}, mined)[0]
     assert list(scored) == ["sentence1", "sentence2", "score"]
     assert scored["score"].count(1.0) == len(anchors) and scored["score"].count(0.0) == 2 * len(anchors)
@@ -172,16 +242,19 @@ def test_selection_helpers():
     assert mean_per_query([{"a": {"m": 1.0}, "b": {"m": 0.0}}, {"a": {"m": 0.0}}]) == {"a": {"m": 0.5}}
     pts = [{"fraction": 0.5, "dev_score": 0.60}, {"fraction": 1.0, "dev_score": 0.65}]
     assert curve_verdict(pts, "ndcg@10").startswith("still rising")
-    assert curve_verdict([{"fraction": 0.5, "dev_score": 0.65}, {"fraction": 1.0, "dev_score": 0.652}], "x").startswith("flat")
+    assert curve_verdict(
+        [{"fraction": 0.5, "dev_score": 0.65}, {"fraction": 1.0, "dev_score": 0.652}], "x"
+    ).startswith("flat")
 
 
 def test_gates_on_the_worst_seed():
-    from harness.suite.schema import ThresholdTable
     from harness.gate.gates import describe, gates_for
+    from harness.suite.schema import ThresholdTable
 
     ts = [ThresholdTable(metric="ndcg@10", min=0.6), ThresholdTable(metric="ndcg@10", min=0.6, seeds="worst")]
-    gates = gates_for("c", {"ndcg@10": 0.65}, {"baseline": None}, {}, ts,
-                      {"metrics": {"ndcg@10": 0.58}, "comparisons": {}})
+    gates = gates_for(
+        "c", {"ndcg@10": 0.65}, {"baseline": None}, {}, ts, {"metrics": {"ndcg@10": 0.58}, "comparisons": {}}
+    )
     assert [g["passed"] for g in gates] == [True, False]
     assert describe(gates[1]) == "ndcg@10 min 0.6 (worst seed): 0.5800"
 
@@ -242,9 +315,17 @@ def test_grid_seeds_curve_mining_and_matryoshka_end_to_end(tiny_suite, run_cli, 
         assert [p["fraction"] for p in curve["points"]] == [0.5, 1.0]
         assert curve["points"][1]["dev_score"] == max(devs)
         assert c["training"]["trainings"] == 2 + 1 + 1  # grid (the winner is seed 1's), seed 2, curve
-    assert cands["tiny-hn"]["mining"]["model"] == "tiny-mnrl" and cands["tiny-hn"]["mining"]["negatives_per_pair"] == 2
-    assert set(cands["tiny-mrl"]["dims"]) == {"32", "16"} and set(cands["tiny-baseline"]["dims"]) == {"32", "16"}
-    assert cands["tiny-mrl"]["dims"]["32"]["ndcg@10"] == pytest.approx(cands["tiny-mrl"]["metrics"]["ndcg@10"], abs=1e-4)
+    assert (
+        cands["tiny-hn"]["mining"]["model"] == "tiny-mnrl"
+        and cands["tiny-hn"]["mining"]["negatives_per_pair"] == 2
+    )
+    assert set(cands["tiny-mrl"]["dims"]) == {"32", "16"} and set(cands["tiny-baseline"]["dims"]) == {
+        "32",
+        "16",
+    }
+    assert cands["tiny-mrl"]["dims"]["32"]["ndcg@10"] == pytest.approx(
+        cands["tiny-mrl"]["metrics"]["ndcg@10"], abs=1e-4
+    )
     assert "grid: chose learning_rate=" in out and "2 seeds: ndcg@10 mean" in out and "mined " in out
     html = (run_dir / "report.html").read_text()
     assert 'id="selection"' in html and 'id="mining"' in html and 'id="dims"' in html
@@ -252,13 +333,18 @@ def test_grid_seeds_curve_mining_and_matryoshka_end_to_end(tiny_suite, run_cli, 
     code, out = run_cli("release", str(run_dir), "--candidate", "tiny-mnrl", "--to", str(tmp_path / "art"))
     assert code == 0, out
     shipped_dir = run_dir / "models" / "tiny-mnrl" / cands["tiny-mnrl"]["model_dir"]
-    assert (tmp_path / "art" / "onnx" / "model.onnx").read_bytes() == (shipped_dir / "export" / "onnx" / "model.onnx").read_bytes()
+    assert (tmp_path / "art" / "onnx" / "model.onnx").read_bytes() == (
+        shipped_dir / "export" / "onnx" / "model.onnx"
+    ).read_bytes()
     seeds = cands["tiny-mnrl"]["seeds"]
     own = next(r["metrics"] for r in seeds["runs"] if r["seed"] == seeds["shipped"])
     manifest = json.loads((tmp_path / "art" / "harness-artifact.json").read_text())
     assert manifest["metrics"] == own  # the released seed's numbers, not the mean
     card = (tmp_path / "art" / "README.md").read_text()
-    assert f"This model is seed {seeds['shipped']} of 2" in card and f"| ndcg@10 | {own['ndcg@10']:.4f} |" in card
+    assert (
+        f"This model is seed {seeds['shipped']} of 2" in card
+        and f"| ndcg@10 | {own['ndcg@10']:.4f} |" in card
+    )
 
 
 def test_scored_loss_without_grades_or_negatives_stops_before_training(tiny_suite, run_cli, tmp_path):
@@ -272,9 +358,9 @@ def test_scored_loss_without_grades_or_negatives_stops_before_training(tiny_suit
 def test_mining_with_minilm_on_a_scifact_slice(tmp_path):
     """The real MiniLM mines real SciFact pairs: scores, margins, and no held-out abstract as a negative."""
     from harness.builtin.beir import load_beir_folder
-    from harness.suite.load import load_suite
-    from harness.data.prepare import prepare
     from harness.data.mining import mine
+    from harness.data.prepare import prepare
+    from harness.suite.load import load_suite
 
     from .conftest import DATA_DIR
     from .test_integration import SLICE
@@ -315,7 +401,9 @@ name = "gist"
 type = "GISTEmbedLoss"
 guide = "{tiny_model}"
 """)
-    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu", "-k", "not mnrl")
+    code, out = run_cli(
+        "run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu", "-k", "not mnrl"
+    )
     assert code == 0, out
     doc = json.loads((tmp_path / "out" / "tiny" / "latest" / "results.json").read_text())
     cands = {c["name"]: c for c in doc["candidates"]}
@@ -324,20 +412,30 @@ guide = "{tiny_model}"
     assert len(list((tmp_path / "out" / "tiny" / "latest" / "mining").glob("*.json"))) == 2
     pairs = cands["tiny-gist"]["training"]["pairs"]
     m = cands["tiny-triplet"]["mining"]
-    assert cands["tiny-triplet"]["training"]["pairs"] == m["pairs"] == m["pairs_with_negatives"] + m["pairs_random"]
-    assert cands["tiny-cosent"]["training"]["pairs"] > pairs  # the positives, and their mined negatives at score 0
+    assert (
+        cands["tiny-triplet"]["training"]["pairs"]
+        == m["pairs"]
+        == m["pairs_with_negatives"] + m["pairs_random"]
+    )
+    assert (
+        cands["tiny-cosent"]["training"]["pairs"] > pairs
+    )  # the positives, and their mined negatives at score 0
     for c in cands.values():
         assert c["status"] == "passed" and c["metrics"]["ndcg@10"] > 0
 
 
 def test_mining_with_a_candidate_needs_the_local_executor():
     from harness.plugins import Plugins
-    from harness.run.options import RunOptions
     from harness.run.loading import Preparation
+    from harness.run.options import RunOptions
 
-    suite = build_suite(__import__("tomllib").loads(
-        BASE + '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[[losses]]\nname="b"\n'
-        'type="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nmodel="m-a"'), "s.toml")
+    suite = build_suite(
+        __import__("tomllib").loads(
+            BASE + '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n[[losses]]\nname="b"\n'
+            'type="MultipleNegativesRankingLoss"\n[losses.hard_negatives]\nmodel="m-a"'
+        ),
+        "s.toml",
+    )
     plugins = Plugins(load_entry_points=False)
     assert Preparation(plugins, RunOptions(), sequential=True).executor_problems(suite) == []
     # a Ray executor: candidates train in parallel, in other processes
@@ -349,12 +447,16 @@ def test_refit_on_train_and_dev_ships_and_resume_reuses_what_chose(tiny_suite, r
     """A finished run, then `refit = true` with --resume: the trainings that chose are re-used, the
     refit (train + dev, the epochs dev chose; mined again for the loss that mines) is what is tested
     and shipped."""
-    suite = tiny_suite('[[losses]]\nname = "hn"\ntype = "MultipleNegativesRankingLoss"\n'
-                       '[losses.hard_negatives]\nnum_negatives = 1\n')
+    suite = tiny_suite(
+        '[[losses]]\nname = "hn"\ntype = "MultipleNegativesRankingLoss"\n'
+        "[losses.hard_negatives]\nnum_negatives = 1\n"
+    )
     out = str(tmp_path / "out")
     code, first = run_cli("run", str(suite), "--out", out, "--device", "cpu")
     assert code == 0, first
-    suite.write_text(suite.read_text().replace("learning_rate = 1e-3\n", "learning_rate = 1e-3\nrefit = true\n", 1))
+    suite.write_text(
+        suite.read_text().replace("learning_rate = 1e-3\n", "learning_rate = 1e-3\nrefit = true\n", 1)
+    )
     code, text = run_cli("run", str(suite), "--out", out, "--device", "cpu", "--resume")
     assert code == 0, text
     run_dir = tmp_path / "out" / "tiny" / "latest"
@@ -364,27 +466,43 @@ def test_refit_on_train_and_dev_ships_and_resume_reuses_what_chose(tiny_suite, r
         c = next(c for c in doc["candidates"] if c["name"] == name)
         t, refit = c["training"], c["training"]["refit"]
         assert c["status"] == "passed", c.get("error")
-        assert t["pairs"] == stats["train_qrels"] and refit["pairs"] == stats["train_qrels"] + stats["dev_qrels"]
+        assert (
+            t["pairs"] == stats["train_qrels"] and refit["pairs"] == stats["train_qrels"] + stats["dev_qrels"]
+        )
         assert refit["epochs"] == max(1, math.ceil(t["chosen_epoch"])) and t["dev_score"] is not None
         assert t["trainings"] == 2 and "then refit on train + dev" in t["chosen_by"]
         folder = run_dir / "models" / name
         shipped = json.loads((folder / "trained" / ".harness-train.json").read_text())
         assert shipped["pairs"] == refit["pairs"] and shipped["chosen_by"] == "last epoch"
         assert not (folder / "selection" / "model.safetensors").exists()  # only its record is kept
-    assert text.count("trained model re-used (--resume)") == 2 and text.count("refit: training once more") == 2
+    assert (
+        text.count("trained model re-used (--resume)") == 2 and text.count("refit: training once more") == 2
+    )
     hn = next(c for c in doc["candidates"] if c["name"] == "tiny-hn")
-    assert hn["mining"]["pairs"] == stats["train_qrels"] and hn["training"]["refit"]["mining"]["pairs"] == stats["train_qrels"] + stats["dev_qrels"]
+    assert (
+        hn["mining"]["pairs"] == stats["train_qrels"]
+        and hn["training"]["refit"]["mining"]["pairs"] == stats["train_qrels"] + stats["dev_qrels"]
+    )
     html = (run_dir / "report.html").read_text()
-    for c in (c for c in doc["candidates"] if not c["baseline"]):  # the selection table: what dev chose, then the refit that ships
+    for c in (
+        c for c in doc["candidates"] if not c["baseline"]
+    ):  # the selection table: what dev chose, then the refit that ships
         t = c["training"]
-        dev_choice = t["chosen_by"].removesuffix(f"; then refit on train + dev for {t['refit']['epochs']} epoch(s)")
+        dev_choice = t["chosen_by"].removesuffix(
+            f"; then refit on train + dev for {t['refit']['epochs']} epoch(s)"
+        )
         assert dev_choice.startswith("best dev ndcg@10") or dev_choice == "last epoch", dev_choice
-        assert (f"epoch {t['chosen_epoch']}: {dev_choice}<br>then refit on train + dev: {t['refit']['pairs']} pairs, "
-                f"{t['refit']['epochs']} epoch(s); that model ships") in html
+        assert (
+            f"epoch {t['chosen_epoch']}: {dev_choice}<br>then refit on train + dev: {t['refit']['pairs']} "
+            "pairs, "
+            f"{t['refit']['epochs']} epoch(s); that model ships"
+        ) in html
     code, again = run_cli("run", str(suite), "--out", out, "--device", "cpu", "--resume")
     assert code == 0 and "refit: training" not in again and again.count("re-used (--resume)") >= 3
     code, out = run_cli("release", str(run_dir), "--candidate", "tiny-mnrl", "--to", str(tmp_path / "art"))
     assert code == 0, out
     refit = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")["training"]["refit"]
-    assert (f"- this model: refit on train + dev, {refit['pairs']} pairs, {refit['epochs']} epoch(s)"
-            in (tmp_path / "art" / "README.md").read_text())
+    assert (
+        f"- this model: refit on train + dev, {refit['pairs']} pairs, {refit['epochs']} epoch(s)"
+        in (tmp_path / "art" / "README.md").read_text()
+    )

@@ -15,7 +15,15 @@ import polars as pl
 
 from harness import hookimpl
 from harness.api import (
-    LoadContext, Option, PairSource, RetrievalData, fingerprint, json_lines, qrels_frame, suite_path, text_lines,
+    LoadContext,
+    Option,
+    PairSource,
+    RetrievalData,
+    fingerprint,
+    json_lines,
+    qrels_frame,
+    suite_path,
+    text_lines,
 )
 from harness.errors import DataError
 
@@ -45,14 +53,18 @@ def read_qrels(path: Path) -> pl.DataFrame:
         header, first = first, False
         fields = line.split("\t")
         if len(fields) < 3:
-            raise DataError(f"{path}:{n}: expected 3 tab-separated columns query-id, corpus-id, score; "
-                            f"got {len(fields)} ({line[:60]!r})")
+            raise DataError(
+                f"{path}:{n}: expected 3 tab-separated columns query-id, corpus-id, score; "
+                f"got {len(fields)} ({line[:60]!r})"
+            )
         try:
             score = int(fields[2].strip())
         except ValueError:
             if header:
                 continue
-            raise DataError(f"{path}:{n}: the score must be an integer, got {fields[2].strip()[:30]!r}") from None
+            raise DataError(
+                f"{path}:{n}: the score must be an integer, got {fields[2].strip()[:30]!r}"
+            ) from None
         rows.append((fields[0].strip(), fields[1].strip(), score))
     return qrels_frame(rows)
 
@@ -61,7 +73,9 @@ def load_beir_folder(folder: Path, splits: list[str]) -> RetrievalData:
     corpus_file, queries_file = folder / "corpus.jsonl", folder / "queries.jsonl"
     for f in (corpus_file, queries_file):
         if not f.is_file():
-            raise DataError(f"{f}: missing (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/<split>.tsv)")
+            raise DataError(
+                f"{f}: missing (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/<split>.tsv)"
+            )
     corpus = read_jsonl(corpus_file, {"id": "_id", "title": "title", "body": "text"})
     corpus = corpus.select(
         "id",
@@ -103,22 +117,30 @@ def download(dataset: str, cache: Path, url: str) -> Path:
 
 class BeirSource(PairSource):
     name = "beir"
-    description = "BEIR folders: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (downloads the public zip if missing)"
+    description = (
+        "BEIR folders: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (downloads the public zip if missing)"
+    )
     options = {
         "dataset": Option(str, None, "BEIR dataset name, e.g. scifact", required=True),
-        "path": Option(str, None, "folder holding the dataset (default: $HARNESS_DATA_DIR/<dataset>)", path="folder"),
+        "path": Option(
+            str, None, "folder holding the dataset (default: $HARNESS_DATA_DIR/<dataset>)", path="folder"
+        ),
         "url": Option(str, BEIR_URL, "download URL template; {dataset} is replaced"),
     }
 
     def load(self, options, ctx: LoadContext) -> RetrievalData:
         dataset = options["dataset"]
         splits = list(ctx.splits)
-        if options.get("path"):  # an explicit path is the only place looked: if it is wrong, that is the error
+        if options.get(
+            "path"
+        ):  # an explicit path is the only place looked: if it is wrong, that is the error
             folder = suite_path(ctx.suite_dir, options["path"])
             if not (folder / "corpus.jsonl").is_file():
                 what = "no such folder" if not folder.exists() else "corpus.jsonl missing"
-                raise DataError(f"data.path: no BEIR dataset at {folder} ({what}); fix the path, or leave it out to "
-                                "use $HARNESS_DATA_DIR/<dataset> or the download")
+                raise DataError(
+                    f"data.path: no BEIR dataset at {folder} ({what}); fix the path, or leave it out to "
+                    "use $HARNESS_DATA_DIR/<dataset> or the download"
+                )
             return load_beir_folder(folder, splits)
         looked = []
         candidates = ([ctx.data_dir / dataset] if ctx.data_dir else []) + [ctx.cache_dir / "beir" / dataset]

@@ -23,12 +23,24 @@ import datetime as dt
 from harness import hookimpl
 from harness.api import LoadContext, Option, PairSource, RetrievalData, fingerprint, qrels_frame, suite_path
 from harness.data.tables import (
-    Table, grade_cell, id_cell, query_id, read_corpus_table, read_table, text_cell, text_frame, whole_number,
+    Table,
+    grade_cell,
+    id_cell,
+    query_id,
+    read_corpus_table,
+    read_table,
+    text_cell,
+    text_frame,
+    whole_number,
 )
 from harness.errors import DataError
 
-PROXY = ("the test split is made from clicks: it measures agreement with what users clicked, a proxy for relevance "
-         "that favours what the old ranking showed; give data.test_qrels (judged by people) for a test of relevance")
+PROXY = (
+    "the test split is made from clicks: it measures agreement with what users clicked, a proxy for "
+    "relevance "
+    "that favours what the old ranking showed; give data.test_qrels (judged by people) for a test of "
+    "relevance"
+)
 
 _TRUE, _FALSE = {"1", "true", "yes", "y", "t"}, {"0", "false", "no", "n", "f", ""}
 
@@ -40,15 +52,19 @@ def clicked_cell(table: Table, row: int, column: str, value) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise DataError(f"{table.where(row)}: column {column!r}: expected clicked or not (1/0, true/false, yes/no), "
-                    f"got {str(value)[:30]!r}")
+    raise DataError(
+        f"{table.where(row)}: column {column!r}: expected clicked or not (1/0, true/false, yes/no), "
+        f"got {str(value)[:30]!r}"
+    )
 
 
 def position_cell(table: Table, row: int, column: str, value) -> int:
     position = whole_number(value)
     if position is None:
-        raise DataError(f"{table.where(row)}: column {column!r}: expected the result's position, a whole number "
-                        f"(1 = top), got {str(value)[:30]!r}")
+        raise DataError(
+            f"{table.where(row)}: column {column!r}: expected the result's position, a whole number "
+            f"(1 = top), got {str(value)[:30]!r}"
+        )
     return position
 
 
@@ -65,40 +81,71 @@ def parse_time(value, where: str) -> dt.datetime:
         try:
             t = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError:
-            raise DataError(f"{where}: expected a date or time like 2026-10-01 or 2026-10-01T12:30:00, got "
-                            f"{str(value)[:40]!r}") from None
+            raise DataError(
+                f"{where}: expected a date or time like 2026-10-01 or 2026-10-01T12:30:00, got "
+                f"{str(value)[:40]!r}"
+            ) from None
     return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
 
 
 class ClicksSource(PairSource):
     name = "clicks"
-    description = "a search log (query, document id, position, clicked[, timestamp, session]) and a corpus: " \
-                  "clicked documents are positives, skipped ones above a click hard negatives"
+    description = (
+        "a search log (query, document id, position, clicked[, timestamp, session]) and a corpus: "
+        "clicked documents are positives, skipped ones above a click hard negatives"
+    )
     gives_negatives = True
     options = {
-        "file": Option(str, None, "the impressions table (.csv, .tsv, .jsonl, .json or .parquet), one row per result "
-                                  "shown", required=True, path="file"),
-        "corpus": Option(str, None, "the documents: a table with an id column ('document_id', '_id' or 'id') and "
-                                    "'text' (optional 'title')", required=True, path="file"),
+        "file": Option(
+            str,
+            None,
+            "the impressions table (.csv, .tsv, .jsonl, .json or .parquet), one row per result shown",
+            required=True,
+            path="file",
+        ),
+        "corpus": Option(
+            str,
+            None,
+            "the documents: a table with an id column ('document_id', '_id' or 'id') and "
+            "'text' (optional 'title')",
+            required=True,
+            path="file",
+        ),
         "query": Option(str, "query", "the column of query texts"),
         "document_id": Option(str, "document_id", "the column of the shown document's id"),
         "position": Option(str, "position", "the column of the result's position (1 = top)"),
         "clicked": Option(str, "clicked", "the column saying whether it was clicked (1/0, true/false)"),
-        "timestamp": Option(str, None, "the column of when it was shown (default: 'timestamp' when the file has it)"),
-        "session": Option(str, None, "the column of the search session (default: 'session' when the file has it)"),
-        "min_clicks": Option(int, 1, "a document is a positive of a query once clicked at least this many times"),
-        "test_after": Option(str, None, "a date: result lists shown on or after it are the test split, older ones "
-                                        "train (needs timestamps)"),
-        "test_qrels": Option(str, None, "a table of judged (query, document_id[, score]) pairs that is the test "
-                                        "split instead of clicks", path="file"),
+        "timestamp": Option(
+            str, None, "the column of when it was shown (default: 'timestamp' when the file has it)"
+        ),
+        "session": Option(
+            str, None, "the column of the search session (default: 'session' when the file has it)"
+        ),
+        "min_clicks": Option(
+            int, 1, "a document is a positive of a query once clicked at least this many times"
+        ),
+        "test_after": Option(
+            str,
+            None,
+            "a date: result lists shown on or after it are the test split, older ones "
+            "train (needs timestamps)",
+        ),
+        "test_qrels": Option(
+            str,
+            None,
+            "a table of judged (query, document_id[, score]) pairs that is the test split instead of clicks",
+            path="file",
+        ),
     }
 
     def load(self, options, ctx: LoadContext) -> RetrievalData:
         if options["min_clicks"] < 1:
             raise DataError(f"data.min_clicks: expected a number of clicks >= 1, got {options['min_clicks']}")
         if options.get("test_after") and options.get("test_qrels"):
-            raise DataError("data.test_after and data.test_qrels: give one of them (test_qrels makes the test split, "
-                            "test_after makes it from the newer clicks)")
+            raise DataError(
+                "data.test_after and data.test_qrels: give one of them (test_qrels makes the test split, "
+                "test_after makes it from the newer clicks)"
+            )
         cutoff = parse_time(options["test_after"], "data.test_after") if options.get("test_after") else None
         path = suite_path(ctx.suite_dir, options["file"])
         cpath = suite_path(ctx.suite_dir, options["corpus"])
@@ -110,8 +157,10 @@ class ClicksSource(PairSource):
         for k in ("timestamp", "session"):
             cols[k] = table.optional(options.get(k), k, k)
         if cutoff is not None and not cols["timestamp"]:
-            raise DataError(f"data.test_after: {path} has no timestamp column (the columns are {list(table.columns)}); "
-                            "set data.timestamp to the column of when each result was shown")
+            raise DataError(
+                f"data.test_after: {path} has no timestamp column (the columns are {list(table.columns)}); "
+                "set data.timestamp to the column of when each result was shown"
+            )
         queries: dict[str, str] = {}
         lists: dict[tuple, list[tuple[int, str, bool, int]]] = {}  # list key -> (position, doc, clicked, row)
         times: dict[tuple, dt.datetime] = {}
@@ -123,16 +172,25 @@ class ClicksSource(PairSource):
                 raise DataError(f"{table.where(i)}: document id {doc!r} is not in the corpus {cpath}")
             qid = query_id(q)
             queries.setdefault(qid, q)
-            t = parse_time(cell("timestamp"), f"{table.where(i)}: column {cols['timestamp']!r}") if cols["timestamp"] \
+            t = (
+                parse_time(cell("timestamp"), f"{table.where(i)}: column {cols['timestamp']!r}")
+                if cols["timestamp"]
                 else None
+            )
             if cols["session"]:
                 key = (qid, "s", str(cell("session")))
             elif t is not None:
                 key = (qid, "t", t.isoformat())
             else:
                 key = (qid,)
-            lists.setdefault(key, []).append((position_cell(table, i, cols["position"], cell("position")), doc,
-                                              clicked_cell(table, i, cols["clicked"], cell("clicked")), i))
+            lists.setdefault(key, []).append(
+                (
+                    position_cell(table, i, cols["position"], cell("position")),
+                    doc,
+                    clicked_cell(table, i, cols["clicked"], cell("clicked")),
+                    i,
+                )
+            )
             if t is not None:
                 times[key] = min(times.get(key, t), t)
         train_name, test_name = ctx.splits
@@ -158,11 +216,20 @@ class ClicksSource(PairSource):
             warnings.append(PROXY)
         for name in qrels:
             if not any(g > 0 for _, _, g in qrels[name]):
-                raise DataError(f"{path}: no {name!r} query has a document clicked at least data.min_clicks = "
-                                f"{options['min_clicks']} times ({info.get('method', 'before the split')})")
+                raise DataError(
+                    f"{path}: no {name!r} query has a document clicked at least data.min_clicks = "
+                    f"{options['min_clicks']} times ({info.get('method', 'before the split')})"
+                )
         info["columns"] = {k: v for k, v in cols.items() if v}
-        return RetrievalData(text_frame(docs), text_frame(queries), {k: qrels_frame(v) for k, v in qrels.items()},
-                             fingerprint(files), f"search log {path}", warnings=warnings, split_info=info)
+        return RetrievalData(
+            text_frame(docs),
+            text_frame(queries),
+            {k: qrels_frame(v) for k, v in qrels.items()},
+            fingerprint(files),
+            f"search log {path}",
+            warnings=warnings,
+            split_info=info,
+        )
 
     @staticmethod
     def judgements(lists: dict, period: dict, min_clicks: int) -> tuple[dict[str, list], dict]:
@@ -188,10 +255,16 @@ class ClicksSource(PairSource):
                 both += 1
                 continue
             out[k[0]].append((k[1], k[2], 0))
-        info = {"impressions": sum(len(v) for v in lists.values()), "result_lists": len(lists),
-                "clicks": sum(clicks.values()), "positives": len(positives),
-                "below_min_clicks": len(clicks) - len(positives), "min_clicks": min_clicks,
-                "skip_above_negatives": sum(1 for k in skipped if k not in clicks), "clicked_and_skipped": both}
+        info = {
+            "impressions": sum(len(v) for v in lists.values()),
+            "result_lists": len(lists),
+            "clicks": sum(clicks.values()),
+            "positives": len(positives),
+            "below_min_clicks": len(clicks) - len(positives),
+            "min_clicks": min_clicks,
+            "skip_above_negatives": sum(1 for k in skipped if k not in clicks),
+            "clicked_and_skipped": both,
+        }
         return out, info
 
     @staticmethod

@@ -35,7 +35,7 @@ class JsonlSource(PairSource):
     options = {
         "train": Option(str, None, "JSONL file of the train split's pairs", required=True, path="file"),
         "test": Option(str, None, "JSONL file of the test split's pairs", required=True, path="file"),
-        "corpus": Option(str, None, "optional JSONL file of extra documents ({\"text\": ...})", path="file"),
+        "corpus": Option(str, None, 'optional JSONL file of extra documents ({"text": ...})', path="file"),
     }
 
     def load(self, options, ctx: LoadContext) -> RetrievalData:
@@ -61,9 +61,11 @@ class JsonlSource(PairSource):
                 docs.setdefault(_id("d", d), d)
         h = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
         return RetrievalData(
-            text_frame(docs), text_frame(queries),
+            text_frame(docs),
+            text_frame(queries),
             {s: qrels_frame(r) for s, r in qrels.items()},
-            h, "JSONL pairs",
+            h,
+            "JSONL pairs",
         )
 
 

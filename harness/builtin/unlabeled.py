@@ -23,7 +23,14 @@ import polars as pl
 
 from harness import hookimpl
 from harness.api import (
-    LoadContext, Option, PairSource, RetrievalData, fingerprint, json_lines, qrels_frame, suite_path,
+    LoadContext,
+    Option,
+    PairSource,
+    RetrievalData,
+    fingerprint,
+    json_lines,
+    qrels_frame,
+    suite_path,
 )
 from harness.errors import DataError
 
@@ -58,13 +65,26 @@ def read_corpus(path: Path) -> list[Doc]:
 
 #: the options both sources share
 COMMON = {
-    "corpus": Option(str, None, "JSON-lines corpus (_id or id, text, optional title), relative to the suite",
-                     required=True, path="file"),
-    "queries": Option(str, None, "labelled test queries (JSON lines: _id, text); with qrels, the test split",
-                      path="file"),
-    "qrels": Option(str, None, "labelled test judgements (TSV: query-id, corpus-id, score; a header line is "
-                    "recognised by its score)", path="file"),
-    "holdout": Option(float, 0.1, "without labels: share of documents whose made-up pairs are the test split"),
+    "corpus": Option(
+        str,
+        None,
+        "JSON-lines corpus (_id or id, text, optional title), relative to the suite",
+        required=True,
+        path="file",
+    ),
+    "queries": Option(
+        str, None, "labelled test queries (JSON lines: _id, text); with qrels, the test split", path="file"
+    ),
+    "qrels": Option(
+        str,
+        None,
+        "labelled test judgements (TSV: query-id, corpus-id, score; a header line is "
+        "recognised by its score)",
+        path="file",
+    ),
+    "holdout": Option(
+        float, 0.1, "without labels: share of documents whose made-up pairs are the test split"
+    ),
     "max_docs": Option(int, 0, "make training pairs from at most this many documents (0: all)"),
     "pair_seed": Option(int, 0, "seed of the holdout and max_docs samples and of the sentence choice"),
 }
@@ -75,8 +95,9 @@ class Unlabeled(PairSource):
     Subclasses turn documents into ``(query, positive)`` pairs, ``positive`` ``None`` for the
     document itself or a text (the document with the query cut out of it)."""
 
-    def pairs(self, docs: list[Doc], options: dict, ctx: LoadContext, test: bool,
-              corpus: list[Doc]) -> list[tuple[Doc, str, str | None]]:
+    def pairs(
+        self, docs: list[Doc], options: dict, ctx: LoadContext, test: bool, corpus: list[Doc]
+    ) -> list[tuple[Doc, str, str | None]]:
         """Pairs made from ``docs`` (the split's documents; ``corpus``: all of them)."""
         raise NotImplementedError  # pragma: no cover
 
@@ -117,7 +138,9 @@ class Unlabeled(PairSource):
         for split, chosen in (("train", train_docs), ("test", held)):
             if not chosen:
                 continue
-            for n, (doc, query, positive) in enumerate(self.pairs(chosen, options, ctx, split == "test", docs)):
+            for n, (doc, query, positive) in enumerate(
+                self.pairs(chosen, options, ctx, split == "test", docs)
+            ):
                 qid = f"{split}-{n}"
                 queries[qid] = query
                 if positive is None:
@@ -139,17 +162,25 @@ class Unlabeled(PairSource):
             test = read_qrels(rfile)
         else:
             test = qrels_frame(qrels["test"])
-            warnings.append(f"no labelled test queries (data.queries, data.qrels): the test split is {len(held)} "
-                            f"held-out documents' made-up queries, a proxy for your users' questions")
+            warnings.append(
+                f"no labelled test queries (data.queries, data.qrels): the test split is {len(held)} "
+                f"held-out documents' made-up queries, a proxy for your users' questions"
+            )
         if not qrels["train"]:
-            raise DataError(f"{corpus_file}: no training pairs could be made from {len(train_docs)} documents")
+            raise DataError(
+                f"{corpus_file}: no training pairs could be made from {len(train_docs)} documents"
+            )
         return RetrievalData(
             corpus=pl.DataFrame({"id": list(text), "text": list(text.values())}, schema=TEXT),
             queries=pl.DataFrame({"id": list(queries), "text": list(queries.values())}, schema=TEXT),
             qrels={"train": qrels_frame(qrels["train"]), "test": test},
-            fingerprint=fingerprint(files) + "-" + hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8],
+            fingerprint=fingerprint(files)
+            + "-"
+            + hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8],
             description=f"{self.name} pairs from {corpus_file}",
-            train_documents=pl.DataFrame({"id": list(extra), "text": list(extra.values())}, schema=TEXT) if extra else None,
+            train_documents=pl.DataFrame({"id": list(extra), "text": list(extra.values())}, schema=TEXT)
+            if extra
+            else None,
             warnings=warnings,
         )
 
@@ -161,12 +192,20 @@ SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
 
 class SelfSupervised(Unlabeled):
     name = "selfsup"
-    description = "pairs from an unlabelled corpus itself: title -> body, a sentence -> its passage (inverse cloze)"
+    description = (
+        "pairs from an unlabelled corpus itself: title -> body, a sentence -> its passage (inverse cloze)"
+    )
     options = {
         **COMMON,
-        "pairs": Option(str, "both", "title: a document's title finds its body; ict: one of its sentences finds "
-                                     "the rest of it; both", choices=("title", "ict", "both")),
-        "keep_sentence": Option(float, 0.1, "ict: share of pairs whose passage keeps the sentence (Lee et al. 2019)"),
+        "pairs": Option(
+            str,
+            "both",
+            "title: a document's title finds its body; ict: one of its sentences finds the rest of it; both",
+            choices=("title", "ict", "both"),
+        ),
+        "keep_sentence": Option(
+            float, 0.1, "ict: share of pairs whose passage keeps the sentence (Lee et al. 2019)"
+        ),
         "min_words": Option(int, 5, "ict: shortest sentence used as a query, in words"),
     }
 
@@ -182,10 +221,10 @@ class SelfSupervised(Unlabeled):
                 if len(sentences) >= 3 and usable:
                     i = rng.choice(usable)
                     keep = not test and rng.random() < options["keep_sentence"]
-                    rest = sentences if keep else sentences[:i] + sentences[i + 1:]
+                    rest = sentences if keep else sentences[:i] + sentences[i + 1 :]
                     out.append((doc, sentences[i], " ".join(filter(None, [doc.title, *rest]))))
         if test and options["pairs"] == "both":  # one pseudo query per held-out document, or the corpus
-            seen, unique = set(), []            # would hold two different cut versions of it
+            seen, unique = set(), []  # would hold two different cut versions of it
             for row in out:
                 if row[0].id not in seen:
                     seen.add(row[0].id)
@@ -196,19 +235,37 @@ class SelfSupervised(Unlabeled):
 
 # --- query generation --------------------------------------------------------------------------
 
-PROMPT = ("Write {n} different search queries that a user of this collection could type to find the "
-          "document below. Use the words a user would use, not phrases copied from the document. "
-          "One query per line, no numbering.\n\nDocument:\n{document}")
+PROMPT = (
+    "Write {n} different search queries that a user of this collection could type to find the "
+    "document below. Use the words a user would use, not phrases copied from the document. "
+    "One query per line, no numbering.\n\nDocument:\n{document}"
+)
 
 
 class ChatClient:
     """A minimal OpenAI-compatible chat-completions client: retries with exponential backoff (or
     the server's Retry-After) on 429, 5xx and network errors, and at most ``rate`` requests a second."""
 
-    def __init__(self, url: str, model: str, key: str | None, rate: float, retries: int, timeout: float,
-                 temperature: float):
-        self.endpoint = url.rstrip("/") + ("" if url.rstrip("/").endswith("/chat/completions") else "/chat/completions")
-        self.model, self.key, self.retries, self.timeout, self.temperature = model, key, retries, timeout, temperature
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        key: str | None,
+        rate: float,
+        retries: int,
+        timeout: float,
+        temperature: float,
+    ):
+        self.endpoint = url.rstrip("/") + (
+            "" if url.rstrip("/").endswith("/chat/completions") else "/chat/completions"
+        )
+        self.model, self.key, self.retries, self.timeout, self.temperature = (
+            model,
+            key,
+            retries,
+            timeout,
+            temperature,
+        )
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self.last = 0.0
         self.requests = 0
@@ -223,8 +280,13 @@ class ChatClient:
         import urllib.error
         import urllib.request
 
-        body = json.dumps({"model": self.model, "temperature": self.temperature,
-                           "messages": [{"role": "user", "content": prompt}]}).encode()
+        body = json.dumps(
+            {
+                "model": self.model,
+                "temperature": self.temperature,
+                "messages": [{"role": "user", "content": prompt}],
+            }
+        ).encode()
         headers = {"Content-Type": "application/json"}
         if self.key:
             headers["Authorization"] = f"Bearer {self.key}"
@@ -248,7 +310,9 @@ class ChatClient:
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 error = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
             except (KeyError, IndexError, TypeError, json.JSONDecodeError) as e:
-                raise DataError(f"{self.endpoint}: the reply is not a chat completion ({type(e).__name__}: {e})") from None
+                raise DataError(
+                    f"{self.endpoint}: the reply is not a chat completion ({type(e).__name__}: {e})"
+                ) from None
             if attempt < self.retries:
                 try:
                     pause = float(retry_after) if retry_after else min(30.0, 0.5 * 2**attempt)
@@ -296,20 +360,35 @@ class QueryGeneration(Unlabeled):
     description = "queries written by a chat model (OpenAI-compatible endpoint), cached, round-trip filtered"
     options = {
         **COMMON,
-        "url": Option(str, None, "base URL of an OpenAI-compatible API, e.g. https://api.openai.com/v1 or "
-                                 "http://localhost:8000/v1", required=True),
+        "url": Option(
+            str,
+            None,
+            "base URL of an OpenAI-compatible API, e.g. https://api.openai.com/v1 or "
+            "http://localhost:8000/v1",
+            required=True,
+        ),
         "model": Option(str, None, "chat model name", required=True),
-        "api_key_env": Option(str, "OPENAI_API_KEY", "environment variable holding the API key ('' for none)"),
+        "api_key_env": Option(
+            str, "OPENAI_API_KEY", "environment variable holding the API key ('' for none)"
+        ),
         "queries_per_doc": Option(int, 3, "queries asked for per document"),
         "prompt": Option(str, PROMPT, "prompt template; {document} and {n} are replaced"),
         "temperature": Option(float, 0.7, "sampling temperature"),
         "rate_limit": Option(float, 2.0, "requests per second at most (0: no limit)"),
         "retries": Option(int, 5, "retries of a request on 429, 5xx and network errors, with backoff"),
         "timeout": Option(float, 60.0, "seconds to wait for one reply"),
-        "cache": Option(str, None, "cache file of generated queries (default: <cache>/querygen/<model>.jsonl)"),
-        "round_trip": Option(bool, True, "drop a generated query unless its own document is in its top "
-                                         "round_trip_top_k under round_trip_model"),
-        "round_trip_model": Option(str, "sentence-transformers/all-MiniLM-L6-v2", "model of the round-trip filter"),
+        "cache": Option(
+            str, None, "cache file of generated queries (default: <cache>/querygen/<model>.jsonl)"
+        ),
+        "round_trip": Option(
+            bool,
+            True,
+            "drop a generated query unless its own document is in its top "
+            "round_trip_top_k under round_trip_model",
+        ),
+        "round_trip_model": Option(
+            str, "sentence-transformers/all-MiniLM-L6-v2", "model of the round-trip filter"
+        ),
         "round_trip_top_k": Option(int, 3, "rank its document must reach for a query to be kept"),
     }
 
@@ -334,13 +413,25 @@ class QueryGeneration(Unlabeled):
         if options["api_key_env"]:
             key = os.environ.get(options["api_key_env"])
             if not key:
-                raise DataError(f"data.api_key_env: the environment variable {options['api_key_env']} is not set "
-                                "(set it, or api_key_env = \"\" for an endpoint without a key)")
+                raise DataError(
+                    f"data.api_key_env: the environment variable {options['api_key_env']} is not set "
+                    '(set it, or api_key_env = "" for an endpoint without a key)'
+                )
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", options["model"])
-        cache = QueryCache(ctx.suite_dir / options["cache"] if options.get("cache")
-                           else ctx.cache_dir / "querygen" / f"{slug}.jsonl")
-        client = ChatClient(options["url"], options["model"], key, options["rate_limit"], options["retries"],
-                            options["timeout"], options["temperature"])
+        cache = QueryCache(
+            ctx.suite_dir / options["cache"]
+            if options.get("cache")
+            else ctx.cache_dir / "querygen" / f"{slug}.jsonl"
+        )
+        client = ChatClient(
+            options["url"],
+            options["model"],
+            key,
+            options["rate_limit"],
+            options["retries"],
+            options["timeout"],
+            options["temperature"],
+        )
         n = options["queries_per_doc"]
         generated: list[tuple[Doc, str]] = []
         for doc in docs:
@@ -350,8 +441,10 @@ class QueryGeneration(Unlabeled):
                 cache.add(k, parse_queries(client.complete(prompt), n))
             generated += [(doc, q) for q in cache.items[k]]
         what = "test" if test else "training"
-        self._notes.append(f"querygen: {len(generated)} {what} queries for {len(docs)} documents from "
-                           f"{options['model']} ({client.requests} requests, the rest from {cache.path})")
+        self._notes.append(
+            f"querygen: {len(generated)} {what} queries for {len(docs)} documents from "
+            f"{options['model']} ({client.requests} requests, the rest from {cache.path})"
+        )
         if options["round_trip"] and generated:
             generated = self._round_trip(generated, corpus, options, ctx, what)
         return [(doc, q, None) for doc, q in generated]
@@ -366,17 +459,30 @@ class QueryGeneration(Unlabeled):
         if self._filter is None:
             if ctx.resolve_model is None:
                 raise DataError("data.round_trip: no model resolver in this context")
-            model = SentenceTransformer(str(ctx.resolve_model(options["round_trip_model"])), device=ctx.device)
-            self._filter = model, model.encode([doc.text for doc in docs], batch_size=32, normalize_embeddings=True,
-                                               convert_to_numpy=True)
+            model = SentenceTransformer(
+                str(ctx.resolve_model(options["round_trip_model"])), device=ctx.device
+            )
+            self._filter = (
+                model,
+                model.encode(
+                    [doc.text for doc in docs],
+                    batch_size=32,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                ),
+            )
         model, d = self._filter
-        q = model.encode([q for _, q in generated], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        q = model.encode(
+            [q for _, q in generated], batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+        )
         idx, _ = top_k(q, d, options["round_trip_top_k"])
         position = {doc.id: i for i, doc in enumerate(docs)}
         kept = [g for g, row in zip(generated, idx) if position[g[0].id] in row]
-        self._notes.append(f"querygen: the round-trip filter dropped {len(generated) - len(kept)} of {len(generated)} "
-                           f"{what} queries (own document not in the top {options['round_trip_top_k']} under "
-                           f"{options['round_trip_model']})")
+        self._notes.append(
+            f"querygen: the round-trip filter dropped {len(generated) - len(kept)} of {len(generated)} "
+            f"{what} queries (own document not in the top {options['round_trip_top_k']} under "
+            f"{options['round_trip_model']})"
+        )
         return kept
 
 

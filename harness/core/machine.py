@@ -6,10 +6,20 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-
 #: the CPU flags that decide which engine and variant is fastest
-SPEED_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8",
-               "amx_bf16", "asimddp", "sve")
+SPEED_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "asimddp",
+    "sve",
+)
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -36,9 +46,13 @@ def cpu_description() -> dict:
 
     info = _cpuinfo()
     flags = set((info.get("flags") or info.get("Features") or "").split())
-    return {"vendor": info.get("vendor_id") or info.get("CPU implementer") or platform.processor() or "unknown",
-            "model": info.get("model name") or platform.processor() or platform.machine(),
-            "cores": os.cpu_count() or 0, "isa": cpu_isa(), "flags": [f for f in SPEED_FLAGS if f in flags]}
+    return {
+        "vendor": info.get("vendor_id") or info.get("CPU implementer") or platform.processor() or "unknown",
+        "model": info.get("model name") or platform.processor() or platform.machine(),
+        "cores": os.cpu_count() or 0,
+        "isa": cpu_isa(),
+        "flags": [f for f in SPEED_FLAGS if f in flags],
+    }
 
 
 def cpu_isa() -> str:

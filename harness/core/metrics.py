@@ -28,16 +28,36 @@ class Metric:
 RETRIEVAL_PRODUCER = "the retrieval evaluator (harness.builtin.retrieval), per test query"
 HARNESS_PRODUCER = "the harness, for every baseline and candidate (harness.evaluate.evaluation)"
 
-DECLARED: dict[str, Metric] = {m.name: m for m in (
-    Metric("ndcg", True, RETRIEVAL_PRODUCER, "normalised discounted cumulative gain of the top k (graded)", True),
-    Metric("recall", True, RETRIEVAL_PRODUCER, "share of the relevant documents in the top k", True),
-    Metric("mrr", True, RETRIEVAL_PRODUCER, "reciprocal rank of the first relevant document in the top k", True),
-    Metric("map", True, RETRIEVAL_PRODUCER, "mean average precision of the top k", True),
-    Metric("precision", True, RETRIEVAL_PRODUCER, "share of the top k that is relevant", True),
-    Metric("accuracy", True, RETRIEVAL_PRODUCER, "1 if any relevant document is in the top k", True),
-    Metric("docs_per_s", True, HARNESS_PRODUCER, "test-corpus documents encoded per second by the evaluated variant"),
-    Metric("model_mb", False, HARNESS_PRODUCER, "size of the evaluated ONNX file in MiB"),
-)}
+DECLARED: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric(
+            "ndcg",
+            True,
+            RETRIEVAL_PRODUCER,
+            "normalised discounted cumulative gain of the top k (graded)",
+            True,
+        ),
+        Metric("recall", True, RETRIEVAL_PRODUCER, "share of the relevant documents in the top k", True),
+        Metric(
+            "mrr",
+            True,
+            RETRIEVAL_PRODUCER,
+            "reciprocal rank of the first relevant document in the top k",
+            True,
+        ),
+        Metric("map", True, RETRIEVAL_PRODUCER, "mean average precision of the top k", True),
+        Metric("precision", True, RETRIEVAL_PRODUCER, "share of the top k that is relevant", True),
+        Metric("accuracy", True, RETRIEVAL_PRODUCER, "1 if any relevant document is in the top k", True),
+        Metric(
+            "docs_per_s",
+            True,
+            HARNESS_PRODUCER,
+            "test-corpus documents encoded per second by the evaluated variant",
+        ),
+        Metric("model_mb", False, HARNESS_PRODUCER, "size of the evaluated ONNX file in MiB"),
+    )
+}
 
 #: the retrieval metric families (each at every ``evaluation.k_values`` cut-off)
 METRICS = tuple(m.name for m in DECLARED.values() if m.at_k)
@@ -49,7 +69,8 @@ REPORTED = ("ndcg@10", "recall@10", "mrr@10", "map@100", "recall@100")
 
 
 def declared(name: str) -> Metric | None:
-    """The declaration of ``name`` (``ndcg@10`` is the ``ndcg`` family's), or None for a plugin's own metric."""
+    """The declaration of ``name`` (``ndcg@10`` is the ``ndcg`` family's), or None for a plugin's own
+    metric."""
     family, at, _ = name.partition("@")
     metric = DECLARED.get(family)
     return metric if metric is not None and metric.at_k == bool(at) else None
@@ -87,7 +108,11 @@ def top_k(queries: np.ndarray, docs: np.ndarray, k: int, chunk: int = 256) -> tu
     val = np.empty((queries.shape[0], k), dtype=np.float32)
     for s in range(0, queries.shape[0], chunk):
         scores = queries[s : s + chunk] @ docs.T
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < docs.shape[0] else np.tile(np.arange(k), (scores.shape[0], 1))
+        part = (
+            np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            if k < docs.shape[0]
+            else np.tile(np.arange(k), (scores.shape[0], 1))
+        )
         part_scores = np.take_along_axis(scores, part, axis=1)
         order = np.lexsort((part, -part_scores), axis=1)
         idx[s : s + chunk] = np.take_along_axis(part, order, axis=1)
@@ -95,7 +120,9 @@ def top_k(queries: np.ndarray, docs: np.ndarray, k: int, chunk: int = 256) -> tu
     return idx, val
 
 
-def query_metrics(ranked: Sequence[str], relevant: dict[str, int], k_values: Sequence[int]) -> dict[str, float]:
+def query_metrics(
+    ranked: Sequence[str], relevant: dict[str, int], k_values: Sequence[int]
+) -> dict[str, float]:
     """All metrics of one query, given its ranked document ids and ``{doc_id: grade}`` (grade > 0)."""
     out: dict[str, float] = {}
     hits = [relevant.get(d, 0) for d in ranked]
@@ -123,8 +150,10 @@ def query_metrics(ranked: Sequence[str], relevant: dict[str, int], k_values: Seq
 
 def rounded(metrics: dict[str, float], per_query: dict[str, dict[str, float]]) -> dict:
     """``{"metrics", "per_query"}`` as results.json keeps them: metrics to 6 places, per-query values to 4."""
-    return {"metrics": {k: round(v, 6) for k, v in metrics.items()},
-            "per_query": {q: {k: round(v, 4) for k, v in vals.items()} for q, vals in per_query.items()}}
+    return {
+        "metrics": {k: round(v, 6) for k, v in metrics.items()},
+        "per_query": {q: {k: round(v, 4) for k, v in vals.items()} for q, vals in per_query.items()},
+    }
 
 
 def mean_metrics(per_query: dict[str, dict[str, float]]) -> dict[str, float]:

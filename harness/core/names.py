@@ -53,7 +53,7 @@ class Stage(Name):
 
 
 class VariantName(Name):
-    """An export variant (the catalogue, with what each is and where it runs: :mod:`harness.core.variants`)."""
+    """An export variant (what each is and where it runs: :mod:`harness.core.variants`)."""
 
     FP32 = "fp32"
     O1 = "O1"

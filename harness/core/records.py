@@ -91,7 +91,8 @@ def mark_done(folder: Path, key: str) -> None:
 
 
 def load(path: Path, key: str) -> Any:
-    """The value stored at ``path`` under ``key``, or None when it is missing, unreadable or another step's."""
+    """The value stored at ``path`` under ``key``, or None when it is missing, unreadable or another
+    step's."""
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, ValueError):

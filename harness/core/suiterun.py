@@ -26,7 +26,9 @@ class SuiteRun:
     results: dict[str, CandidateResult] = field(default_factory=dict)
     previous: dict[str, Any] = field(default_factory=dict)  #: results of the run being resumed, by name
     load_error: str | None = None  #: a pair source that crashed: every item of the suite errors with it
-    out_of_domain: dict[str, Prepared] = field(default_factory=dict)  #: other suites' data, by out_of_domain name
+    out_of_domain: dict[str, Prepared] = field(
+        default_factory=dict
+    )  #: other suites' data, by out_of_domain name
     references: dict[str, Any] = field(default_factory=dict)  #: the suite's bm25 references' results, by name
     new: bool = True  #: this session created the run folder (not --resume)
     lock: Any = None  #: the run folder's :class:`harness.run.run_dir.RunLock` while the session uses it
@@ -38,5 +40,7 @@ class SuiteRun:
 
         done = self.results.get(name)
         if not done or done.get("status") == "error" or "model_dir" not in done:
-            raise CandidateError(f"{key} = {name!r}: that candidate has not been trained in this run ({hint})")
+            raise CandidateError(
+                f"{key} = {name!r}: that candidate has not been trained in this run ({hint})"
+            )
         return self.run_dir / "models" / name / done["model_dir"] / "trained"

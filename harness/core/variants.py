@@ -37,18 +37,29 @@ class Variant:
 _BOTH = ("cpu", "cuda")
 
 #: every variant, by name, in the order the docs list them
-VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant(VariantName.FP32, "the plain ONNX export", _BOTH, True),
-    Variant(VariantName.O1, "basic graph optimisations", _BOTH, True),
-    Variant(VariantName.O2, "O1 + transformer fusions (Attention, SkipLayerNorm, BiasGelu)", _BOTH, True),
-    Variant(VariantName.O3, "O2 + GELU approximation", _BOTH, True),
-    Variant(VariantName.FP16, "O3 in float16 (optimum's O4), for CUDA", ("cuda",), False),
-    Variant(VariantName.INT8, "O2 with dynamic int8 weights, quantised for this CPU's instruction set", ("cpu",),
-            False),
-    Variant(VariantName.OPENVINO_INT8,
-            "OpenVINO with NNCF's static int8 (calibrated on training documents), for the CPU", ("cpu",), False,
-            "openvino"),
-)}
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(VariantName.FP32, "the plain ONNX export", _BOTH, True),
+        Variant(VariantName.O1, "basic graph optimisations", _BOTH, True),
+        Variant(VariantName.O2, "O1 + transformer fusions (Attention, SkipLayerNorm, BiasGelu)", _BOTH, True),
+        Variant(VariantName.O3, "O2 + GELU approximation", _BOTH, True),
+        Variant(VariantName.FP16, "O3 in float16 (optimum's O4), for CUDA", ("cuda",), False),
+        Variant(
+            VariantName.INT8,
+            "O2 with dynamic int8 weights, quantised for this CPU's instruction set",
+            ("cpu",),
+            False,
+        ),
+        Variant(
+            VariantName.OPENVINO_INT8,
+            "OpenVINO with NNCF's static int8 (calibrated on training documents), for the CPU",
+            ("cpu",),
+            False,
+            "openvino",
+        ),
+    )
+}
 assert set(VARIANTS) == set(VariantName.values()), "every declared variant name has its catalogue entry"
 
 #: export.variants when a suite leaves it unset: on the CPU, onnxruntime's fp32 is slower than torch on

@@ -52,16 +52,28 @@ def clean(data: RetrievalData, train_split: str) -> tuple[RetrievalData, dict]:
     queries = data.queries.filter(~pl.col("id").is_in(empty_queries.implode()))
     doc_map, query_map = _merge_map(corpus), _merge_map(queries)
     texts = dict(corpus.select("id", "text").iter_rows())
-    report["merged_documents"] = _entry(len(doc_map), [texts[d][:80] for d in doc_map], action="merged",
-                                        means="documents identical to another after normalising case and whitespace")
+    report["merged_documents"] = _entry(
+        len(doc_map),
+        [texts[d][:80] for d in doc_map],
+        action="merged",
+        means="documents identical to another after normalising case and whitespace",
+    )
     qtexts = dict(queries.select("id", "text").iter_rows())
-    report["merged_queries"] = _entry(len(query_map), [qtexts[q][:80] for q in query_map], action="merged",
-                                      means="queries identical to another after normalising case and whitespace")
+    report["merged_queries"] = _entry(
+        len(query_map),
+        [qtexts[q][:80] for q in query_map],
+        action="merged",
+        means="queries identical to another after normalising case and whitespace",
+    )
     corpus = corpus.filter(~pl.col("id").is_in(pl.Series(list(doc_map), dtype=pl.Utf8).implode()))
     queries = queries.filter(~pl.col("id").is_in(pl.Series(list(query_map), dtype=pl.Utf8).implode()))
     dropped_docs, dropped_queries = set(empty_docs.to_list()), set(empty_queries.to_list())
-    counts = {"duplicate_pairs": [], "conflicting_labels": [], "negatives_also_positive": [],
-              "query_equals_document": []}
+    counts = {
+        "duplicate_pairs": [],
+        "conflicting_labels": [],
+        "negatives_also_positive": [],
+        "query_equals_document": [],
+    }
     qrels = {}
     qnorm = {q: normalise(t) for q, t in queries.iter_rows()}
     dnorm = {d: normalise(t) for d, t in corpus.iter_rows()}
@@ -91,21 +103,33 @@ def clean(data: RetrievalData, train_split: str) -> tuple[RetrievalData, dict]:
                     continue  # teaches nothing: the model need only copy
             rows.append((q, d, s))
         qrels[name] = qrels_frame(rows)
-    means = {"duplicate_pairs": ("dropped", "the same (query, document) judged relevant twice"),
-             "conflicting_labels": ("the higher grade kept", "the same (query, document) given two grades"),
-             "negatives_also_positive": ("the negative dropped", "a document given as a query's negative and as its "
-                                         "positive"),
-             "query_equals_document": ("dropped from training", "a query identical to its relevant document")}
+    means = {
+        "duplicate_pairs": ("dropped", "the same (query, document) judged relevant twice"),
+        "conflicting_labels": ("the higher grade kept", "the same (query, document) given two grades"),
+        "negatives_also_positive": (
+            "the negative dropped",
+            "a document given as a query's negative and as its positive",
+        ),
+        "query_equals_document": ("dropped from training", "a query identical to its relevant document"),
+    }
     for k, pairs in counts.items():
         action, what = means[k]
-        report[k] = _entry(len(pairs), [f"{qtexts.get(q, q)[:60]!r} -> {texts.get(d, d)[:60]!r}" for q, d in pairs],
-                           action=action, means=what)
+        report[k] = _entry(
+            len(pairs),
+            [f"{qtexts.get(q, q)[:60]!r} -> {texts.get(d, d)[:60]!r}" for q, d in pairs],
+            action=action,
+            means=what,
+        )
     many = []
     for name, frame in qrels.items():
         per = frame.filter(pl.col("score") > 0).group_by("query_id").len()
         many += [(name, q, n) for q, n in per.filter(pl.col("len") > MANY_POSITIVES).iter_rows()]
-    report["many_positives"] = _entry(len(many), [f"{qtexts.get(q, q)[:60]!r} ({n} positives, {s})" for s, q, n in many],
-                                      action="kept", means=f"queries with more than {MANY_POSITIVES} positives")
+    report["many_positives"] = _entry(
+        len(many),
+        [f"{qtexts.get(q, q)[:60]!r} ({n} positives, {s})" for s, q, n in many],
+        action="kept",
+        means=f"queries with more than {MANY_POSITIVES} positives",
+    )
     train_docs = data.train_documents
     if train_docs is not None:
         train_docs = train_docs.filter(pl.col("text").str.strip_chars() != "")
@@ -134,8 +158,10 @@ def summary_lines(report: dict) -> list[str]:
     for key, entry in report.items():
         if key == "too_long":
             for t in entry:
-                out.append(f"texts over max_seq_length {t['max_seq_length']} ({t['model']}, {t['stage']}): "
-                           f"{t['documents']:.0%} of documents, {t['queries']:.0%} of queries (cut when encoded)")
+                out.append(
+                    f"texts over max_seq_length {t['max_seq_length']} ({t['model']}, {t['stage']}): "
+                    f"{t['documents']:.0%} of documents, {t['queries']:.0%} of queries (cut when encoded)"
+                )
             continue
         if not isinstance(entry, dict) or not entry.get("count"):
             continue
@@ -155,7 +181,9 @@ def model_max_length(model_dir) -> int | None:
         return None
 
 
-def length_report(corpus_texts: list[str], query_texts: list[str], models: dict, stages: dict[str, int | None]) -> list[dict]:
+def length_report(
+    corpus_texts: list[str], query_texts: list[str], models: dict, stages: dict[str, int | None]
+) -> list[dict]:
     """For each model (``{name: folder}``) and each stage (``{"training": 128, "evaluation": 256}``,
     None: the model's own limit): the share of documents and of queries the model cuts."""
     out = []
@@ -171,6 +199,13 @@ def length_report(corpus_texts: list[str], query_texts: list[str], models: dict,
                 by_length.setdefault(n, []).append(stage)
         for n, names in sorted(by_length.items()):
             share = lambda lengths: round(sum(x > n for x in lengths) / len(lengths), 4) if lengths else 0.0  # noqa: E731
-            out.append({"model": name, "stage": " and ".join(names), "max_seq_length": n,
-                        "documents": share(doc_lengths), "queries": share(query_lengths)})
+            out.append(
+                {
+                    "model": name,
+                    "stage": " and ".join(names),
+                    "max_seq_length": n,
+                    "documents": share(doc_lengths),
+                    "queries": share(query_lengths),
+                }
+            )
     return out

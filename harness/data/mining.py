@@ -13,9 +13,9 @@ import contextlib
 import io
 import re
 
-from harness.suite.schema import HardNegativesTable
 from harness.data.prepare import Prepared
 from harness.errors import CandidateError
+from harness.suite.schema import HardNegativesTable
 
 EXAMPLES = 5  #: likely false negatives shown in the report
 
@@ -46,8 +46,16 @@ def drop_held_out(columns: dict, scores: list, held_out: set[str]) -> int:
     return dropped
 
 
-def mine(data: Prepared, cfg: HardNegativesTable, model_dir, device: str, max_seq_length: int | None = None,
-         query_prompt: str = "", document_prompt: str = "", seed: int = 0) -> dict:
+def mine(
+    data: Prepared,
+    cfg: HardNegativesTable,
+    model_dir,
+    device: str,
+    max_seq_length: int | None = None,
+    query_prompt: str = "",
+    document_prompt: str = "",
+    seed: int = 0,
+) -> dict:
     """``{"columns": {anchor, positive, negative_1..n}, "stats": {...}}`` (texts without prompts).
 
     A pair for which the settings leave fewer than ``num_negatives`` candidates (typically a hard
@@ -67,14 +75,28 @@ def mine(data: Prepared, cfg: HardNegativesTable, model_dir, device: str, max_se
     corpus, held_out = corpus_texts(data)
     log = io.StringIO()
     try:
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):  # its statistics and progress bars
+        with (
+            contextlib.redirect_stdout(log),
+            contextlib.redirect_stderr(log),
+        ):  # its statistics and progress bars
             ds = mine_hard_negatives(
-                Dataset.from_dict({"anchor": anchors, "positive": positives}), model, corpus=corpus,
-                range_min=cfg.range_min, range_max=cfg.range_max, absolute_margin=cfg.absolute_margin,
-                relative_margin=cfg.relative_margin, max_score=cfg.max_score, num_negatives=cfg.num_negatives,
-                sampling_strategy=cfg.sampling, query_prompt=query_prompt or None,
-                corpus_prompt=document_prompt or None, output_format="n-tuple", output_scores=True,
-                batch_size=cfg.batch_size, verbose=True)
+                Dataset.from_dict({"anchor": anchors, "positive": positives}),
+                model,
+                corpus=corpus,
+                range_min=cfg.range_min,
+                range_max=cfg.range_max,
+                absolute_margin=cfg.absolute_margin,
+                relative_margin=cfg.relative_margin,
+                max_score=cfg.max_score,
+                num_negatives=cfg.num_negatives,
+                sampling_strategy=cfg.sampling,
+                query_prompt=query_prompt or None,
+                corpus_prompt=document_prompt or None,
+                output_format="n-tuple",
+                output_scores=True,
+                batch_size=cfg.batch_size,
+                verbose=True,
+            )
     except ValueError as e:  # the library's own checks of the settings
         raise CandidateError(f"hard-negative mining: {e}") from None
     columns = {k: list(ds[k]) for k in ds.column_names if k != "scores"}
@@ -83,13 +105,17 @@ def mine(data: Prepared, cfg: HardNegativesTable, model_dir, device: str, max_se
     stats = statistics(columns, scores, len(anchors), len(corpus), cfg)
     stats["held_out_dropped"] = dropped
     stats["pairs_random"] = fill_random(columns, anchors, positives, corpus, cfg.num_negatives, seed)
-    stats["notes"] = [line.strip() for line in log.getvalue().splitlines()
-                      if re.match(r"\s*(Skipped|Could not find|Found)", line)]
+    stats["notes"] = [
+        line.strip()
+        for line in log.getvalue().splitlines()
+        if re.match(r"\s*(Skipped|Could not find|Found)", line)
+    ]
     return {"columns": columns, "stats": stats}
 
 
-def fill_random(columns: dict, anchors: list[str], positives: list[str], corpus: list[str], n: int,
-                seed: int) -> int:
+def fill_random(
+    columns: dict, anchors: list[str], positives: list[str], corpus: list[str], n: int, seed: int
+) -> int:
     """Append the pairs mining left out to ``columns``, each with ``n`` random documents of ``corpus``
     (never one of its query's positives) as negatives; how many pairs that was."""
     import random
@@ -118,8 +144,9 @@ def fill_random(columns: dict, anchors: list[str], positives: list[str], corpus:
     return added
 
 
-def statistics(columns: dict, scores: list[list[float]], pairs_in: int, corpus_size: int,
-               cfg: HardNegativesTable) -> dict:
+def statistics(
+    columns: dict, scores: list[list[float]], pairs_in: int, corpus_size: int, cfg: HardNegativesTable
+) -> dict:
     """Counts and score distributions of a mining run, and its likely false negatives."""
     import numpy as np
 
@@ -132,23 +159,49 @@ def statistics(columns: dict, scores: list[list[float]], pairs_in: int, corpus_s
         if not x.size:
             return None
         q = np.percentile(x, [25, 50, 75])
-        return {"mean": round(float(x.mean()), 4), "p25": round(float(q[0]), 4), "median": round(float(q[1]), 4),
-                "p75": round(float(q[2]), 4), "min": round(float(x.min()), 4), "max": round(float(x.max()), 4)}
+        return {
+            "mean": round(float(x.mean()), 4),
+            "p25": round(float(q[0]), 4),
+            "median": round(float(q[1]), 4),
+            "p75": round(float(q[2]), 4),
+            "min": round(float(x.min()), 4),
+            "max": round(float(x.max()), 4),
+        }
 
     suspicious = np.argwhere(neg >= pos[:, None]) if kept else np.zeros((0, 2), dtype=int)
     share = len(suspicious) / neg.size if neg.size else 0.0
     examples = []
-    for row, j in suspicious[np.argsort(-(neg[tuple(suspicious.T)] - pos[suspicious[:, 0]]))][:EXAMPLES] if len(suspicious) else []:
-        examples.append({"query": columns["anchor"][row], "positive": columns["positive"][row][:300],
-                         "negative": columns[f"negative_{j + 1}"][row][:300],
-                         "positive_score": round(float(pos[row]), 4), "negative_score": round(float(neg[row, j]), 4)})
+    for row, j in (
+        suspicious[np.argsort(-(neg[tuple(suspicious.T)] - pos[suspicious[:, 0]]))][:EXAMPLES]
+        if len(suspicious)
+        else []
+    ):
+        examples.append(
+            {
+                "query": columns["anchor"][row],
+                "positive": columns["positive"][row][:300],
+                "negative": columns[f"negative_{j + 1}"][row][:300],
+                "positive_score": round(float(pos[row]), 4),
+                "negative_score": round(float(neg[row, j]), 4),
+            }
+        )
     return {
-        "pairs": pairs_in, "pairs_with_negatives": kept, "pairs_without": pairs_in - kept,
-        "queries": len(set(columns["anchor"])), "negatives": int(neg.size), "corpus": corpus_size,
+        "pairs": pairs_in,
+        "pairs_with_negatives": kept,
+        "pairs_without": pairs_in - kept,
+        "queries": len(set(columns["anchor"])),
+        "negatives": int(neg.size),
+        "corpus": corpus_size,
         "negatives_per_pair": cfg.num_negatives,
-        "positive_score": dist(pos), "negative_score": dist(neg), "margin": dist(pos[:, None] - neg) if kept else None,
-        "likely_false_negatives": {"count": int(len(suspicious)), "share": round(share, 4), "examples": examples,
-                                   "rule": "a mined negative scored at least as high as its pair's positive"},
+        "positive_score": dist(pos),
+        "negative_score": dist(neg),
+        "margin": dist(pos[:, None] - neg) if kept else None,
+        "likely_false_negatives": {
+            "count": int(len(suspicious)),
+            "share": round(share, 4),
+            "examples": examples,
+            "rule": "a mined negative scored at least as high as its pair's positive",
+        },
         "settings": {k: v for k, v in vars(cfg).items() if k not in ("batch_size", "false_negative_share")},
     }
 
@@ -158,12 +211,18 @@ def warnings(stats: dict, cfg: HardNegativesTable) -> list[str]:
     out = []
     fn = stats["likely_false_negatives"]
     if fn["share"] > cfg.false_negative_share:
-        out.append(f"{fn['share']:.0%} of the mined negatives ({fn['count']}) score at least as high as their positive: "
-                   "likely unlabelled positives; set range_min, or absolute_margin = 0 to drop them")
+        out.append(
+            f"{fn['share']:.0%} of the mined negatives ({fn['count']}) score at least as high as their "
+            "positive: "
+            "likely unlabelled positives; set range_min, or absolute_margin = 0 to drop them"
+        )
     if stats["pairs_without"] and stats["pairs_without"] > 0.05 * stats["pairs"]:
         held = stats.get("held_out_dropped") or 0
         why = f" ({held} of them because one was a document judged for a dev or test query)" if held else ""
-        out.append(f"{stats['pairs_without']} of {stats['pairs']} training pairs found fewer than {cfg.num_negatives} "
-                   f"hard negatives within the settings{why} and train with random documents as negatives instead: "
-                   "raise range_max or loosen the margins")
+        out.append(
+            f"{stats['pairs_without']} of {stats['pairs']} training pairs found fewer than "
+            f"{cfg.num_negatives} "
+            f"hard negatives within the settings{why} and train with random documents as negatives instead: "
+            "raise range_max or loosen the margins"
+        )
     return out

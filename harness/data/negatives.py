@@ -23,23 +23,39 @@ class Miner:
     def mined(self, run: SuiteRun, item: Item, resolved: ResolvedModel, progress, data=None) -> dict:
         """The hard negatives of ``item``'s loss entry for the train pairs of ``data`` (default: the
         run's): ``{"columns", "scores", "stats"}`` (see :func:`harness.data.mining.mine`)."""
-        from harness.data import mining
         from harness.core import records
+        from harness.data import mining
 
         data = data or run.data
         cfg = item.loss.hard_negatives
         model_dir = self.mining_model(run, resolved, cfg.model)
         seq = run.suite.training.max_seq_length
-        key = records.digest({"harness": __version__, "data": data.fingerprint, "data_table": vars(run.suite.data),
-                            "mining": vars(cfg), "model": str(model_dir), "seq": seq,
-                            "prompts": [item.model.query_prompt, item.model.document_prompt],
-                            "fingerprint": records.folder_key(model_dir)})
+        key = records.digest(
+            {
+                "harness": __version__,
+                "data": data.fingerprint,
+                "data_table": vars(run.suite.data),
+                "mining": vars(cfg),
+                "model": str(model_dir),
+                "seq": seq,
+                "prompts": [item.model.query_prompt, item.model.document_prompt],
+                "fingerprint": records.folder_key(model_dir),
+            }
+        )
         file = run.run_dir / "mining" / f"{key}.json"
         found = records.load(file, key)
         if found is None:
             t0 = time.perf_counter()
-            found = mining.mine(data, cfg, model_dir, self.device, seq, item.model.query_prompt,
-                                item.model.document_prompt, run.suite.data.seed)
+            found = mining.mine(
+                data,
+                cfg,
+                model_dir,
+                self.device,
+                seq,
+                item.model.query_prompt,
+                item.model.document_prompt,
+                run.suite.data.seed,
+            )
             found["stats"]["model"] = cfg.model
             found["stats"]["seconds"] = round(time.perf_counter() - t0, 1)
             records.store(file, key, found)
@@ -57,5 +73,7 @@ class Miner:
         if model is not None:
             return self.resolve(model.base, model.revision).path
         if name in run.suite.candidate_names():
-            return run.trained_model(name, "hard_negatives.model", "it must be selected, and listed before this loss")
+            return run.trained_model(
+                name, "hard_negatives.model", "it must be selected, and listed before this loss"
+            )
         return self.resolve(name, None).path

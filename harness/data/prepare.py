@@ -11,12 +11,12 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
-from harness.core.names import GroupBy
 from harness.api import RetrievalData, Split
+from harness.core.names import GroupBy
 from harness.data.cleaning import clean, summary_lines
 from harness.data.split import make_test_split
-from harness.suite.schema import DataTable
 from harness.errors import DataError
+from harness.suite.schema import DataTable
 
 
 @dataclass
@@ -30,7 +30,9 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
     train_documents: pl.DataFrame | None = None  #: see RetrievalData.train_documents
     cleaning: dict = field(default_factory=dict)  #: what :func:`harness.data.cleaning.clean` did
-    split_info: dict = field(default_factory=dict)  #: how the source made the test split (RetrievalData.split_info)
+    split_info: dict = field(
+        default_factory=dict
+    )  #: how the source made the test split (RetrievalData.split_info)
 
     def documents(self) -> dict[str, str]:
         """Every document text by id: the corpus and the training-only documents."""
@@ -67,8 +69,11 @@ class Prepared:
     def with_dev_in_train(self) -> Prepared:
         """The data of a refit (``training.refit``): the dev queries join the training ones and the dev
         split is empty. Test is untouched; the fingerprint says which of the two this is."""
-        train = Split("train", pl.concat([self.train.queries, self.dev.queries]),
-                      pl.concat([self.train.qrels, self.dev.qrels]))
+        train = Split(
+            "train",
+            pl.concat([self.train.queries, self.dev.queries]),
+            pl.concat([self.train.qrels, self.dev.qrels]),
+        )
         dev = Split("dev", self.dev.queries.clear(), self.dev.qrels.clear())
         return replace(self, train=train, dev=dev, fingerprint=f"{self.fingerprint}+dev-in-train")
 
@@ -77,7 +82,10 @@ class Prepared:
             "corpus": self.corpus.height,
             "dev_corpus": self.dev_corpus.height,
             **{f"{s.name}_queries": len(s) for s in (self.train, self.dev, self.test)},
-            **{f"{s.name}_qrels": s.qrels.filter(pl.col("score") > 0).height for s in (self.train, self.dev, self.test)},
+            **{
+                f"{s.name}_qrels": s.qrels.filter(pl.col("score") > 0).height
+                for s in (self.train, self.dev, self.test)
+            },
             "train_negatives": self.train.qrels.filter(pl.col("score") == 0).height,
         }
 
@@ -116,8 +124,11 @@ def _sample(ids: list[str], n: int, seed: int) -> list[str]:
 
 def _restrict(split: Split, query_ids) -> Split:
     keep = pl.Series(sorted(query_ids), dtype=pl.Utf8).implode()
-    return Split(split.name, split.queries.filter(pl.col("id").is_in(keep)),
-                 split.qrels.filter(pl.col("query_id").is_in(keep)))
+    return Split(
+        split.name,
+        split.queries.filter(pl.col("id").is_in(keep)),
+        split.qrels.filter(pl.col("query_id").is_in(keep)),
+    )
 
 
 def _check_frame(df: pl.DataFrame, what: str, columns: tuple[str, ...]) -> None:
@@ -140,8 +151,11 @@ def check(data: RetrievalData, train_split: str, test_split: str) -> list[str]:
         if dups.len():
             errors.append(f"{dups.len()} {what} ids occur more than once (e.g. {_examples(dups)})")
     query_ids, doc_ids = data.queries["id"].implode(), data.corpus["id"].implode()
-    train_doc_ids = (pl.concat([data.corpus["id"], data.train_documents["id"]]).implode()
-                     if data.train_documents is not None else doc_ids)
+    train_doc_ids = (
+        pl.concat([data.corpus["id"], data.train_documents["id"]]).implode()
+        if data.train_documents is not None
+        else doc_ids
+    )
     for name in (train_split, test_split):
         if name not in data.qrels:
             errors.append(f"split {name!r} not found; the data has {sorted(data.qrels)}")
@@ -151,8 +165,10 @@ def check(data: RetrievalData, train_split: str, test_split: str) -> list[str]:
         for col, ids, what in (("query_id", query_ids, "queries"), ("doc_id", known_docs, "documents")):
             unknown = qrels.filter(~pl.col(col).is_in(ids))[col].unique()
             if unknown.len():
-                errors.append(f"qrels of split {name!r} name {unknown.len()} {what} that do not exist "
-                              f"(e.g. {_examples(unknown)})")
+                errors.append(
+                    f"qrels of split {name!r} name {unknown.len()} {what} that do not exist "
+                    f"(e.g. {_examples(unknown)})"
+                )
         if data.split(name).queries.height == 0:
             errors.append(f"split {name!r} has no queries with a relevant document")
     return errors
@@ -174,33 +190,44 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
     if cfg.test_split not in data.qrels and set(data.qrels) == {cfg.train_split}:  # no test split: make one
         data = make_test_split(data, cfg.train_split, cfg.test_split, cfg.test_fraction, cfg.group_by)
     elif cfg.test_fraction is not None:
-        data.warnings.append(f"data.test_fraction = {cfg.test_fraction} is not used: the data has its own "
-                             f"{cfg.test_split!r} split")
+        data.warnings.append(
+            f"data.test_fraction = {cfg.test_fraction} is not used: the data has its own "
+            f"{cfg.test_split!r} split"
+        )
     errors = check(data, cfg.train_split, cfg.test_split)
     if errors:
         raise DataError(errors)
     data, cleaning = clean(data, cfg.train_split)
     for name in (cfg.train_split, cfg.test_split):
         if data.split(name).queries.height == 0:
-            raise DataError(f"split {name!r} has no queries with a relevant document left after cleaning "
-                            f"({'; '.join(summary_lines(cleaning)) or 'nothing dropped'})")
+            raise DataError(
+                f"split {name!r} has no queries with a relevant document left after cleaning "
+                f"({'; '.join(summary_lines(cleaning)) or 'nothing dropped'})"
+            )
     train_all, test = data.split(cfg.train_split), data.split(cfg.test_split)
     warnings = list(data.warnings)
     overlap = set(train_all.queries["id"]) & set(test.queries["id"])
     if overlap and overlap == set(train_all.queries["id"]):
-        raise DataError(f"every one of the {len(overlap)} {train_all.name!r} queries is also a {test.name!r} query, so "
-                        "nothing is left to train on that is not tested: the train and test judgements are the same "
-                        "queries (the same file twice?)")
+        raise DataError(
+            f"every one of the {len(overlap)} {train_all.name!r} queries is also a {test.name!r} query, so "
+            "nothing is left to train on that is not tested: the train and test judgements are the same "
+            "queries (the same file twice?)"
+        )
     if overlap:
-        warnings.append(f"{len(overlap)} queries are in both {train_all.name!r} and {test.name!r}; "
-                        f"they are dropped from training (e.g. {sorted(overlap)[:3]})")
+        warnings.append(
+            f"{len(overlap)} queries are in both {train_all.name!r} and {test.name!r}; "
+            f"they are dropped from training (e.g. {sorted(overlap)[:3]})"
+        )
         train_all = _restrict(train_all, set(train_all.queries["id"]) - overlap)
-    shared = (set(train_all.qrels.filter(pl.col("score") > 0)["doc_id"])
-              & set(test.qrels.filter(pl.col("score") > 0)["doc_id"]))
+    shared = set(train_all.qrels.filter(pl.col("score") > 0)["doc_id"]) & set(
+        test.qrels.filter(pl.col("score") > 0)["doc_id"]
+    )
     if shared:
-        warnings.append(f"{len(shared)} documents relevant to {test.name!r} queries are also training positives "
-                        f"(e.g. {_examples(shared)}): the model sees them in training; gains on the queries that "
-                        "need them may partly be memory")
+        warnings.append(
+            f"{len(shared)} documents relevant to {test.name!r} queries are also training positives "
+            f"(e.g. {_examples(shared)}): the model sees them in training; gains on the queries that "
+            "need them may partly be memory"
+        )
 
     corpus = data.corpus.select("id", "text")
     if cfg.limit_test_queries and len(test) > cfg.limit_test_queries:
@@ -213,9 +240,11 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
         in_dev = pl.col("query_id").is_in(pl.Series(sorted(dev_ids), dtype=pl.Utf8).implode())
         dev_docs, rest = (set(positives.filter(x)["doc_id"]) for x in (in_dev, ~in_dev))
         if dev_docs & rest:
-            warnings.append(f"the dev split could not keep its groups whole (one group of queries sharing documents "
-                            f"holds more than {n_dev} of them): {len(dev_docs & rest)} documents relevant to dev "
-                            "queries are training positives, so dev may reward memory")
+            warnings.append(
+                f"the dev split could not keep its groups whole (one group of queries sharing documents "
+                f"holds more than {n_dev} of them): {len(dev_docs & rest)} documents relevant to dev "
+                "queries are training positives, so dev may reward memory"
+            )
     train = _restrict(train_all, set(train_ids) - dev_ids)
     train.name = "train"
     dev = _restrict(train_all, dev_ids)
@@ -226,7 +255,9 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
             keep = pairs.sample(cfg.limit_train_pairs, seed=cfg.seed, shuffle=True)
             kept = keep["query_id"].implode()
             negatives = train.qrels.filter((pl.col("score") == 0) & pl.col("query_id").is_in(kept))
-            train = Split("train", train.queries.filter(pl.col("id").is_in(kept)), pl.concat([keep, negatives]))
+            train = Split(
+                "train", train.queries.filter(pl.col("id").is_in(kept)), pl.concat([keep, negatives])
+            )
     if cfg.limit_corpus and corpus.height > cfg.limit_corpus:
         judged = set().union(*(s.qrels["doc_id"] for s in (train, dev, test)))
         others = [d for d in corpus["id"] if d not in judged]
@@ -238,20 +269,36 @@ def prepare(data: RetrievalData, cfg: DataTable) -> Prepared:
         known = doc_ids | set(extra["id"]) if extra is not None and s is not test else doc_ids
         unknown = s.qrels.filter(~pl.col("doc_id").is_in(pl.Series(sorted(known), dtype=pl.Utf8).implode()))
         if unknown.height:
-            raise DataError(f"{unknown.height} judgements of split {s.name!r} name documents that are not in the "
-                            f"corpus (e.g. {unknown['doc_id'].head(3).to_list()})")
+            raise DataError(
+                f"{unknown.height} judgements of split {s.name!r} name documents that are not in the "
+                f"corpus (e.g. {unknown['doc_id'].head(3).to_list()})"
+            )
     if len(train) == 0:
-        raise DataError(f"no training queries are left after carving the dev split ({len(dev)} dev of "
-                        f"{len(train_ids)} training queries); lower data.dev_fraction")
+        raise DataError(
+            f"no training queries are left after carving the dev split ({len(dev)} dev of "
+            f"{len(train_ids)} training queries); lower data.dev_fraction"
+        )
     warnings += small_data_warnings(corpus, test)
     dev_corpus = corpus if extra is None else extra
     if cfg.dev_corpus_size and dev_corpus.height > cfg.dev_corpus_size:
         rel = set(dev.qrels["doc_id"])
         others = [d for d in dev_corpus["id"] if d not in rel]
         keep_ids = rel | set(_sample(others, max(0, cfg.dev_corpus_size - len(rel)), cfg.seed + 3))
-        dev_corpus = dev_corpus.filter(pl.col("id").is_in(pl.Series(sorted(keep_ids), dtype=pl.Utf8).implode()))
-    return Prepared(corpus, train, dev, test, dev_corpus, data.fingerprint, warnings, extra, cleaning,
-                    dict(data.split_info))
+        dev_corpus = dev_corpus.filter(
+            pl.col("id").is_in(pl.Series(sorted(keep_ids), dtype=pl.Utf8).implode())
+        )
+    return Prepared(
+        corpus,
+        train,
+        dev,
+        test,
+        dev_corpus,
+        data.fingerprint,
+        warnings,
+        extra,
+        cleaning,
+        dict(data.split_info),
+    )
 
 
 #: fewer test queries than this give numbers (and intervals) that say little
@@ -262,10 +309,15 @@ def small_data_warnings(corpus: pl.DataFrame, test: Split) -> list[str]:
     """Data that runs but should not be trusted as it is: a tiny test split, documents without text."""
     out = []
     if len(test) < FEW_TEST_QUERIES:
-        out.append(f"the {test.name!r} split has only {len(test)} quer{'y' if len(test) == 1 else 'ies'} (fewer than "
-                   f"{FEW_TEST_QUERIES}): its metrics and their intervals say little; hold out more queries")
+        out.append(
+            f"the {test.name!r} split has only {len(test)} quer{'y' if len(test) == 1 else 'ies'} (fewer "
+            "than "
+            f"{FEW_TEST_QUERIES}): its metrics and their intervals say little; hold out more queries"
+        )
     empty = corpus.filter(pl.col("text").str.strip_chars() == "")["id"]
     if empty.len():
-        out.append(f"{empty.len()} documents have no text (e.g. {_examples(empty)}): they can only be found by "
-                   "chance; fix the corpus or drop them")
+        out.append(
+            f"{empty.len()} documents have no text (e.g. {_examples(empty)}): they can only be found by "
+            "chance; fix the corpus or drop them"
+        )
     return out

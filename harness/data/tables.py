@@ -51,8 +51,10 @@ class Table:
         """The column ``name``; missing: DataError naming the file, the option that names it and the
         columns the file has."""
         if name not in self.columns:
-            raise DataError(f"{self.path}: no column {name!r} (the option {option!r} names it); the file has the "
-                            f"columns {list(self.columns)}{self._hint(name)}")
+            raise DataError(
+                f"{self.path}: no column {name!r} (the option {option!r} names it); the file has the "
+                f"columns {list(self.columns)}{self._hint(name)}"
+            )
         return self.columns[name]
 
     def _hint(self, name: str) -> str:
@@ -66,8 +68,11 @@ class Table:
             sep = next((c for c in (";", "\t", ",", "|") if c in header), None)
             if sep:
                 want = "commas" if self.path.suffix.lower() == ".csv" else "tabs"
-                return (f"; the header is one column holding {sep!r}: the file seems separated by {sep!r}, where a "
-                        f"{self.path.suffix.lower()} file is separated by {want}")
+                return (
+                    f"; the header is one column holding {sep!r}: the file seems separated by {sep!r}, "
+                    "where a "
+                    f"{self.path.suffix.lower()} file is separated by {want}"
+                )
         return ""
 
     def optional(self, given: str | None, default: str, option: str) -> str | None:
@@ -84,8 +89,10 @@ def read_table(path: Path, what: str = "table") -> Table:
     DataError naming the file (and the line)."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise DataError(f"{path}: unknown file type {suffix or '(no suffix)'!r} for a {what}; expected one of "
-                        f"{', '.join(SUFFIXES)}")
+        raise DataError(
+            f"{path}: unknown file type {suffix or '(no suffix)'!r} for a {what}; expected one of "
+            f"{', '.join(SUFFIXES)}"
+        )
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.stat().st_size == 0:
@@ -104,7 +111,9 @@ def read_table(path: Path, what: str = "table") -> Table:
         value = json_file(path, list, "a JSON list of records")
         bad = next((i for i, r in enumerate(value) if not isinstance(r, dict)), None)
         if bad is not None:
-            raise DataError(f"{path}: row {bad + 1}: expected a JSON object (a record), got {type(value[bad]).__name__}")
+            raise DataError(
+                f"{path}: row {bad + 1}: expected a JSON object (a record), got {type(value[bad]).__name__}"
+            )
         table = _records(path, value, None)
     if table.height == 0:
         raise DataError(f"{path}: no rows (expected a {what} with at least one record)")
@@ -123,24 +132,32 @@ def _delimited(path: Path, separator: str) -> Table:
 
     kind = "TSV" if separator == "\t" else "CSV"
     try:
-        frame = pl.read_csv(path, separator=separator, infer_schema=False, quote_char='"')  # quoted as Excel and pandas write
+        frame = pl.read_csv(
+            path, separator=separator, infer_schema=False, quote_char='"'
+        )  # quoted as Excel and pandas write
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: the file is empty (expected a header row naming the columns)") from None
     except pl.exceptions.PolarsError as e:  # read again to say where: the line that is not UTF-8, or ragged
         for _ in text_lines(path):
             pass
         starts, widths = _row_shapes(path, separator)
-        ragged = next(((n, w) for n, w in zip(starts, widths) if w and w != widths[0]), None) if widths else None
+        ragged = (
+            next(((n, w) for n, w in zip(starts, widths) if w and w != widths[0]), None) if widths else None
+        )
         if ragged:
-            raise DataError(f"{path}:{ragged[0]}: {ragged[1]} fields where the header has {widths[0]} (a "
-                            f"{'comma' if separator == ',' else 'tab'} or a quote too many or missing?)") from None
+            raise DataError(
+                f"{path}:{ragged[0]}: {ragged[1]} fields where the header has {widths[0]} (a "
+                f"{'comma' if separator == ',' else 'tab'} or a quote too many or missing?)"
+            ) from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{path}: not a readable {kind} file ({first[:200]})") from None
     dups = [c for c in frame.columns if re.fullmatch(r".+_duplicated_\d+", c)]
     if dups:
         raise DataError(f"{path}: the header names a column twice ({dups[0].rsplit('_duplicated_', 1)[0]!r})")
     columns = {c: frame.get_column(c).to_list() for c in frame.columns}
-    keep = [i for i in range(frame.height) if any(col[i] is not None for col in columns.values())]  # blank lines
+    keep = [
+        i for i in range(frame.height) if any(col[i] is not None for col in columns.values())
+    ]  # blank lines
     if len(keep) < frame.height:
         columns = {c: [v[i] for i in keep] for c, v in columns.items()}
 
@@ -176,7 +193,9 @@ def _parquet(path: Path) -> Table:
     try:
         frame = pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as e:
-        raise DataError(f"{path}: not a readable Parquet file ({str(e).strip().splitlines()[0][:200]})") from None
+        raise DataError(
+            f"{path}: not a readable Parquet file ({str(e).strip().splitlines()[0][:200]})"
+        ) from None
     return Table(path, {c: frame.get_column(c).to_list() for c in frame.columns}, frame.height, None)
 
 
@@ -186,13 +205,19 @@ def _parquet(path: Path) -> Table:
 def text_cell(table: Table, row: int, column: str, value: Any, required: bool = True) -> str | None:
     """A text cell: a string (numbers are taken as their text); empty or missing: DataError when
     ``required``, else None."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and not (isinstance(value, float) and math.isnan(value)):
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and not (isinstance(value, float) and math.isnan(value))
+    ):
         value = str(value)
     if value is None or (isinstance(value, float)):
         value = ""
     if not isinstance(value, str):
-        raise DataError(f"{table.where(row)}: column {column!r}: expected text, got {type(value).__name__} "
-                        f"({str(value)[:40]!r})")
+        raise DataError(
+            f"{table.where(row)}: column {column!r}: expected text, got {type(value).__name__} "
+            f"({str(value)[:40]!r})"
+        )
     if not value.strip():
         if required:
             raise DataError(f"{table.where(row)}: column {column!r} is empty (every row needs a {column})")
@@ -226,11 +251,15 @@ def grade_cell(table: Table, row: int, column: str, value: Any) -> int:
     """A relevance grade: a whole number >= 0."""
     grade = whole_number(value)
     if grade is None and (value is None or (isinstance(value, str) and not value.strip())):
-        raise DataError(f"{table.where(row)}: column {column!r} is empty (expected a relevance grade, a whole number "
-                        ">= 0, on every row)")
+        raise DataError(
+            f"{table.where(row)}: column {column!r} is empty (expected a relevance grade, a whole number "
+            ">= 0, on every row)"
+        )
     if grade is None:
-        raise DataError(f"{table.where(row)}: column {column!r}: expected a relevance grade, a whole number >= 0 "
-                        f"(0 = not relevant, 1, 2, 3 ...), got {str(value)[:40]!r}")
+        raise DataError(
+            f"{table.where(row)}: column {column!r}: expected a relevance grade, a whole number >= 0 "
+            f"(0 = not relevant, 1, 2, 3 ...), got {str(value)[:40]!r}"
+        )
     return grade
 
 
@@ -250,8 +279,10 @@ def list_cell(table: Table, row: int, column: str, value: Any) -> list[str]:
         out = []
         for x in value:
             if x is not None and not isinstance(x, str):
-                raise DataError(f"{table.where(row)}: column {column!r}: expected a list of texts, found "
-                                f"{type(x).__name__} ({str(x)[:40]!r})")
+                raise DataError(
+                    f"{table.where(row)}: column {column!r}: expected a list of texts, found "
+                    f"{type(x).__name__} ({str(x)[:40]!r})"
+                )
             if x and x.strip():
                 out.append(x)
         return out
@@ -266,7 +297,9 @@ def text_frame(texts: dict[str, str]):
     """``{id: text}`` as the ``id``, ``text`` frame a pair source's corpus and queries are."""
     import polars as pl
 
-    return pl.DataFrame({"id": list(texts), "text": list(texts.values())}, schema={"id": pl.Utf8, "text": pl.Utf8})
+    return pl.DataFrame(
+        {"id": list(texts), "text": list(texts.values())}, schema={"id": pl.Utf8, "text": pl.Utf8}
+    )
 
 
 def text_id(prefix: str, text: str) -> str:
@@ -285,7 +318,9 @@ def document_id(text: str) -> str:
     return text_id("d", text)
 
 
-def read_corpus_table(path: Path, text_columns: tuple[str, ...], id_columns: tuple[str, ...] | None) -> dict[str, str]:
+def read_corpus_table(
+    path: Path, text_columns: tuple[str, ...], id_columns: tuple[str, ...] | None
+) -> dict[str, str]:
     """A corpus file's documents, ``{id: text}``: the text from the first of ``text_columns`` the
     file has (a ``title`` column is put before it, as BEIR does), the id from the first of
     ``id_columns`` (None: the text's hash). Empty texts are kept (the cleaning drops and counts
@@ -293,14 +328,18 @@ def read_corpus_table(path: Path, text_columns: tuple[str, ...], id_columns: tup
     table = read_table(path, "corpus")
     text_col = next((c for c in text_columns if c in table.columns), None)
     if text_col is None:
-        raise DataError(f"{path}: no text column (looked for {list(dict.fromkeys(text_columns))}); the file has the "
-                        f"columns {list(table.columns)}")
+        raise DataError(
+            f"{path}: no text column (looked for {list(dict.fromkeys(text_columns))}); the file has the "
+            f"columns {list(table.columns)}"
+        )
     id_col = None
     if id_columns is not None:
         id_col = next((c for c in id_columns if c in table.columns), None)
         if id_col is None:
-            raise DataError(f"{path}: no id column (looked for {list(dict.fromkeys(id_columns))}): the pairs name "
-                            f"documents by id, so the corpus must too; the file has the columns {list(table.columns)}")
+            raise DataError(
+                f"{path}: no id column (looked for {list(dict.fromkeys(id_columns))}): the pairs name "
+                f"documents by id, so the corpus must too; the file has the columns {list(table.columns)}"
+            )
     titles = table.columns.get("title")
     docs: dict[str, str] = {}
     first: dict[str, int] = {}
@@ -310,8 +349,10 @@ def read_corpus_table(path: Path, text_columns: tuple[str, ...], id_columns: tup
         text = f"{title.strip()} {text}".strip() if title else text.strip()
         key = id_cell(table, i, id_col, table.columns[id_col][i]) if id_col else document_id(text)
         if key in docs and docs[key] != text and id_col:
-            raise DataError(f"{table.where(i)}: document id {key!r} again, with another text (first at "
-                            f"{table.where(first[key])})")
+            raise DataError(
+                f"{table.where(i)}: document id {key!r} again, with another text (first at "
+                f"{table.where(first[key])})"
+            )
         docs.setdefault(key, text)
         first.setdefault(key, i)
     return docs

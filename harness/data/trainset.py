@@ -26,8 +26,15 @@ def has_negatives(data: Prepared) -> bool:
     return bool(data.train_negatives())
 
 
-def build(data: Prepared, spec: LossSpec, options: dict, mined: dict | None, query_prompt: str = "",
-          document_prompt: str = "", seed: int = 0) -> tuple[dict[str, list], dict]:
+def build(
+    data: Prepared,
+    spec: LossSpec,
+    options: dict,
+    mined: dict | None,
+    query_prompt: str = "",
+    document_prompt: str = "",
+    seed: int = 0,
+) -> tuple[dict[str, list], dict]:
     """The training columns for ``spec``, prompts applied (queries get the query prompt), and what
     they hold (``columns``, and ``negatives``: how many rows have a negative given with the data,
     mined, or random).
@@ -55,19 +62,26 @@ def build(data: Prepared, spec: LossSpec, options: dict, mined: dict | None, que
                 cols["negative"].append(mined[k][i])
         counts["mined"] = len(cols["anchor"])
     elif mined is not None and spec.negatives_for(options):
-        cols = {k: list(v) for k, v in mined.items() if k == "anchor" or k == "positive" or k.startswith("negative_")}
+        cols = {
+            k: list(v)
+            for k, v in mined.items()
+            if k == "anchor" or k == "positive" or k.startswith("negative_")
+        }
         counts["mined"] = len(cols["anchor"])
     else:
         anchors, positives = data.train_pairs()
         cols = {"anchor": anchors, "positive": positives}
     first = "sentence1" if "sentence1" in cols else "anchor"
-    out = {k: v if k == "score" else [(query_prompt if k == first else document_prompt) + t for t in v]
-           for k, v in cols.items()}
+    out = {
+        k: v if k == "score" else [(query_prompt if k == first else document_prompt) + t for t in v]
+        for k, v in cols.items()
+    }
     return out, {"columns": list(out), "rows": rows(out), "negatives": counts}
 
 
-def _with_given(data: Prepared, mined: dict | None, given: dict[str, list[str]], single: bool, seed: int,
-                counts: dict) -> dict[str, list]:
+def _with_given(
+    data: Prepared, mined: dict | None, given: dict[str, list[str]], single: bool, seed: int, counts: dict
+) -> dict[str, list]:
     """Rows with the negatives given with the data (see :func:`build`)."""
     from harness.data.mining import corpus_texts
 
@@ -122,8 +136,9 @@ def _with_given(data: Prepared, mined: dict | None, given: dict[str, list[str]],
     return out
 
 
-def _scored(data: Prepared, mined: dict | None, given: dict[str, list[str]] | None = None,
-            counts: dict | None = None) -> dict[str, list]:
+def _scored(
+    data: Prepared, mined: dict | None, given: dict[str, list[str]] | None = None, counts: dict | None = None
+) -> dict[str, list]:
     import polars as pl
 
     docs = data.documents()

@@ -26,14 +26,22 @@ def export_beir(data: Prepared, folder: Path) -> dict[str, int]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "qrels").mkdir(exist_ok=True)
     docs = data.documents()
-    counts = {"corpus.jsonl": _jsonl(folder / "corpus.jsonl", ({"_id": d, "title": "", "text": t} for d, t in docs.items()))}
+    counts = {
+        "corpus.jsonl": _jsonl(
+            folder / "corpus.jsonl", ({"_id": d, "title": "", "text": t} for d, t in docs.items())
+        )
+    }
     queries: dict[str, str] = {}
     for split in (data.train, data.dev, data.test):
         queries.update(split.queries.select("id", "text").iter_rows())
-    counts["queries.jsonl"] = _jsonl(folder / "queries.jsonl", ({"_id": q, "text": t} for q, t in queries.items()))
+    counts["queries.jsonl"] = _jsonl(
+        folder / "queries.jsonl", ({"_id": q, "text": t} for q, t in queries.items())
+    )
     for split in (data.train, data.dev, data.test):
         asked = set(split.queries["id"].to_list())  # a query judged only not relevant is in no split
-        lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q, d, s in split.qrels.iter_rows() if q in asked]
+        lines = ["query-id\tcorpus-id\tscore"] + [
+            f"{q}\t{d}\t{s}" for q, d, s in split.qrels.iter_rows() if q in asked
+        ]
         (folder / "qrels" / f"{split.name}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
         counts[f"qrels/{split.name}.tsv"] = len(lines) - 1
     given = data.train_negatives()
@@ -42,8 +50,14 @@ def export_beir(data: Prepared, folder: Path) -> dict[str, int]:
     def rows():
         for q, d, s in data.train.qrels.iter_rows():
             if s > 0 and q in train_queries and d in docs:
-                yield {"query_id": q, "query": train_queries[q], "document_id": d, "positive": docs[d], "score": s,
-                       "negatives": given.get(q, [])}
+                yield {
+                    "query_id": q,
+                    "query": train_queries[q],
+                    "document_id": d,
+                    "positive": docs[d],
+                    "score": s,
+                    "negatives": given.get(q, []),
+                }
 
     counts["train_rows.jsonl"] = _jsonl(folder / "train_rows.jsonl", rows())
     return counts

@@ -16,8 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from harness.api import Encoder
-from harness.errors import CandidateError
 from harness.core.st_folder import POOLED, read_st_folder
+from harness.errors import CandidateError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -47,10 +47,21 @@ class OnnxEncoder(Encoder):
     graph has the pooled ``sentence_embedding`` output (every graph the harness exports does), only
     that one vector per text leaves the session."""
 
-    def __init__(self, folder: Path, device: str = "cpu", *, file: str = "model.onnx", batch_size: int = 32,
-                 max_seq_length: int | None = None, query_prompt: str = "", document_prompt: str = "",
-                 progress: bool = False, cache: bool = True, overlap: bool | None = None,
-                 io_binding: bool | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        device: str = "cpu",
+        *,
+        file: str = "model.onnx",
+        batch_size: int = 32,
+        max_seq_length: int | None = None,
+        query_prompt: str = "",
+        document_prompt: str = "",
+        progress: bool = False,
+        cache: bool = True,
+        overlap: bool | None = None,
+        io_binding: bool | None = None,
+    ):
         from tokenizers import Tokenizer
 
         self.folder = Path(folder)
@@ -90,7 +101,8 @@ class OnnxEncoder(Encoder):
         if self.provider != wanted:
             raise CandidateError(
                 f"asked onnxruntime for {wanted} but the session runs on {self.provider}: "
-                "onnxruntime-gpu lists CUDA even without a usable GPU/CUDA runtime; use --device cpu or fix the CUDA install"
+                "onnxruntime-gpu lists CUDA even without a usable GPU/CUDA runtime; use --device cpu or fix "
+                "the CUDA install"
             )
         self.inputs = {i.name for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
@@ -98,11 +110,18 @@ class OnnxEncoder(Encoder):
         self.output = POOLED if self.pooled else outputs[0]
 
     def describe(self) -> dict:
-        return {"format": self.format, "provider": self.provider, "file": str(self.path),
-                "max_seq_length": self.max_seq_length, "pooling": self.info["pooling"],
-                "pooled_in_graph": self.pooled, "normalize": self.info["normalize"],
-                "similarity": self.info["similarity"],
-                "query_prompt": self.prompts["query"], "document_prompt": self.prompts["document"]}
+        return {
+            "format": self.format,
+            "provider": self.provider,
+            "file": str(self.path),
+            "max_seq_length": self.max_seq_length,
+            "pooling": self.info["pooling"],
+            "pooled_in_graph": self.pooled,
+            "normalize": self.info["normalize"],
+            "similarity": self.info["similarity"],
+            "query_prompt": self.prompts["query"],
+            "document_prompt": self.prompts["document"],
+        }
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode(texts, "query")
@@ -113,7 +132,11 @@ class OnnxEncoder(Encoder):
     def encode(self, texts: Sequence[str], kind: str = "document") -> np.ndarray:
         """Vectors for ``texts`` (normalised to unit length for cosine models), cached per text list."""
         prompt = self.prompts.get(kind, "")
-        key = hashlib.sha1(("\x00".join([kind, prompt, *texts])).encode()).hexdigest() if self._cache is not None else ""
+        key = (
+            hashlib.sha1(("\x00".join([kind, prompt, *texts])).encode()).hexdigest()
+            if self._cache is not None
+            else ""
+        )
         if self._cache is not None and key in self._cache:
             return self._cache[key]
         out = self._encode([prompt + t for t in texts])
@@ -126,7 +149,10 @@ class OnnxEncoder(Encoder):
     def _feeds(self, texts: list[str]) -> dict[str, np.ndarray]:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
+        feeds = {
+            "input_ids": ids,
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
         if "token_type_ids" in self.inputs:
             feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
         return feeds
@@ -163,6 +189,7 @@ class OnnxEncoder(Encoder):
 
             pool_ = ThreadPoolExecutor(1, thread_name_prefix="harness-tokenize")
         try:
+
             def tokenize(b):
                 return self._feeds([texts[i] for i in b])
 
@@ -201,7 +228,9 @@ class Truncated(Encoder):
 
     def _cut(self, vectors: np.ndarray) -> np.ndarray:
         if self.dim > vectors.shape[1]:
-            raise CandidateError(f"cannot evaluate at {self.dim} dimensions: the embeddings have {vectors.shape[1]}")
+            raise CandidateError(
+                f"cannot evaluate at {self.dim} dimensions: the embeddings have {vectors.shape[1]}"
+            )
         out = np.array(vectors[:, : self.dim], dtype=np.float32, copy=True)
         if self.inner.info["similarity"] == "cosine":
             out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
@@ -255,5 +284,8 @@ def openvino_missing() -> str | None:
     import importlib.util
 
     missing = [m for m in ("openvino", "nncf") if importlib.util.find_spec(m) is None]
-    return (f"the openvino-int8 variant needs {' and '.join(missing)}: pip install \".[openvino]\""
-            if missing else None)
+    return (
+        f'the openvino-int8 variant needs {" and ".join(missing)}: pip install ".[openvino]"'
+        if missing
+        else None
+    )

@@ -25,10 +25,13 @@ def cache_dir() -> Path:
 def evaluation_key(onnx_file: Path, data, evaluation, encoder_info: dict, prompts: dict) -> str:
     h = hashlib.sha256(file_digest(onnx_file).encode())
     settings = {
-        "format": 2, "harness": __version__, "fingerprint": data.fingerprint,
+        "format": 2,
+        "harness": __version__,
+        "fingerprint": data.fingerprint,
         "corpus": hashlib.sha256("\x00".join(data.corpus["id"].to_list()).encode()).hexdigest(),
         "test": hashlib.sha256("\x00".join(data.test.queries["id"].to_list()).encode()).hexdigest(),
-        "evaluators": evaluation.evaluators, "k_values": sorted(evaluation.k_values),
+        "evaluators": evaluation.evaluators,
+        "k_values": sorted(evaluation.k_values),
         "encoder": {k: v for k, v in encoder_info.items() if k != "file"},
         "prompts": prompts,
     }

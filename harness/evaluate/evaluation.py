@@ -8,15 +8,15 @@ import os
 import time
 from pathlib import Path
 
-from harness.suite.schema import FASTEST
-from harness.errors import CandidateError, HarnessError
 from harness.core.metrics import rounded
+from harness.core.suiterun import SuiteRun
+from harness.errors import CandidateError, HarnessError
 from harness.evaluate.references import evaluate_hybrids, settings_key
 from harness.gate.gates import variant_drop
 from harness.plugins import Plugins
 from harness.results import Evaluated, VariantRow
-from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
+from harness.suite.schema import FASTEST
 
 
 class Evaluation:
@@ -38,8 +38,16 @@ class Evaluation:
             dims |= set(spec.evaluation_dims(loss.options)) if spec else set()
         return sorted(dims, reverse=True)
 
-    def export_and_evaluate(self, run: SuiteRun, item: Item, torch_dir: Path, work: Path, progress,
-                            keys: dict[str, str], dims: list[int] = ()) -> Evaluated:
+    def export_and_evaluate(
+        self,
+        run: SuiteRun,
+        item: Item,
+        torch_dir: Path,
+        work: Path,
+        progress,
+        keys: dict[str, str],
+        dims: list[int] = (),
+    ) -> Evaluated:
         """Export to ONNX, build the suite's variants (only fp32 for a baseline), check each against the
         torch model and evaluate it on the test split. The candidate's numbers are its shipped variant's;
         every variant's are in ``variants``. ``dims``: embedding sizes the shipped variant is also
@@ -59,8 +67,10 @@ class Evaluation:
         reference = None
         rows: list[VariantRow] = []
         shipped: dict | None = None
-        fastest = not item.untuned and ex.ship == FASTEST  # every variant may ship: each evaluated as if it did
-        for name in (["fp32"] if item.untuned else ex.built):
+        fastest = (
+            not item.untuned and ex.ship == FASTEST
+        )  # every variant may ship: each evaluated as if it did
+        for name in ["fp32"] if item.untuned else ex.built:
             is_shipped = fastest or name == ("fp32" if item.untuned else ex.shipped)
             row_file, row_key = work / "variants" / f"{name}.json", records.digest([keys["result"], name])
             try:
@@ -69,12 +79,31 @@ class Evaluation:
                     row = None  # its graph was deleted: built and evaluated again
                 if row is None:
                     base = None if item.untuned else run.models[item.model.name].path
-                    row = self.variant(run, item, name, torch_dir, export_dir, sample, max_seq, reference, progress,
-                                        base, dims if is_shipped else (), shipped=is_shipped and item.reference is None)
+                    row = self.variant(
+                        run,
+                        item,
+                        name,
+                        torch_dir,
+                        export_dir,
+                        sample,
+                        max_seq,
+                        reference,
+                        progress,
+                        base,
+                        dims if is_shipped else (),
+                        shipped=is_shipped and item.reference is None,
+                    )
                     records.store(row_file, row_key, {k: v for k, v in row.items() if k != "reference"})
                 else:
-                    progress("evaluated", {"variant": name, "seconds": 0, "docs_per_s": row["metrics"]["docs_per_s"],
-                                           "resumed": True})
+                    progress(
+                        "evaluated",
+                        {
+                            "variant": name,
+                            "seconds": 0,
+                            "docs_per_s": row["metrics"]["docs_per_s"],
+                            "resumed": True,
+                        },
+                    )
             except HarnessError as e:
                 if is_shipped and not fastest:
                     raise
@@ -83,12 +112,15 @@ class Evaluation:
                 continue
             reference = row.pop("reference", None)
             if name != "fp32" and rows and "metrics" in rows[0]:
-                row["drop"], row["passed"] = variant_drop(rows[0]["metrics"], row["metrics"],
-                                                          run.suite.evaluation.primary_metric, ex.max_drop)
+                row["drop"], row["passed"] = variant_drop(
+                    rows[0]["metrics"], row["metrics"], run.suite.evaluation.primary_metric, ex.max_drop
+                )
             rows.append(row)
             if is_shipped and not fastest:
                 shipped = row
-        shipped, choice = fastest_variant(rows, ex.max_drop, ex.by_device and self.device) if fastest else (shipped, None)
+        shipped, choice = (
+            fastest_variant(rows, ex.max_drop, ex.by_device and self.device) if fastest else (shipped, None)
+        )
         if shipped is None:
             raise CandidateError(f"the shipped variant {ex.shipped} was not built")
         evaluated = shipped.pop("evaluated")
@@ -96,76 +128,155 @@ class Evaluation:
             row.pop("evaluated", None)
             row["shipped"] = row is shipped and not item.untuned
         ood = evaluated.get("out_of_domain") or {}  # gated as <name>/<metric>, paired per query like the rest
-        metrics = {**shipped["metrics"], **{f"{n}/{m}": v for n, o in ood.items() for m, v in o["metrics"].items()}}
-        per_query = {**evaluated["per_query"], **{f"{n}/{q}": {f"{n}/{m}": v for m, v in vals.items()}
-                                                  for n, o in ood.items() for q, vals in o["per_query"].items()}}
+        metrics = {
+            **shipped["metrics"],
+            **{f"{n}/{m}": v for n, o in ood.items() for m, v in o["metrics"].items()},
+        }
+        per_query = {
+            **evaluated["per_query"],
+            **{
+                f"{n}/{q}": {f"{n}/{m}": v for m, v in vals.items()}
+                for n, o in ood.items()
+                for q, vals in o["per_query"].items()
+            },
+        }
         return {
-            "metrics": metrics, "encoder": shipped["encoder"], "export_check": shipped["export_check"],
-            "variant": shipped["variant"], "variants": rows, "out_of_domain": {n: {k: v for k, v in o.items()
-                                                                                  if k != "per_query"}
-                                                                              for n, o in ood.items()},
-            "per_query": per_query, "rankings": evaluated["rankings"],
-            "dims": evaluated.get("dims"), "hybrid": evaluated.get("hybrid") or {},
+            "metrics": metrics,
+            "encoder": shipped["encoder"],
+            "export_check": shipped["export_check"],
+            "variant": shipped["variant"],
+            "variants": rows,
+            "out_of_domain": {n: {k: v for k, v in o.items() if k != "per_query"} for n, o in ood.items()},
+            "per_query": per_query,
+            "rankings": evaluated["rankings"],
+            "dims": evaluated.get("dims"),
+            "hybrid": evaluated.get("hybrid") or {},
             "evaluation_cached_from": shipped["cached_from"],
-            "timings": {"export_s": round(export_s, 1), **shipped["timings"], "docs_per_s": shipped["metrics"]["docs_per_s"]},
+            "timings": {
+                "export_s": round(export_s, 1),
+                **shipped["timings"],
+                "docs_per_s": shipped["metrics"]["docs_per_s"],
+            },
             **({"variant_choice": choice} if choice else {}),
         }
 
-    def variant(self, run: SuiteRun, item: Item, name: str, torch_dir: Path, export_dir: Path, sample: list[str],
-                max_seq: int | None, reference, progress, base: Path | None = None, dims=(), shipped: bool = False) -> dict:
+    def variant(
+        self,
+        run: SuiteRun,
+        item: Item,
+        name: str,
+        torch_dir: Path,
+        export_dir: Path,
+        sample: list[str],
+        max_seq: int | None,
+        reference,
+        progress,
+        base: Path | None = None,
+        dims=(),
+        shipped: bool = False,
+    ) -> dict:
         """Build, check and evaluate one variant. The first one (fp32) computes the torch ``reference``
         embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
         model's (``export_check.embedding_change``, a guard)."""
+        from harness.core.variants import VARIANTS
         from harness.evaluate import cache
         from harness.export.onnx import check_export, torch_embeddings
-        from harness.gate.guards import embedding_change
-        from harness.core.variants import VARIANTS
         from harness.export.variants import build, encoder_class
+        from harness.gate.guards import embedding_change
 
         ex, ev = run.suite.export, run.suite.evaluation
         t0 = time.perf_counter()
         file = build(export_dir, name, self.device, calibration_texts(run, name), max_seq)
         t1 = time.perf_counter()
-        encoder = encoder_class(name)(export_dir, self.device, file=file.name, batch_size=ev.batch_size,
-                              max_seq_length=max_seq, query_prompt=item.model.query_prompt,
-                              document_prompt=item.model.document_prompt, progress=self.progress_bars)
+        encoder = encoder_class(name)(
+            export_dir,
+            self.device,
+            file=file.name,
+            batch_size=ev.batch_size,
+            max_seq_length=max_seq,
+            query_prompt=item.model.query_prompt,
+            document_prompt=item.model.document_prompt,
+            progress=self.progress_bars,
+        )
         change = None
         if reference is None:
-            reference = torch_embeddings(torch_dir, sample, self.device, encoder.max_seq_length,
-                                         encoder.prompts["document"])
+            reference = torch_embeddings(
+                torch_dir, sample, self.device, encoder.max_seq_length, encoder.prompts["document"]
+            )
             if base is not None:
-                change = embedding_change(torch_embeddings(base, sample, self.device, encoder.max_seq_length,
-                                                           encoder.prompts["document"]), reference)
+                change = embedding_change(
+                    torch_embeddings(
+                        base, sample, self.device, encoder.max_seq_length, encoder.prompts["document"]
+                    ),
+                    reference,
+                )
         exact = VARIANTS[name].exact
-        check = check_export(reference, encoder, sample, ex.min_cosine if exact else ex.min_cosine_reduced,
-                             f"the ONNX {name} variant")
+        check = check_export(
+            reference,
+            encoder,
+            sample,
+            ex.min_cosine if exact else ex.min_cosine_reduced,
+            f"the ONNX {name} variant",
+        )
         if change is not None:
             check["embedding_change"] = change
         t2 = time.perf_counter()
-        progress("exported", {"variant": name, "seconds": round(t1 - t0, 1), "min_cosine": check["min_cosine"],
-                              "provider": encoder.provider})
+        progress(
+            "exported",
+            {
+                "variant": name,
+                "seconds": round(t1 - t0, 1),
+                "min_cosine": check["min_cosine"],
+                "provider": encoder.provider,
+            },
+        )
         info = encoder.describe()
         key = cached = None
         if item.untuned and not self.no_cache:
-            key = cache.evaluation_key(encoder.path, run.data, ev, {**info, "dims": list(dims), "shipped": shipped,
-                                                                    "references": settings_key(run.suite),
-                                                                    "out_of_domain": {n: (d.fingerprint, len(d.test))
-                                                                                      for n, d in run.out_of_domain.items()}},
-                                       encoder.prompts)
+            key = cache.evaluation_key(
+                encoder.path,
+                run.data,
+                ev,
+                {
+                    **info,
+                    "dims": list(dims),
+                    "shipped": shipped,
+                    "references": settings_key(run.suite),
+                    "out_of_domain": {n: (d.fingerprint, len(d.test)) for n, d in run.out_of_domain.items()},
+                },
+                encoder.prompts,
+            )
             cached = cache.load(key)
         evaluated = cached or self.evaluate(run, encoder, dims, shipped)
         t3 = time.perf_counter()
         if key and not cached:
             cache.store(key, {**evaluated, "run": str(run.run_dir)})
-        progress("evaluated", {"variant": name, "seconds": round(t3 - t2, 1), "docs_per_s": evaluated["docs_per_s"],
-                               "cached_from": cached["run"] if cached else None})
+        progress(
+            "evaluated",
+            {
+                "variant": name,
+                "seconds": round(t3 - t2, 1),
+                "docs_per_s": evaluated["docs_per_s"],
+                "cached_from": cached["run"] if cached else None,
+            },
+        )
         info["file"] = os.path.relpath(info["file"], run.run_dir)
         speed_size = {"docs_per_s": evaluated["docs_per_s"], "model_mb": model_mb(file)}
         return {
-            "variant": name, "file": info["file"], "provider": encoder.provider,
-            "metrics": {**evaluated["metrics"], **speed_size}, "encoder": info, "export_check": check,
-            "cached_from": cached["run"] if cached else None, "evaluated": evaluated, "reference": reference,
-            "timings": {"build_s": round(t1 - t0, 1), "check_s": round(t2 - t1, 1), "evaluate_s": round(t3 - t2, 1)},
+            "variant": name,
+            "file": info["file"],
+            "provider": encoder.provider,
+            "metrics": {**evaluated["metrics"], **speed_size},
+            "encoder": info,
+            "export_check": check,
+            "cached_from": cached["run"] if cached else None,
+            "evaluated": evaluated,
+            "reference": reference,
+            "timings": {
+                "build_s": round(t1 - t0, 1),
+                "check_s": round(t2 - t1, 1),
+                "evaluate_s": round(t3 - t2, 1),
+            },
         }
 
     def evaluate(self, run: SuiteRun, encoder, dims=(), shipped: bool = False) -> dict:
@@ -189,8 +300,11 @@ class Evaluation:
         out = {}
         for name, data in run.out_of_domain.items():
             res = retrieval.evaluate(encoder, data.corpus, data.test, run.suite.evaluation.k_values)
-            out[name] = {"queries": len(data.test), "documents": data.corpus.height,
-                         **rounded(res.metrics, res.per_query)}
+            out[name] = {
+                "queries": len(data.test),
+                "documents": data.corpus.height,
+                **rounded(res.metrics, res.per_query),
+            }
         return out
 
     def run_evaluators(self, run: SuiteRun, encoder) -> dict:
@@ -202,14 +316,17 @@ class Evaluation:
         start = time.perf_counter()
         for name in ev.evaluators:
             try:
-                res = self.plugins.registry.evaluators[name].evaluate(encoder, run.data.corpus, run.data.test,
-                                                                      ev.k_values)
+                res = self.plugins.registry.evaluators[name].evaluate(
+                    encoder, run.data.corpus, run.data.test, ev.k_values
+                )
             except HarnessError:
                 raise
             except Exception as e:  # noqa: BLE001 - a plugin's bug fails this candidate, not the run
                 owner = self.plugins.registry.owner.get(("evaluators", name), "?")
                 hint = " (hint: lower evaluation.batch_size)" if "out of memory" in str(e).lower() else ""
-                raise CandidateError(f"evaluator {name!r} (plugin {owner}) raised {type(e).__name__}: {e}{hint}") from e
+                raise CandidateError(
+                    f"evaluator {name!r} (plugin {owner}) raised {type(e).__name__}: {e}{hint}"
+                ) from e
             metrics.update(res.metrics)
             for q, vals in res.per_query.items():
                 per_query.setdefault(q, {}).update(vals)
@@ -249,7 +366,9 @@ def calibration_texts(run: SuiteRun, variant: str) -> list[str] | None:
     return texts[:CALIBRATION]
 
 
-def fastest_variant(rows: list[dict], max_drop: float, default_of: str | None = None) -> tuple[dict | None, str]:
+def fastest_variant(
+    rows: list[dict], max_drop: float, default_of: str | None = None
+) -> tuple[dict | None, str]:
     """``export.ship = "fastest"``: of the variants evaluated in this run, the one that encoded the test
     corpus fastest among those within ``max_drop`` of fp32 (fp32 always is); and why, in words
     (``default_of``: the device whose default variants these are, the suite having set none)."""
@@ -257,11 +376,19 @@ def fastest_variant(rows: list[dict], max_drop: float, default_of: str | None = 
     if not usable:
         return None, ""
     best = max(usable, key=lambda r: r["metrics"]["docs_per_s"])
-    others = ", ".join(f"{r['variant']} {r['metrics']['docs_per_s']}" for r in rows if "metrics" in r and r is not best)
+    others = ", ".join(
+        f"{r['variant']} {r['metrics']['docs_per_s']}" for r in rows if "metrics" in r and r is not best
+    )
     dropped = [r["variant"] for r in rows if r not in usable]
-    why = (f"{best['variant']}: the fastest variant within max_drop {max_drop} of fp32 on this machine "
-           f"({best['metrics']['docs_per_s']} docs/s; {others or 'no other variant'})"
-           + (f"; {', '.join(dropped)} lost more or failed" if dropped else "")
-           + (f" ([export] variants unset: {' and '.join(r['variant'] for r in rows)}, the {default_of} default)"
-              if default_of else ""))
+    why = (
+        f"{best['variant']}: the fastest variant within max_drop {max_drop} of fp32 on this machine "
+        f"({best['metrics']['docs_per_s']} docs/s; {others or 'no other variant'})"
+        + (f"; {', '.join(dropped)} lost more or failed" if dropped else "")
+        + (
+            f" ([export] variants unset: {' and '.join(r['variant'] for r in rows)}, the {default_of} "
+            "default)"
+            if default_of
+            else ""
+        )
+    )
     return best, why

@@ -21,8 +21,14 @@ class Bm25:
     """A BM25 index of ``texts`` (``k1``, ``b``; ``stemmer``: a PyStemmer language or "" for none;
     ``stopwords``: a bm25s stop-word list name such as "en", or "" for none)."""
 
-    def __init__(self, texts: Sequence[str], k1: float = 1.5, b: float = 0.75, stemmer: str = "english",
-                 stopwords: str = "en"):
+    def __init__(
+        self,
+        texts: Sequence[str],
+        k1: float = 1.5,
+        b: float = 0.75,
+        stemmer: str = "english",
+        stopwords: str = "en",
+    ):
         import bm25s
 
         self.stemmer = None
@@ -38,8 +44,9 @@ class Bm25:
     def _tokens(self, texts: Sequence[str], ids: bool):
         import bm25s
 
-        return bm25s.tokenize(list(texts), stopwords=self.stopwords, stemmer=self.stemmer, show_progress=False,
-                              return_ids=ids)
+        return bm25s.tokenize(
+            list(texts), stopwords=self.stopwords, stemmer=self.stemmer, show_progress=False, return_ids=ids
+        )
 
     def scores(self, queries: Sequence[str]) -> np.ndarray:
         """The BM25 score of every document for every query (queries x documents, float32)."""
@@ -50,8 +57,14 @@ class Bm25:
         return out
 
 
-def fuse(dense: np.ndarray, lexical: np.ndarray, method: str = "rrf", k: int = 60, depth: int = 100,
-         weight: float = 0.5) -> np.ndarray:
+def fuse(
+    dense: np.ndarray,
+    lexical: np.ndarray,
+    method: str = "rrf",
+    k: int = 60,
+    depth: int = 100,
+    weight: float = 0.5,
+) -> np.ndarray:
     """The fused scores of two queries x documents score matrices (higher is better).
 
     ``rrf``: a document's score is the sum of ``1 / (k + rank)`` over the rankings it is in the top
@@ -70,4 +83,6 @@ def fuse(dense: np.ndarray, lexical: np.ndarray, method: str = "rrf", k: int = 6
         lo, hi = s.min(axis=1, keepdims=True), s.max(axis=1, keepdims=True)
         return (s - lo) / np.where(hi > lo, hi - lo, 1.0)
 
-    return weight * normalised(dense.astype(np.float64)) + (1 - weight) * normalised(lexical.astype(np.float64))
+    return weight * normalised(dense.astype(np.float64)) + (1 - weight) * normalised(
+        lexical.astype(np.float64)
+    )

@@ -20,8 +20,9 @@ def rank_metrics(idx, doc_ids: list[str], split, k_values) -> EvalResult:
 
 
 def rank_scores(scores, doc_ids: list[str], split, k_values) -> EvalResult:
-    """:func:`rank_metrics` of a queries x documents score matrix (higher is better; ties keep corpus order)."""
+    """:func:`rank_metrics` of a queries x documents score matrix (higher is better; ties keep corpus
+    order)."""
     import numpy as np
 
-    idx = np.argsort(-scores, axis=1, kind="stable")[:, :max(k_values)]
+    idx = np.argsort(-scores, axis=1, kind="stable")[:, : max(k_values)]
     return rank_metrics(idx, doc_ids, split, k_values)

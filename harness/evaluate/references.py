@@ -18,8 +18,15 @@ def bm25_scores(data, ref: ReferenceTable):
     """BM25 scores of every test query for every document of ``data`` (a prepared dataset)."""
     from harness.evaluate.lexical import Bm25
 
-    key = (data.fingerprint, data.corpus.height, tuple(data.corpus["id"].head(3)), ref.k1, ref.b, ref.stemmer,
-           ref.stopwords)
+    key = (
+        data.fingerprint,
+        data.corpus.height,
+        tuple(data.corpus["id"].head(3)),
+        ref.k1,
+        ref.b,
+        ref.stemmer,
+        ref.stopwords,
+    )
     if key not in _INDEXES:
         _INDEXES.clear()  # one corpus at a time: an index of a large corpus is not small
         _INDEXES[key] = Bm25(data.corpus["text"].to_list(), ref.k1, ref.b, ref.stemmer, ref.stopwords)
@@ -31,29 +38,44 @@ def evaluate_bm25(suite: Suite, data, ref: ReferenceTable) -> dict:
     from harness.evaluate.ranking import rank_scores
 
     t0 = time.perf_counter()
-    res = rank_scores(bm25_scores(data, ref), data.corpus["id"].to_list(), data.test, suite.evaluation.k_values)
-    return {"name": ref.name, "type": "bm25", "settings": ref.settings, **rounded(res.metrics, res.per_query),
-            "rankings": res.rankings, "seconds": round(time.perf_counter() - t0, 1)}
+    res = rank_scores(
+        bm25_scores(data, ref), data.corpus["id"].to_list(), data.test, suite.evaluation.k_values
+    )
+    return {
+        "name": ref.name,
+        "type": "bm25",
+        "settings": ref.settings,
+        **rounded(res.metrics, res.per_query),
+        "rankings": res.rankings,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def evaluate_hybrids(suite: Suite, data, encoder) -> dict[str, dict]:
     """For each hybrid reference of ``suite``: the dense ranking of ``encoder`` fused with its bm25
     reference's, ``{of, method, settings, metrics, per_query, rankings}``."""
-    from harness.evaluate.ranking import rank_scores
     from harness.evaluate.lexical import fuse
+    from harness.evaluate.ranking import rank_scores
 
     hybrids = [r for r in suite.references if r.type == "hybrid"]
     if not hybrids:
         return {}
     refs = {r.name: r for r in suite.references}
-    dense = encoder.encode_queries(data.test.queries["text"].to_list()) @ \
-        encoder.encode_documents(data.corpus["text"].to_list()).T
+    dense = (
+        encoder.encode_queries(data.test.queries["text"].to_list())
+        @ encoder.encode_documents(data.corpus["text"].to_list()).T
+    )
     out = {}
     for ref in hybrids:
         scores = fuse(dense, bm25_scores(data, refs[ref.of]), ref.method, ref.rrf_k, ref.depth, ref.weight)
         res = rank_scores(scores, data.corpus["id"].to_list(), data.test, suite.evaluation.k_values)
-        out[ref.name] = {"of": ref.of, "method": ref.method, "settings": ref.settings,
-                         **rounded(res.metrics, res.per_query), "rankings": res.rankings}
+        out[ref.name] = {
+            "of": ref.of,
+            "method": ref.method,
+            "settings": ref.settings,
+            **rounded(res.metrics, res.per_query),
+            "rankings": res.rankings,
+        }
     return out
 
 
@@ -68,8 +90,13 @@ def bm25_references(run) -> list[dict]:
         try:
             result = evaluate_bm25(run.suite, run.data, ref)
         except Exception as e:  # noqa: BLE001 - bm25s or a stemmer that fails is this reference's error
-            result = {"name": ref.name, "type": ref.type, "settings": ref.settings, "metrics": {},
-                      "error": f"{type(e).__name__}: {e}"}
+            result = {
+                "name": ref.name,
+                "type": ref.type,
+                "settings": ref.settings,
+                "metrics": {},
+                "error": f"{type(e).__name__}: {e}",
+            }
         run.references[ref.name] = result
         out.append(result)
     return out
@@ -77,9 +104,16 @@ def bm25_references(run) -> list[dict]:
 
 def model_reference(ref: ReferenceTable, result: dict) -> dict:
     """The entry of a ``type = "model"`` reference, from its evaluation as an untuned item."""
-    entry = {"name": ref.name, "type": "model", "settings": ref.settings,
-             **{k: result[k] for k in ("metrics", "per_query", "rankings", "encoder", "variants", "timings", "error")
-                if k in result}}
+    entry = {
+        "name": ref.name,
+        "type": "model",
+        "settings": ref.settings,
+        **{
+            k: result[k]
+            for k in ("metrics", "per_query", "rankings", "encoder", "variants", "timings", "error")
+            if k in result
+        },
+    }
     entry["seconds"] = round(sum(v for k, v in result.get("timings", {}).items() if k != "docs_per_s"), 1)
     return entry
 

@@ -41,7 +41,9 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
     try:
         with quiet_libraries():
             model = SentenceTransformer(
-                str(model_dir), device="cpu", backend="onnx",
+                str(model_dir),
+                device="cpu",
+                backend="onnx",
                 model_kwargs={"export": True, "provider": "CPUExecutionProvider"},
             )
             model.save_pretrained(str(tmp))
@@ -56,18 +58,24 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def torch_embeddings(model_dir: Path, texts: list[str], device: str, max_seq_length: int, prompt: str = "") -> np.ndarray:
+def torch_embeddings(
+    model_dir: Path, texts: list[str], device: str, max_seq_length: int, prompt: str = ""
+) -> np.ndarray:
     """Unit-length sentence-transformers (torch) embeddings of ``texts``: the reference of every variant."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(model_dir), device=device)
     model.max_seq_length = max_seq_length
-    ref = model.encode([prompt + t for t in texts], batch_size=32, convert_to_numpy=True, normalize_embeddings=True)
+    ref = model.encode(
+        [prompt + t for t in texts], batch_size=32, convert_to_numpy=True, normalize_embeddings=True
+    )
     del model
     return ref
 
 
-def check_export(reference: np.ndarray, encoder, texts: list[str], min_cosine: float, what: str = "the ONNX export") -> dict:
+def check_export(
+    reference: np.ndarray, encoder, texts: list[str], min_cosine: float, what: str = "the ONNX export"
+) -> dict:
     """Cosine similarity between the torch ``reference`` and ``encoder``'s embeddings of ``texts``;
     below ``min_cosine`` raises :class:`CandidateError`."""
     got = encoder.encode(texts, "document")

@@ -39,7 +39,11 @@ def add_pooling(path: Path, st_folder: Path) -> bool:
     model = onnx.load(str(path))
     graph = model.graph
     outputs = [o.name for o in graph.output]
-    if POOLED in outputs or info["pooling"] not in ("mean", "cls", "max") or "last_hidden_state" not in outputs:
+    if (
+        POOLED in outputs
+        or info["pooling"] not in ("mean", "cls", "max")
+        or "last_hidden_state" not in outputs
+    ):
         return False
     if not info["include_prompt"]:
         return False
@@ -80,16 +84,20 @@ def add_pooling(path: Path, st_folder: Path) -> bool:
                 helper.make_node("Mul", [p + "off", const("big", [1e9], TensorProto.FLOAT)], [p + "penalty"]),
                 helper.make_node("Add", [hidden, p + "penalty"], [p + "shifted"]),
                 helper.make_node("ReduceMax", [p + "shifted"], [p + "pooled"], axes=[1], keepdims=0)
-                if opset < 18 else
-                helper.make_node("ReduceMax", [p + "shifted", const("axis1", [1])], [p + "pooled"], keepdims=0),
+                if opset < 18
+                else helper.make_node(
+                    "ReduceMax", [p + "shifted", const("axis1", [1])], [p + "pooled"], keepdims=0
+                ),
             ]
     last = p + "pooled"
     if info["normalize"]:
         nodes += [
             helper.make_node("ReduceL2", [last], [p + "norm"], axes=[-1], keepdims=1)
-            if opset < 18 else
-            helper.make_node("ReduceL2", [last, const("last_axis", [-1])], [p + "norm"], keepdims=1),
-            helper.make_node("Max", [p + "norm", const("tiny", [1e-12], TensorProto.FLOAT)], [p + "safenorm"]),
+            if opset < 18
+            else helper.make_node("ReduceL2", [last, const("last_axis", [-1])], [p + "norm"], keepdims=1),
+            helper.make_node(
+                "Max", [p + "norm", const("tiny", [1e-12], TensorProto.FLOAT)], [p + "safenorm"]
+            ),
             helper.make_node("Div", [last, p + "safenorm"], [p + "normed"]),
         ]
         last = p + "normed"
@@ -98,8 +106,10 @@ def add_pooling(path: Path, st_folder: Path) -> bool:
     graph.initializer.extend(t for t in inits if not (t.name in seen or seen.add(t.name)))
     graph.node.extend(nodes)
     hidden_out = next(o for o in graph.output if o.name == "last_hidden_state").type.tensor_type.shape.dim
-    dims = [hidden_out[0].dim_param or hidden_out[0].dim_value or "batch_size",
-            hidden_out[-1].dim_value or hidden_out[-1].dim_param or "hidden_size"]
+    dims = [
+        hidden_out[0].dim_param or hidden_out[0].dim_value or "batch_size",
+        hidden_out[-1].dim_value or hidden_out[-1].dim_param or "hidden_size",
+    ]
     graph.output.append(helper.make_tensor_value_info(POOLED, TensorProto.FLOAT, dims))
     tmp = path.with_suffix(".pooled.tmp")
     onnx.save(model, str(tmp))

@@ -35,7 +35,6 @@ from harness.errors import CandidateError
 from harness.export.pooling import add_pooling, strip_pooling
 
 
-
 def quantization_settings(isa: str) -> dict:
     """Dynamic int8 settings for ``isa``.
 
@@ -46,8 +45,13 @@ def quantization_settings(isa: str) -> dict:
     return {"per_channel": True, "reduce_range": isa in ("avx2", "avx512")}
 
 
-def build(export_dir: Path, name: str, device: str, calibration: list[str] | None = None,
-          max_seq_length: int | None = None) -> Path:
+def build(
+    export_dir: Path,
+    name: str,
+    device: str,
+    calibration: list[str] | None = None,
+    max_seq_length: int | None = None,
+) -> Path:
     """Write variant ``name`` of the fp32 export in ``export_dir`` (if not there yet) and return its
     path. ``calibration``: texts a statically quantised variant (openvino-int8) calibrates on."""
     variant = VARIANTS[name]
@@ -56,7 +60,9 @@ def build(export_dir: Path, name: str, device: str, calibration: list[str] | Non
     if target.is_file():
         return target
     if device not in variant.devices:
-        raise CandidateError(f"variant {name} runs on {'/'.join(variant.devices)}, not on this run's device {device}")
+        raise CandidateError(
+            f"variant {name} runs on {'/'.join(variant.devices)}, not on this run's device {device}"
+        )
     from harness.export.onnx import quiet_libraries
 
     out_dir.mkdir(exist_ok=True)
@@ -73,7 +79,9 @@ def build(export_dir: Path, name: str, device: str, calibration: list[str] | Non
         except CandidateError:
             raise
         except Exception as e:  # noqa: BLE001 - onnx, optimum and onnxruntime raise many kinds
-            raise CandidateError(f"building the {name} variant of {export_dir} failed: {type(e).__name__}: {e}") from None
+            raise CandidateError(
+                f"building the {name} variant of {export_dir} failed: {type(e).__name__}: {e}"
+            ) from None
         (Path(tmp) / target.name).replace(target)
     return target
 
@@ -102,8 +110,13 @@ def _quantize(source: Path, out: Path, isa: str) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}, **quantization_settings(isa))
+    quantize_dynamic(
+        str(source),
+        str(out),
+        weight_type=QuantType.QInt8,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        **quantization_settings(isa),
+    )
 
 
 def encoder_class(variant: str):
@@ -113,7 +126,9 @@ def encoder_class(variant: str):
     return OpenVinoEncoder if VARIANTS[variant].engine == "openvino" else OnnxEncoder
 
 
-def _openvino_int8(export_dir: Path, target: Path, calibration: list[str], max_seq_length: int | None) -> Path:
+def _openvino_int8(
+    export_dir: Path, target: Path, calibration: list[str], max_seq_length: int | None
+) -> Path:
     """NNCF's static int8 quantisation (transformer preset, mixed) of the fp32 graph, the pooled output
     included, calibrated on ``calibration`` in batches as the encoder makes them; saved as OpenVINO IR."""
     from harness.encode.encoder import OnnxEncoder, openvino_missing
@@ -128,7 +143,7 @@ def _openvino_int8(export_dir: Path, target: Path, calibration: list[str], max_s
 
     tokenize = OnnxEncoder(export_dir, "cpu", max_seq_length=max_seq_length, cache=False)._feeds
     texts = sorted(calibration, key=len)
-    batches = [tokenize(texts[i:i + 8]) for i in range(0, len(texts), 8)]
+    batches = [tokenize(texts[i : i + 8]) for i in range(0, len(texts), 8)]
     import contextlib
     import io
     import logging
@@ -137,13 +152,19 @@ def _openvino_int8(export_dir: Path, target: Path, calibration: list[str], max_s
     try:
         core = ov.Core()
         with contextlib.redirect_stdout(io.StringIO()):  # its progress bars
-            quantized = nncf.quantize(core.read_model(str(export_dir / "onnx" / "model.onnx")), nncf.Dataset(batches),
-                                      model_type=nncf.ModelType.TRANSFORMER,
-                                      preset=nncf.QuantizationPreset.MIXED, subset_size=len(batches))
+            quantized = nncf.quantize(
+                core.read_model(str(export_dir / "onnx" / "model.onnx")),
+                nncf.Dataset(batches),
+                model_type=nncf.ModelType.TRANSFORMER,
+                preset=nncf.QuantizationPreset.MIXED,
+                subset_size=len(batches),
+            )
         tmp = target.with_name(target.stem + ".tmp.xml")
         ov.save_model(quantized, str(tmp), compress_to_fp16=False)
     except Exception as e:  # noqa: BLE001 - openvino and nncf raise many kinds
-        raise CandidateError(f"building the openvino-int8 variant of {export_dir} failed: {type(e).__name__}: {e}") from None
+        raise CandidateError(
+            f"building the openvino-int8 variant of {export_dir} failed: {type(e).__name__}: {e}"
+        ) from None
     tmp.with_suffix(".bin").replace(target.with_suffix(".bin"))
     tmp.replace(target)
     return target
@@ -152,6 +173,8 @@ def _openvino_int8(export_dir: Path, target: Path, calibration: list[str], max_s
 def copy_variant(src_dir: Path, file: str, dst_dir: Path, openvino: bool = False) -> None:
     """Copy export folder ``src_dir`` to ``dst_dir`` with ``onnx/<file>`` as its only ``onnx/model.onnx``
     (and, with ``openvino``, the ``openvino/`` folder of the OpenVINO variant)."""
-    shutil.copytree(src_dir, dst_dir, ignore=shutil.ignore_patterns("onnx", *([] if openvino else ["openvino"])))
+    shutil.copytree(
+        src_dir, dst_dir, ignore=shutil.ignore_patterns("onnx", *([] if openvino else ["openvino"]))
+    )
     (dst_dir / "onnx").mkdir()
     shutil.copy2(src_dir / "onnx" / file, dst_dir / "onnx" / "model.onnx")

@@ -26,18 +26,33 @@ def load_reference(doc: dict, path: Path | str) -> dict:
     """``{suite, run_id, file, name, metrics, per_query}`` of the model shipped by the previous run
     whose results.json ``doc`` was read from ``path`` (see :func:`harness.report.document.read_results`)."""
     primary, cands = doc["primary_metric"], doc["candidates"]
-    ref = shipped(cands, primary) or max((c for c in cands if not c["baseline"] and c["metrics"]),
-                                         key=lambda c: c["metrics"].get(primary, 0), default=None)
+    ref = shipped(cands, primary) or max(
+        (c for c in cands if not c["baseline"] and c["metrics"]),
+        key=lambda c: c["metrics"].get(primary, 0),
+        default=None,
+    )
     if ref is None or not ref.get("per_query"):
-        raise ConfigError(Problem(str(path), "", "--compare: that run has no evaluated candidate to compare with"))
-    return {"suite": doc["suite"], "run_id": doc.get("run_id"), "file": str(path), "name": ref["name"],
-            "status": ref["status"], "metrics": ref["metrics"], "per_query": ref["per_query"]}
+        raise ConfigError(
+            Problem(str(path), "", "--compare: that run has no evaluated candidate to compare with")
+        )
+    return {
+        "suite": doc["suite"],
+        "run_id": doc.get("run_id"),
+        "file": str(path),
+        "name": ref["name"],
+        "status": ref["status"],
+        "metrics": ref["metrics"],
+        "per_query": ref["per_query"],
+    }
 
 
 def comparisons(per_query: dict, references: dict[str, dict | None], metrics: list[str], seed: int) -> dict:
     """``{reference: {metric: paired statistics}}`` for every reference that has per-query values."""
-    return {name: compare_runs(per_query, ref["per_query"], metrics, seed=seed)
-            for name, ref in references.items() if ref and ref.get("per_query")}
+    return {
+        name: compare_runs(per_query, ref["per_query"], metrics, seed=seed)
+        for name, ref in references.items()
+        if ref and ref.get("per_query")
+    }
 
 
 def per_query_view(cand: dict, base: dict, metric: str, data, n: int = 10) -> dict:
@@ -53,15 +68,25 @@ def per_query_view(cand: dict, base: dict, metric: str, data, n: int = 10) -> di
     deltas.sort()
 
     def top(rankings: dict, q: str) -> list[dict]:
-        return [{"id": d, "text": docs.get(d, "")[:SNIPPET], "relevant": d in relevant.get(q, {})}
-                for d in rankings.get(q, [])[:3]]
+        return [
+            {"id": d, "text": docs.get(d, "")[:SNIPPET], "relevant": d in relevant.get(q, {})}
+            for d in rankings.get(q, [])[:3]
+        ]
 
     def entry(delta: float, q: str) -> dict:
-        return {"query_id": q, "query": queries.get(q, ""), "delta": round(delta, 4),
-                "candidate": round(cand["per_query"][q][metric], 4), "baseline": round(base["per_query"][q][metric], 4),
-                "relevant": [{"id": d, "text": docs.get(d, "")[:SNIPPET]} for d in list(relevant.get(q, {}))[:3]],
-                "candidate_top": top(cand.get("rankings", {}), q), "baseline_top": top(base.get("rankings", {}), q)}
+        return {
+            "query_id": q,
+            "query": queries.get(q, ""),
+            "delta": round(delta, 4),
+            "candidate": round(cand["per_query"][q][metric], 4),
+            "baseline": round(base["per_query"][q][metric], 4),
+            "relevant": [{"id": d, "text": docs.get(d, "")[:SNIPPET]} for d in list(relevant.get(q, {}))[:3]],
+            "candidate_top": top(cand.get("rankings", {}), q),
+            "baseline_top": top(base.get("rankings", {}), q),
+        }
 
-    return {"metric": metric,
-            "fixed": [entry(d, q) for d, q in reversed(deltas[-n:]) if d > 0],
-            "broken": [entry(d, q) for d, q in deltas[:n] if d < 0]}
+    return {
+        "metric": metric,
+        "fixed": [entry(d, q) for d, q in reversed(deltas[-n:]) if d > 0],
+        "broken": [entry(d, q) for d, q in deltas[:n] if d < 0],
+    }

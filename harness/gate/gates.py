@@ -20,8 +20,14 @@ from harness.results import Gate, VariantRow
 from harness.suite.schema import ThresholdTable
 
 
-def gates_for(name: str, metrics: dict[str, float], references: dict[str, dict | None],
-              comparisons: dict[str, dict], thresholds: list[ThresholdTable], worst: dict | None = None) -> list[Gate]:
+def gates_for(
+    name: str,
+    metrics: dict[str, float],
+    references: dict[str, dict | None],
+    comparisons: dict[str, dict],
+    thresholds: list[ThresholdTable],
+    worst: dict | None = None,
+) -> list[Gate]:
     """The gate verdicts of candidate ``name``: ``{metric, kind, against, threshold, value, passed}``
     each, plus ``ci`` (the gain's interval) where one was computed.
 
@@ -35,7 +41,9 @@ def gates_for(name: str, metrics: dict[str, float], references: dict[str, dict |
         if t.candidates and not any(fnmatch.fnmatchcase(name, p) for p in t.candidates):
             continue
         on_worst = worst is not None and t.seeds == "worst"
-        view_metrics, view_comps = (worst["metrics"], worst["comparisons"]) if on_worst else (metrics, comparisons)
+        view_metrics, view_comps = (
+            (worst["metrics"], worst["comparisons"]) if on_worst else (metrics, comparisons)
+        )
         value = view_metrics.get(t.metric)
         ref = (references.get(t.against) or {}).get(t.metric)
         comp = (view_comps.get(t.against) or {}).get(t.metric)
@@ -53,8 +61,14 @@ def gates_for(name: str, metrics: dict[str, float], references: dict[str, dict |
             else:
                 v = value
             passed = v is not None and (v <= threshold if kind in ("max", "max_drop") else v >= threshold)
-            gate: Gate = {"metric": t.metric, "kind": kind, "against": t.against if relative else None,
-                          "threshold": threshold, "value": None if v is None else round(v, 6), "passed": passed}
+            gate: Gate = {
+                "metric": t.metric,
+                "kind": kind,
+                "against": t.against if relative else None,
+                "threshold": threshold,
+                "value": None if v is None else round(v, 6),
+                "passed": passed,
+            }
             if worst is not None:
                 gate["seeds"] = t.seeds
             if relative and comp:
@@ -64,8 +78,9 @@ def gates_for(name: str, metrics: dict[str, float], references: dict[str, dict |
     return out
 
 
-def worst_seed(seeds: dict, references: dict[str, dict | None], thresholds: list[ThresholdTable],
-               seed: int) -> dict:
+def worst_seed(
+    seeds: dict, references: dict[str, dict | None], thresholds: list[ThresholdTable], seed: int
+) -> dict:
     """``{metrics, comparisons}`` of the worst seed for each metric a ``seeds = "worst"`` threshold
     gates: ``seeds`` is a candidate's ``seeds`` summary (each seed's metrics and per-query values)."""
     out: dict = {"metrics": seeds["worst"], "comparisons": {}}
@@ -79,8 +94,9 @@ def worst_seed(seeds: dict, references: dict[str, dict | None], thresholds: list
     return out
 
 
-def variant_drop(fp32: dict[str, float], variant: dict[str, float], primary: str,
-                 max_drop: float) -> tuple[float | None, bool]:
+def variant_drop(
+    fp32: dict[str, float], variant: dict[str, float], primary: str, max_drop: float
+) -> tuple[float | None, bool]:
     """A variant's drop of the primary metric from fp32, and whether it is within ``max_drop``."""
     base, value = fp32.get(primary), variant.get(primary)
     drop = None if base is None or value is None else round(base - value, 6)
@@ -92,14 +108,24 @@ def variant_gate(variants: list[VariantRow], primary: str, max_drop: float) -> G
     shipped = next((v for v in variants if v.get("shipped")), None)
     if not shipped or shipped["variant"] == "fp32":
         return None
-    return {"metric": primary, "kind": "max_drop", "against": "fp32", "threshold": max_drop,
-            "value": shipped.get("drop"), "passed": bool(shipped.get("passed"))}
+    return {
+        "metric": primary,
+        "kind": "max_drop",
+        "against": "fp32",
+        "threshold": max_drop,
+        "value": shipped.get("drop"),
+        "passed": bool(shipped.get("passed")),
+    }
 
 
 def describe(gate: Gate) -> str:
     """One line naming the metric, the threshold, the value and the interval, for terminal and report."""
     value = "missing" if gate["value"] is None else f"{gate['value']:.4f}"
     against = f" vs {gate['against']}" if gate.get("against") else ""
-    ci = f" (95% CI of the gain [{gate['ci'][0]:+.4f}, {gate['ci'][1]:+.4f}], p={gate['p_value']:.4f})" if gate.get("ci") else ""
+    ci = (
+        f" (95% CI of the gain [{gate['ci'][0]:+.4f}, {gate['ci'][1]:+.4f}], p={gate['p_value']:.4f})"
+        if gate.get("ci")
+        else ""
+    )
     seeds = {"mean": " (mean over seeds)", "worst": " (worst seed)"}.get(gate.get("seeds"), "")
     return f"{gate['metric']} {gate['kind']} {gate['threshold']}{against}{seeds}: {value}{ci}"

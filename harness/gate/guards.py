@@ -24,16 +24,22 @@ def guards(result: dict, baseline: dict | None, primary: str) -> list[str]:
     training = result.get("training") or {}
     pairs = training.get("pairs")
     if pairs is not None and pairs < FEW_PAIRS:
-        out.append(f"only {pairs} training pairs (fewer than {FEW_PAIRS}): expect overfitting, and a dev split "
-                   "too small to choose well; add data or use fewer epochs")
+        out.append(
+            f"only {pairs} training pairs (fewer than {FEW_PAIRS}): expect overfitting, and a dev split "
+            "too small to choose well; add data or use fewer epochs"
+        )
     losses = [h["loss"] for h in training.get("history", []) if h.get("loss") is not None]
     if len(losses) >= 2 and losses[-1] >= losses[0]:
-        out.append(f"the training loss did not fall ({losses[0]:.4f} at the start, {losses[-1]:.4f} at the end): "
-                   "check the learning rate and the pairs")
+        out.append(
+            f"the training loss did not fall ({losses[0]:.4f} at the start, {losses[-1]:.4f} at the end): "
+            "check the learning rate and the pairs"
+        )
     change = training.get("embedding_change")
     if change is not None and change < UNCHANGED:
-        out.append(f"the embeddings did not change (mean cosine distance to the base model {change:.2e}): "
-                   "training had no effect")
+        out.append(
+            f"the embeddings did not change (mean cosine distance to the base model {change:.2e}): "
+            "training had no effect"
+        )
     value, base = result.get("metrics", {}).get(primary), (baseline or {}).get("metrics", {}).get(primary)
     if value is not None and base is not None and value <= base:
         out.append(f"not better than its untuned baseline on {primary} ({value:.4f} vs {base:.4f})")

@@ -23,9 +23,15 @@ PERMUTATIONS = 10000
 ALPHA = 0.05
 
 
-def paired_comparison(candidate: Sequence[float], reference: Sequence[float], *, seed: int = 0,
-                      samples: int = BOOTSTRAP_SAMPLES, permutations: int = PERMUTATIONS,
-                      alpha: float = ALPHA) -> dict:
+def paired_comparison(
+    candidate: Sequence[float],
+    reference: Sequence[float],
+    *,
+    seed: int = 0,
+    samples: int = BOOTSTRAP_SAMPLES,
+    permutations: int = PERMUTATIONS,
+    alpha: float = ALPHA,
+) -> dict:
     """Gain (candidate minus reference), its bootstrap interval, the permutation p-value, a verdict
     and how many queries got better, worse or stayed the same."""
     c, r = np.asarray(candidate, dtype=np.float64), np.asarray(reference, dtype=np.float64)
@@ -54,19 +60,31 @@ def paired_comparison(candidate: Sequence[float], reference: Sequence[float], *,
         verdict = "not distinguishable"
     eps = 1e-9
     return {
-        "gain": float(diff.mean()), "ci_low": float(low), "ci_high": float(high), "p_value": float(p),
-        "verdict": verdict, "queries": int(n), "improved": int((diff > eps).sum()),
-        "worsened": int((diff < -eps).sum()), "unchanged": int((np.abs(diff) <= eps).sum()),
+        "gain": float(diff.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "p_value": float(p),
+        "verdict": verdict,
+        "queries": int(n),
+        "improved": int((diff > eps).sum()),
+        "worsened": int((diff < -eps).sum()),
+        "unchanged": int((np.abs(diff) <= eps).sum()),
     }
 
 
-def compare_runs(candidate: dict[str, dict[str, float]], reference: dict[str, dict[str, float]],
-                 metrics: Sequence[str], seed: int = 0) -> dict[str, dict]:
+def compare_runs(
+    candidate: dict[str, dict[str, float]],
+    reference: dict[str, dict[str, float]],
+    metrics: Sequence[str],
+    seed: int = 0,
+) -> dict[str, dict]:
     """:func:`paired_comparison` per metric over the queries both per-query tables share."""
     queries = sorted(set(candidate) & set(reference))
     out = {}
     for m in metrics:
-        pairs = [(candidate[q][m], reference[q][m]) for q in queries if m in candidate[q] and m in reference[q]]
+        pairs = [
+            (candidate[q][m], reference[q][m]) for q in queries if m in candidate[q] and m in reference[q]
+        ]
         if pairs:
             c, r = zip(*pairs)
             out[m] = paired_comparison(c, r, seed=seed)

@@ -11,8 +11,14 @@ from harness.results import CandidateResult, Judgement
 from harness.suite.schema import Suite
 
 
-def judge(result: CandidateResult, baseline: CandidateResult | None, compare: dict | None, suite: Suite,
-          data, others: dict[str, dict] | None = None) -> Judgement:
+def judge(
+    result: CandidateResult,
+    baseline: CandidateResult | None,
+    compare: dict | None,
+    suite: Suite,
+    data,
+    others: dict[str, dict] | None = None,
+) -> Judgement:
     """Compare a trained and evaluated ``result`` with its untuned ``baseline`` (None when that one
     did not pass), the ``--compare`` model (None without it) and ``others`` (the suite's references
     by name, each with ``metrics`` and ``per_query``), gate it on the suite's thresholds and say what
@@ -23,9 +29,19 @@ def judge(result: CandidateResult, baseline: CandidateResult | None, compare: di
     out: Judgement = {"comparison": comparisons(result["per_query"], references, metrics, suite.data.seed)}
     if compare:
         out["compared_with"] = {k: compare[k] for k in ("file", "run_id", "name")}
-    worst = worst_seed(result["seeds"], references, suite.thresholds, suite.data.seed) if result.get("seeds") else None
-    gates = gates_for(result["name"], result["metrics"], {k: v["metrics"] if v else None for k, v in references.items()},
-                      out["comparison"], suite.thresholds, worst)
+    worst = (
+        worst_seed(result["seeds"], references, suite.thresholds, suite.data.seed)
+        if result.get("seeds")
+        else None
+    )
+    gates = gates_for(
+        result["name"],
+        result["metrics"],
+        {k: v["metrics"] if v else None for k, v in references.items()},
+        out["comparison"],
+        suite.thresholds,
+        worst,
+    )
     drop = variant_gate(result.get("variants", []), primary, suite.export.max_drop)
     out["gates"] = gates + ([drop] if drop else [])
     out["status"] = "passed" if all(g["passed"] for g in out["gates"]) else "failed"

@@ -9,14 +9,22 @@ import json
 from pathlib import Path
 
 from harness import __version__
+from harness.core.records import write_atomic
 from harness.gate.compare import shipped
 from harness.results import RunDocument
-from harness.core.records import write_atomic
 
 SCHEMA = Path(__file__).with_name("results.schema.json")  #: also docs/results.schema.json
 
-LIBRARIES = ("torch", "transformers", "sentence-transformers", "onnxruntime-gpu", "onnxruntime", "optimum",
-             "optimum-onnx", "polars")
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "onnxruntime-gpu",
+    "onnxruntime",
+    "optimum",
+    "optimum-onnx",
+    "polars",
+)
 
 
 def environment() -> dict:
@@ -35,23 +43,36 @@ def environment() -> dict:
     return out
 
 
-def run_document(run, code: int | None, device: str, executor: dict, started: float,
-                 compare: dict | None) -> RunDocument:
+def run_document(
+    run, code: int | None, device: str, executor: dict, started: float, compare: dict | None
+) -> RunDocument:
     """The results.json of ``run`` (a :class:`harness.core.suiterun.SuiteRun`); ``code``: its exit code,
     None while it goes on."""
     suite, data = run.suite, run.data
     results = list(run.results.values())
     return {
-        "suite": suite.name, "suite_file": str(suite.path), "suite_sha256": suite.sha256,
-        "description": suite.suite.description, "profile": suite.profile, "run_id": run.run_dir.name,
-        "exit_code": None if code is None else int(code), "device": device, "executor": executor,
+        "suite": suite.name,
+        "suite_file": str(suite.path),
+        "suite_sha256": suite.sha256,
+        "description": suite.suite.description,
+        "profile": suite.profile,
+        "run_id": run.run_dir.name,
+        "exit_code": None if code is None else int(code),
+        "device": device,
+        "executor": executor,
         "started": dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
         "finished": dt.datetime.now().isoformat(timespec="seconds") if code is not None else None,
         "primary_metric": suite.evaluation.primary_metric,
-        "data": None if data is None else {"source": suite.data.source, "fingerprint": data.fingerprint,
-                                           **data.stats(), "warnings": data.warnings,
-                                           "cleaning": data.cleaning, "split": data.split_info or
-                                           {"method": f"given by the source ({suite.data.test_split!r})"}},
+        "data": None
+        if data is None
+        else {
+            "source": suite.data.source,
+            "fingerprint": data.fingerprint,
+            **data.stats(),
+            "warnings": data.warnings,
+            "cleaning": data.cleaning,
+            "split": data.split_info or {"method": f"given by the source ({suite.data.test_split!r})"},
+        },
         "training": dict(vars(suite.training)),
         "export": dict(vars(suite.export)),
         "data_seed": suite.data.seed,
@@ -67,11 +88,21 @@ def run_document(run, code: int | None, device: str, executor: dict, started: fl
 def references_of(run) -> list[dict]:
     """results.json ``references``: each bm25 reference of the suite, then each hybrid of every
     baseline and candidate (``fuses``: whose dense ranking it fused)."""
-    out = [{k: v for k, v in r.items() if k not in ("per_query", "rankings")} for r in run.references.values()]
+    out = [
+        {k: v for k, v in r.items() if k not in ("per_query", "rankings")} for r in run.references.values()
+    ]
     for c in run.results.values():
         for name, h in (c.get("hybrid") or {}).items():
-            out.append({"name": name, "type": "hybrid", "fuses": c["name"], "of": h["of"], "settings": h["settings"],
-                        "metrics": h["metrics"]})
+            out.append(
+                {
+                    "name": name,
+                    "type": "hybrid",
+                    "fuses": c["name"],
+                    "of": h["of"],
+                    "settings": h["settings"],
+                    "metrics": h["metrics"],
+                }
+            )
     return out
 
 
@@ -108,37 +139,71 @@ def read_results(path: Path) -> RunDocument:
     path = Path(path)
     file = path / "results.json" if path.is_dir() or not path.suffix else path
     if not file.is_file():
-        raise ConfigError(Problem(str(file), "", "no such file (expected the results.json of a run folder such as "
-                                  "reports/<suite>/latest)"))
+        raise ConfigError(
+            Problem(
+                str(file),
+                "",
+                "no such file (expected the results.json of a run folder such as reports/<suite>/latest)",
+            )
+        )
     try:
         doc = json.loads(file.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(Problem(str(file), "", f"not UTF-8 text (byte {e.start})")) from None
     except json.JSONDecodeError as e:
-        raise ConfigError(Problem(str(file), f"line {e.lineno} column {e.colno}",
-                                  f"not valid JSON ({e.msg}): truncated or damaged")) from None
+        raise ConfigError(
+            Problem(
+                str(file),
+                f"line {e.lineno} column {e.colno}",
+                f"not valid JSON ({e.msg}): truncated or damaged",
+            )
+        ) from None
     except (RecursionError, OSError) as e:
         raise ConfigError(Problem(str(file), "", f"cannot be read as JSON ({type(e).__name__})")) from None
     if isinstance(doc, dict) and isinstance(doc.get("candidates"), list):
         doc = upgrade(doc)
-    errors = sorted(Draft202012Validator(json.loads(SCHEMA.read_text())).iter_errors(doc),
-                    key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(
+        Draft202012Validator(json.loads(SCHEMA.read_text())).iter_errors(doc),
+        key=lambda e: list(map(str, e.absolute_path)),
+    )
     if errors:
-        raise ConfigError([Problem(str(file), "/".join(map(str, e.absolute_path)) or "(top)",
-                                   f"{e.message[:200]} (not a results.json the harness wrote, or a damaged one)")
-                           for e in errors[:5]])
+        raise ConfigError(
+            [
+                Problem(
+                    str(file),
+                    "/".join(map(str, e.absolute_path)) or "(top)",
+                    f"{e.message[:200]} (not a results.json the harness wrote, or a damaged one)",
+                )
+                for e in errors[:5]
+            ]
+        )
     return doc
 
 
 def upgrade(doc: dict) -> dict:
     """Fill the keys that results.json files written by older versions lack, so that every run
     re-renders, and ``--compare``, ``--resume`` and the history read it."""
-    for k, v in (("shipped", None), ("compare", None), ("not_run", []), ("description", ""), ("profile", None),
-                 ("executor", {"kind": "local"}), ("export", {}), ("data_seed", 0), ("references", [])):
+    for k, v in (
+        ("shipped", None),
+        ("compare", None),
+        ("not_run", []),
+        ("description", ""),
+        ("profile", None),
+        ("executor", {"kind": "local"}),
+        ("export", {}),
+        ("data_seed", 0),
+        ("references", []),
+    ):
         doc.setdefault(k, v)
     for c in doc["candidates"]:
         if isinstance(c, dict):
-            for k, v in (("gates", []), ("metrics", {}), ("timings", {}), ("encoder", None),
-                         ("base_model_revision", None), ("resolver", None)):
+            for k, v in (
+                ("gates", []),
+                ("metrics", {}),
+                ("timings", {}),
+                ("encoder", None),
+                ("base_model_revision", None),
+                ("resolver", None),
+            ):
                 c.setdefault(k, v)
     return doc

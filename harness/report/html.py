@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.report import plots
-from harness.report.document import read_results
+from harness.core.metrics import MEASURED, reported
 from harness.gate.compare import shipped
 from harness.gate.gates import describe
-from harness.core.metrics import MEASURED, reported
+from harness.report import plots
+from harness.report.document import read_results
 from harness.train.selection import refit_phrase
 
-MARKS = {"better": "▲ significantly better", "worse": "▼ significantly worse", "not distinguishable": "≈ not distinguishable"}
+MARKS = {
+    "better": "▲ significantly better",
+    "worse": "▼ significantly worse",
+    "not distinguishable": "≈ not distinguishable",
+}
 
 
 def columns(doc: dict) -> list[str]:
@@ -36,16 +40,31 @@ def ranking(doc: dict) -> list[dict]:
         cells = []
         for m in metrics:
             s = comp.get(m)
-            cells.append({"metric": m, "value": c["metrics"].get(m),
-                          "gain": s["gain"] if s else None, "ci": (s["ci_low"], s["ci_high"]) if s else None,
-                          "p": s["p_value"] if s else None, "verdict": s["verdict"] if s else None})
+            cells.append(
+                {
+                    "metric": m,
+                    "value": c["metrics"].get(m),
+                    "gain": s["gain"] if s else None,
+                    "ci": (s["ci_low"], s["ci_high"]) if s else None,
+                    "p": s["p_value"] if s else None,
+                    "verdict": s["verdict"] if s else None,
+                }
+            )
         top = comp.get(primary)
-        rows.append({
-            **c, "cells": cells, "primary": c["metrics"].get(primary),
-            "verdict": top["verdict"] if top else None, "mark": MARKS.get(top["verdict"]) if top else None,
-            "interval": (b[primary] + top["ci_low"], b[primary] + top["ci_high"]) if top and primary in b else None,
-            "outcomes": top, "gate_lines": [(g["passed"], describe(g)) for g in c.get("gates", [])],
-        })
+        rows.append(
+            {
+                **c,
+                "cells": cells,
+                "primary": c["metrics"].get(primary),
+                "verdict": top["verdict"] if top else None,
+                "mark": MARKS.get(top["verdict"]) if top else None,
+                "interval": (b[primary] + top["ci_low"], b[primary] + top["ci_high"])
+                if top and primary in b
+                else None,
+                "outcomes": top,
+                "gate_lines": [(g["passed"], describe(g)) for g in c.get("gates", [])],
+            }
+        )
     rows.sort(key=lambda r: (r["primary"] is None, -(r["primary"] or 0), r["name"]))
     return rows
 
@@ -56,16 +75,29 @@ def reference_rows(doc: dict) -> list[dict]:
     rows = []
     for r in doc.get("references") or []:
         if r["type"] == "hybrid":
-            name, what = f"{r['fuses']} + {r['name']}", f"{r['fuses']} fused with {r['of']} ({r['settings'].get('method')})"
+            name, what = (
+                f"{r['fuses']} + {r['name']}",
+                f"{r['fuses']} fused with {r['of']} ({r['settings'].get('method')})",
+            )
         elif r["type"] == "bm25":
             name, what = r["name"], f"BM25 (bm25s: {', '.join(f'{k}={v}' for k, v in r['settings'].items())})"
         else:
             name, what = r["name"], f"{r['settings'].get('model')} (untuned)"
-        rows.append({"name": name, "base_model": what,
-                     "baseline": False, "reference": True, "status": "error" if r.get("error") else "reference",
-                     "cells": [{"metric": m, "value": r["metrics"].get(m), "gain": None} for m in metrics],
-                     "primary": r["metrics"].get(primary), "mark": None, "verdict": None, "gate_lines": [],
-                     "error": r.get("error")})
+        rows.append(
+            {
+                "name": name,
+                "base_model": what,
+                "baseline": False,
+                "reference": True,
+                "status": "error" if r.get("error") else "reference",
+                "cells": [{"metric": m, "value": r["metrics"].get(m), "gain": None} for m in metrics],
+                "primary": r["metrics"].get(primary),
+                "mark": None,
+                "verdict": None,
+                "gate_lines": [],
+                "error": r.get("error"),
+            }
+        )
     return rows
 
 
@@ -76,8 +108,14 @@ def against_references(doc: dict) -> list[dict]:
     for c in doc["candidates"]:
         for ref, stats in (c.get("comparison") or {}).items():
             if ref in names and primary in stats:
-                out.append({"candidate": c["name"], "reference": ref, "value": c["metrics"].get(primary),
-                            **stats[primary]})
+                out.append(
+                    {
+                        "candidate": c["name"],
+                        "reference": ref,
+                        "value": c["metrics"].get(primary),
+                        **stats[primary],
+                    }
+                )
     return out
 
 
@@ -88,8 +126,16 @@ def out_of_domain(doc: dict) -> list[dict]:
     for c in doc["candidates"]:
         for name, o in (c.get("out_of_domain") or {}).items():
             s = (c.get("comparison") or {}).get("baseline", {}).get(f"{name}/{primary}")
-            out.append({"candidate": c["name"], "baseline": c["baseline"], "set": name, "queries": o.get("queries"),
-                        "value": o["metrics"].get(primary), "stats": s})
+            out.append(
+                {
+                    "candidate": c["name"],
+                    "baseline": c["baseline"],
+                    "set": name,
+                    "queries": o.get("queries"),
+                    "value": o["metrics"].get(primary),
+                    "stats": s,
+                }
+            )
     return out
 
 
@@ -104,18 +150,34 @@ def selection(doc: dict) -> list[dict]:
             continue
         seeds = c.get("seeds")
         if seeds and primary in seeds["mean"]:
-            seeds = {"mean": seeds["mean"][primary], "std": seeds["std"][primary], "worst": seeds["worst"][primary],
-                     "best": seeds["best"][primary], "shipped": seeds["shipped"],
-                     "runs": [{"seed": r["seed"], "dev": r["dev_score"], "value": r["metrics"].get(primary)}
-                              for r in seeds["runs"]]}
+            seeds = {
+                "mean": seeds["mean"][primary],
+                "std": seeds["std"][primary],
+                "worst": seeds["worst"][primary],
+                "best": seeds["best"][primary],
+                "shipped": seeds["shipped"],
+                "runs": [
+                    {"seed": r["seed"], "dev": r["dev_score"], "value": r["metrics"].get(primary)}
+                    for r in seeds["runs"]
+                ],
+            }
         else:
             seeds = None
         refit = t.get("refit")
         by = t.get("chosen_by") or ""
-        out.append({"name": c["name"], "setting": t.get("setting") or {}, "grid": t.get("grid"), "seeds": seeds,
-                    "epoch_by": by.removesuffix(refit_phrase(refit["epochs"])) if refit else by,
-                    "seed": t.get("seed"), "curve": t.get("learning_curve"), "epoch": t.get("chosen_epoch"),
-                    "refit": refit})
+        out.append(
+            {
+                "name": c["name"],
+                "setting": t.get("setting") or {},
+                "grid": t.get("grid"),
+                "seeds": seeds,
+                "epoch_by": by.removesuffix(refit_phrase(refit["epochs"])) if refit else by,
+                "seed": t.get("seed"),
+                "curve": t.get("learning_curve"),
+                "epoch": t.get("chosen_epoch"),
+                "refit": refit,
+            }
+        )
     # worth a section when something was chosen or measured beyond one plain training
     return out if any(s["grid"] or s["seeds"] or s["curve"] or s["refit"] for s in out) else []
 
@@ -127,8 +189,13 @@ def dims_table(doc: dict, rows: list[dict]) -> dict | None:
     if not with_dims:
         return None
     sizes = sorted({int(d) for r in with_dims for d in r["dims"]}, reverse=True)
-    return {"sizes": sizes, "rows": [{"name": r["name"], "scores": [(r["dims"].get(str(d)) or {}).get(primary)
-                                                                     for d in sizes]} for r in with_dims]}
+    return {
+        "sizes": sizes,
+        "rows": [
+            {"name": r["name"], "scores": [(r["dims"].get(str(d)) or {}).get(primary) for d in sizes]}
+            for r in with_dims
+        ],
+    }
 
 
 def history(run_dir: Path, doc: dict) -> list[dict]:
@@ -141,9 +208,15 @@ def history(run_dir: Path, doc: dict) -> list[dict]:
         try:  # a plain read: the full schema check costs ~0.3 s per SciFact run, once per earlier run
             d = doc if other == run_dir else json.loads((other / "results.json").read_text())
             ship = shipped(d["candidates"], primary)
-            points.append({"run_id": other.name, "name": ship["name"] if ship else None,
-                           "value": float(ship["metrics"][primary]) if ship else None, "current": other == run_dir,
-                           "exit_code": d.get("exit_code")})
+            points.append(
+                {
+                    "run_id": other.name,
+                    "name": ship["name"] if ship else None,
+                    "value": float(ship["metrics"][primary]) if ship else None,
+                    "current": other == run_dir,
+                    "exit_code": d.get("exit_code"),
+                }
+            )
         except (OSError, ValueError, LookupError, TypeError, AttributeError):
             continue  # a damaged or foreign run folder is left out of the history
     return points
@@ -157,41 +230,80 @@ def data_section(doc: dict) -> dict | None:
     cleaning = data.get("cleaning")
     if not cleaning:
         return None
-    findings = [{"name": k.replace("_", " "), "count": v.get("count", 0), "action": v.get("action", ""),
-                 "means": v.get("means", ""), "examples": v.get("examples", [])}
-                for k, v in cleaning.items() if k != "too_long" and isinstance(v, dict)]
-    columns = sorted({(c["name"], ", ".join(c["training"]["columns"]),
-                       ", ".join(f"{k} {n}" for k, n in (c["training"].get("negatives") or {}).items() if n))
-                      for c in doc.get("candidates", []) if (c.get("training") or {}).get("columns")})
-    return {"split": data.get("split") or {}, "findings": findings, "too_long": cleaning.get("too_long") or [],
-            "columns": [{"name": n, "columns": cols, "negatives": negs or "none"} for n, cols, negs in columns]}
+    findings = [
+        {
+            "name": k.replace("_", " "),
+            "count": v.get("count", 0),
+            "action": v.get("action", ""),
+            "means": v.get("means", ""),
+            "examples": v.get("examples", []),
+        }
+        for k, v in cleaning.items()
+        if k != "too_long" and isinstance(v, dict)
+    ]
+    columns = sorted(
+        {
+            (
+                c["name"],
+                ", ".join(c["training"]["columns"]),
+                ", ".join(f"{k} {n}" for k, n in (c["training"].get("negatives") or {}).items() if n),
+            )
+            for c in doc.get("candidates", [])
+            if (c.get("training") or {}).get("columns")
+        }
+    )
+    return {
+        "split": data.get("split") or {},
+        "findings": findings,
+        "too_long": cleaning.get("too_long") or [],
+        "columns": [{"name": n, "columns": cols, "negatives": negs or "none"} for n, cols, negs in columns],
+    }
 
 
 def write_report(run_dir: Path) -> Path:
     import jinja2
 
     doc = read_results(run_dir)
-    env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("harness.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters["toml"] = json.dumps  # settings as a suite file spells them: true, "best_dev", [1, 2]
     rows = ranking(doc)
     primary = doc["primary_metric"]
     past = history(run_dir, doc)
-    ranked = sorted(rows + reference_rows(doc), key=lambda r: (r["primary"] is None, -(r["primary"] or 0), r["name"]))
+    ranked = sorted(
+        rows + reference_rows(doc), key=lambda r: (r["primary"] is None, -(r["primary"] or 0), r["name"])
+    )
     figures = [  # the references stand among the candidates in the first plot, as in the ranking
         ("ndcg", f"{primary} with 95% intervals", plots.metric_with_ci(ranked, primary)),
-        ("outcomes", "Per-query outcome against the baseline", plots.query_outcomes([r for r in rows if not r["baseline"]])),
-        ("speed", "Quality against encoding throughput and model size", plots.quality_vs_speed(rows, primary)),
+        (
+            "outcomes",
+            "Per-query outcome against the baseline",
+            plots.query_outcomes([r for r in rows if not r["baseline"]]),
+        ),
+        (
+            "speed",
+            "Quality against encoding throughput and model size",
+            plots.quality_vs_speed(rows, primary),
+        ),
         ("training", f"Training loss and dev {primary} over steps", plots.training_curves(rows, primary)),
         ("history", f"Shipped candidate's {primary} across runs", plots.history(past, primary)),
     ]
     html = env.get_template("report.html.j2").render(
-        doc=doc, rows=rows, figures=[f for f in figures if f[2]], history=past,
+        doc=doc,
+        rows=rows,
+        figures=[f for f in figures if f[2]],
+        history=past,
         ranked=ranked,
-        against=against_references(doc), ood=out_of_domain(doc),
+        against=against_references(doc),
+        ood=out_of_domain(doc),
         metrics=columns(doc),
         views=[r for r in rows if r.get("per_query_view")],
-        selection=selection(doc), mining=[r for r in rows if r.get("mining")], dims=dims_table(doc, rows),
+        selection=selection(doc),
+        mining=[r for r in rows if r.get("mining")],
+        dims=dims_table(doc, rows),
         data=data_section(doc),
     )
     out = run_dir / "report.html"

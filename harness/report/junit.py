@@ -24,22 +24,34 @@ def write_junit(path: Path, runs: list) -> None:
                 continue
             classname = f"{run.suite.name}.{result['name']}"
             if result["status"] == "error":
-                applicable = [t for t in run.suite.thresholds
-                              if not t.candidates or any(fnmatch.fnmatchcase(result["name"], p) for p in t.candidates)]
+                applicable = [
+                    t
+                    for t in run.suite.thresholds
+                    if not t.candidates or any(fnmatch.fnmatchcase(result["name"], p) for p in t.candidates)
+                ]
                 names = [f"{t.metric} {k}" for t in applicable for k in t.KINDS if getattr(t, k) is not None]
                 for name in names or ["run"]:
                     case = ET.Element("testcase", classname=classname, name=name, time="0")
-                    ET.SubElement(case, "error", message=result.get("error", "error")).text = result.get("traceback", "")
+                    ET.SubElement(case, "error", message=result.get("error", "error")).text = result.get(
+                        "traceback", ""
+                    )
                     cases.append(case)
                 continue
             for gate in result["gates"]:
-                case = ET.Element("testcase", classname=classname, name=f"{gate['metric']} {gate['kind']}", time="0")
+                case = ET.Element(
+                    "testcase", classname=classname, name=f"{gate['metric']} {gate['kind']}", time="0"
+                )
                 if not gate["passed"]:
                     ET.SubElement(case, "failure", message=describe(gate)).text = describe(gate)
                 cases.append(case)
-        suite_el = ET.SubElement(root, "testsuite", name=run.suite.name, tests=str(len(cases)),
-                                 failures=str(sum(c.find("failure") is not None for c in cases)),
-                                 errors=str(sum(c.find("error") is not None for c in cases)))
+        suite_el = ET.SubElement(
+            root,
+            "testsuite",
+            name=run.suite.name,
+            tests=str(len(cases)),
+            failures=str(sum(c.find("failure") is not None for c in cases)),
+            errors=str(sum(c.find("error") is not None for c in cases)),
+        )
         suite_el.extend(cases)
         for k in totals:
             totals[k] += int(suite_el.get(k))

@@ -12,9 +12,11 @@ INK, MUTED, GOOD, BAD, BASE = "#1d2330", "#6b7488", "#3b7d4f", "#c0533f", "#9aa5
 
 
 def _svg(height: int, body: list[str], label: str, width: int = W) -> Markup:
-    return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(label)}" '
-                  f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-size="11" '
-                  f'font-family="sans-serif">{"".join(body)}</svg>')
+    return Markup(
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(label)}" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-size="11" '
+        f'font-family="sans-serif">{"".join(body)}</svg>'
+    )
 
 
 def _text(x, y, s, anchor="start", color=INK) -> str:
@@ -23,6 +25,10 @@ def _text(x, y, s, anchor="start", color=INK) -> str:
 
 def _points(xy) -> str:
     return " ".join(f"{a:.1f},{b:.1f}" for a, b in xy)
+
+
+def _polyline(color: str, points: str) -> str:
+    return f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{points}"/>'
 
 
 def _scale(lo: float, hi: float, a: float, b: float):
@@ -39,15 +45,31 @@ def metric_with_ci(rows: list[dict], metric: str) -> Markup:
     lo, hi = min(vals), max(vals)
     pad = (hi - lo) * 0.1 or 0.01
     x = _scale(lo - pad, hi + pad, 190, W - 20)
-    body = [_text(190, 12, f"{lo - pad:.3f}", color=MUTED), _text(W - 20, 12, f"{hi + pad:.3f}", "end", MUTED)]
+    body = [
+        _text(190, 12, f"{lo - pad:.3f}", color=MUTED),
+        _text(W - 20, 12, f"{hi + pad:.3f}", "end", MUTED),
+    ]
     for i, r in enumerate(pts):
         y = 30 + i * 24
-        color = BASE if r["baseline"] else GOOD if r.get("verdict") == "better" else BAD if r.get("verdict") == "worse" else INK
+        color = (
+            BASE
+            if r["baseline"]
+            else GOOD
+            if r.get("verdict") == "better"
+            else BAD
+            if r.get("verdict") == "worse"
+            else INK
+        )
         body.append(_text(0, y + 4, r["name"]))
         if r.get("interval"):
             a, b = r["interval"]
-            body.append(f'<line x1="{x(a):.1f}" x2="{x(b):.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="2"/>')
-            body += [f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{y - 5}" y2="{y + 5}" stroke="{color}"/>' for v in (a, b)]
+            body.append(
+                f'<line x1="{x(a):.1f}" x2="{x(b):.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="2"/>'
+            )
+            body += [
+                f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{y - 5}" y2="{y + 5}" stroke="{color}"/>'
+                for v in (a, b)
+            ]
         cx = x(r["primary"])
         body.append(f'<circle cx="{cx:.1f}" cy="{y}" r="4" fill="{color}"/>')
         body.append(_text(x(r["primary"]), y - 7, f"{r['primary']:.4f}", "middle", MUTED))
@@ -71,7 +93,9 @@ def query_outcomes(rows: list[dict]) -> Markup:
             if w > 24:
                 body.append(_text(x + w / 2, y + 13, o[key], "middle", "#fff"))
             x += w
-    body.append(_text(190, 20 + 28 * len(rows), "queries better / unchanged / worse than the baseline", color=MUTED))
+    body.append(
+        _text(190, 20 + 28 * len(rows), "queries better / unchanged / worse than the baseline", color=MUTED)
+    )
     return _svg(30 + 28 * len(rows), body, "per-query outcome against the baseline")
 
 
@@ -81,29 +105,46 @@ def training_curves(rows: list[dict], metric: str) -> Markup:
     for r in rows:
         hist = (r.get("training") or {}).get("history") or []
         loss = [(h["step"], h["loss"]) for h in hist if h.get("loss") is not None and "step" in h]
-        dev = [(h["step"], h[f"dev_{metric}"]) for h in hist if h.get(f"dev_{metric}") is not None and "step" in h]
+        dev = [
+            (h["step"], h[f"dev_{metric}"])
+            for h in hist
+            if h.get(f"dev_{metric}") is not None and "step" in h
+        ]
         if not loss:
             continue
         steps = [s for s, _ in loss + dev]
         x = _scale(min(steps), max(steps), 50, W - 60)
         yl = _scale(min(v for _, v in loss), max(v for _, v in loss), 150, 20)
-        body = [_text(0, 12, r["name"]), _text(50, 168, f"step {min(steps)}", color=MUTED),
-                _text(W - 60, 168, f"step {max(steps)}", "end", MUTED),
-                _text(46, 24, f"{max(v for _, v in loss):.3f}", "end", MUTED),
-                _text(46, 150, f"{min(v for _, v in loss):.3f}", "end", MUTED),
-                f'<polyline fill="none" stroke="{BAD}" stroke-width="1.5" points="{_points((x(s), yl(v)) for s, v in loss)}"/>',
-                _text(W / 2 - 8, 168, "training loss", "end", BAD)]  # legends under the plot, clear of the points
+        body = [
+            _text(0, 12, r["name"]),
+            _text(50, 168, f"step {min(steps)}", color=MUTED),
+            _text(W - 60, 168, f"step {max(steps)}", "end", MUTED),
+            _text(46, 24, f"{max(v for _, v in loss):.3f}", "end", MUTED),
+            _text(46, 150, f"{min(v for _, v in loss):.3f}", "end", MUTED),
+            _polyline(BAD, _points((x(s), yl(v)) for s, v in loss)),
+            _text(W / 2 - 8, 168, "training loss", "end", BAD),
+        ]  # legends under the plot, clear of the points
         if dev:
             yd = _scale(min(v for _, v in dev) - 0.01, max(v for _, v in dev) + 0.01, 150, 20)
-            body.append(f'<polyline fill="none" stroke="{GOOD}" stroke-width="1.5" points="{_points((x(s), yd(v)) for s, v in dev)}"/>')
-            body += [f'<circle cx="{x(s):.1f}" cy="{yd(v):.1f}" r="3" fill="{GOOD}"><title>step {s}: dev {escape(metric)} '
-                     f'{v:.4f}</title></circle>' for s, v in dev]
+            body.append(_polyline(GOOD, _points((x(s), yd(v)) for s, v in dev)))
+            body += [
+                f'<circle cx="{x(s):.1f}" cy="{yd(v):.1f}" r="3" fill="{GOOD}">'
+                f"<title>step {s}: dev {escape(metric)} {v:.4f}</title></circle>"
+                for s, v in dev
+            ]
             # values on the first and last evaluation and on the one kept; every point has its tooltip
             kept = _kept_step(r, hist)
-            body += [f'<circle cx="{x(s):.1f}" cy="{yd(v):.1f}" r="7" fill="none" stroke="{INK}"><title>kept: '
-                     f'{escape(metric)} {v:.4f} at step {s}</title></circle>' for s, v in dev if s == kept]
-            body += [_text(x(s), yd(v) - 9, f"{'kept ' if s == kept else ''}{v:.3f}", "middle", GOOD)
-                     for i, (s, v) in enumerate(dev) if s == kept or i in (0, len(dev) - 1)]
+            body += [
+                f'<circle cx="{x(s):.1f}" cy="{yd(v):.1f}" r="7" fill="none" stroke="{INK}"><title>kept: '
+                f"{escape(metric)} {v:.4f} at step {s}</title></circle>"
+                for s, v in dev
+                if s == kept
+            ]
+            body += [
+                _text(x(s), yd(v) - 9, f"{'kept ' if s == kept else ''}{v:.3f}", "middle", GOOD)
+                for i, (s, v) in enumerate(dev)
+                if s == kept or i in (0, len(dev) - 1)
+            ]
             body.append(_text(W / 2 + 8, 168, f"dev {metric}", color=GOOD))
         panels.append(_svg(175, body, f"training loss and dev {metric} of {r['name']}", W))
     return Markup("".join(panels))
@@ -137,7 +178,9 @@ def quality_vs_speed(rows: list[dict], metric: str) -> Markup:
         for v in r.get("variants") or [{"variant": None, "metrics": r["metrics"], "shipped": True}]:
             m = v.get("metrics") or {}
             if m.get(metric) is not None and m.get("docs_per_s"):
-                label = r["name"] + (f" [{v['variant']}]" if v["variant"] and len(r.get("variants", [])) > 1 else "")
+                label = r["name"] + (
+                    f" [{v['variant']}]" if v["variant"] and len(r.get("variants", [])) > 1 else ""
+                )
                 pts.append((label, r["baseline"], v.get("shipped"), m))
     if not pts:
         return Markup("")
@@ -145,24 +188,35 @@ def quality_vs_speed(rows: list[dict], metric: str) -> Markup:
     q = [m[metric] for *_, m in pts]
     x = _scale(min(sp) * 0.9, max(sp) * 1.1, 60, W - 170)
     y = _scale(min(q) - 0.01, max(q) + 0.01, 200, 20)
-    body = [f'<line x1="60" x2="{W - 170}" y1="210" y2="210" stroke="{MUTED}"/>',
-            f'<line x1="60" x2="60" y1="15" y2="210" stroke="{MUTED}"/>',
-            _text(W - 170, 226, "docs/s (onnxruntime, test corpus) →", "end", MUTED), _text(0, 14, f"{metric} ↑", color=MUTED),
-            _text(56, y(max(q)) + 4, f"{max(q):.3f}", "end", MUTED), _text(56, y(min(q)) + 4, f"{min(q):.3f}", "end", MUTED)]
+    body = [
+        f'<line x1="60" x2="{W - 170}" y1="210" y2="210" stroke="{MUTED}"/>',
+        f'<line x1="60" x2="60" y1="15" y2="210" stroke="{MUTED}"/>',
+        _text(W - 170, 226, "docs/s (onnxruntime, test corpus) →", "end", MUTED),
+        _text(0, 14, f"{metric} ↑", color=MUTED),
+        _text(56, y(max(q)) + 4, f"{max(q):.3f}", "end", MUTED),
+        _text(56, y(min(q)) + 4, f"{min(q):.3f}", "end", MUTED),
+    ]
     edge = frontier([(m["docs_per_s"], m[metric]) for *_, m in pts])
     if edge:  # one point alone is the frontier too: fastest and best at once
-        body.append(f'<polyline id="frontier" fill="none" stroke="{MUTED}" stroke-dasharray="4 3" points="'
-                    f'{_points((x(pts[i][3]["docs_per_s"]), y(pts[i][3][metric])) for i in edge)}">'
-                    "<title>frontier: the fastest way to each quality</title></polyline>")
+        body.append(
+            f'<polyline id="frontier" fill="none" stroke="{MUTED}" stroke-dasharray="4 3" points="'
+            f'{_points((x(pts[i][3]["docs_per_s"]), y(pts[i][3][metric])) for i in edge)}">'
+            "<title>frontier: the fastest way to each quality</title></polyline>"
+        )
     for label, baseline, is_shipped, m in pts:
         mb = m.get("model_mb") or 1
         cx, cy = x(m["docs_per_s"]), y(m[metric])
-        radius = min(14, 3 + mb ** 0.5 / 2)
-        tip = f"<title>{escape(label)}: {escape(metric)} {m[metric]:.4f}, {m['docs_per_s']:.1f} docs/s, {mb:.1f} MB</title>"
+        radius = min(14, 3 + mb**0.5 / 2)
+        tip = f"{escape(label)}: {escape(metric)} {m[metric]:.4f}, {m['docs_per_s']:.1f} docs/s, {mb:.1f} MB"
         color = BASE if baseline else GOOD
-        body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius:.1f}" fill="{color}" fill-opacity="0.7">{tip}</circle>')
+        body.append(
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius:.1f}" fill="{color}" fill-opacity="0.7">'
+            f"<title>{tip}</title></circle>"
+        )
         if is_shipped and not baseline:
-            body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius + 3:.1f}" fill="none" stroke="{INK}"/>')
+            body.append(
+                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius + 3:.1f}" fill="none" stroke="{INK}"/>'
+            )
         body.append(_text(cx + 12, cy + 4, f"{label} ({m['docs_per_s']:.0f} docs/s, {mb:.0f} MB)"))
     return _svg(235, body, f"{metric} against encoding throughput and model size, per export variant")
 
@@ -175,7 +229,9 @@ def history(points: list[dict], metric: str) -> Markup:
     x = _scale(0, len(pts) - 1, 60, W - 60)
     vals = [p["value"] for p in pts]
     y = _scale(min(vals) - 0.01, max(vals) + 0.01, 120, 20)
-    body = [f'<polyline fill="none" stroke="{INK}" points="{_points((x(i), y(v)) for i, v in enumerate(vals))}"/>']
+    body = [
+        f'<polyline fill="none" stroke="{INK}" points="{_points((x(i), y(v)) for i, v in enumerate(vals))}"/>'
+    ]
     for i, p in enumerate(pts):
         color = GOOD if p["current"] else INK
         body.append(f'<circle cx="{x(i):.1f}" cy="{y(p["value"]):.1f}" r="3.5" fill="{color}"/>')

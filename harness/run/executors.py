@@ -28,12 +28,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Tuple
 
+from harness.core.suiterun import SuiteRun
 from harness.errors import ConfigError
 from harness.plugins import Plugins
 from harness.results import CandidateResult
 from harness.run.options import RunOptions
 from harness.run.pipeline import Pipeline
-from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 
 SHARED_MARK = ".harness-shared"
@@ -85,7 +85,9 @@ class Job:
     options: RunOptions  #: the run's: ``device``, ``no_cache``, ``plugins`` (``-p``, relative to ``cwd``)
     cwd: str
     shared_token: str  #: the run folder holds ``.harness-shared`` with this text when the worker can see it
-    reference: str | None = None  #: ``[[references]].name`` of a model reference (``model`` is then its name too)
+    reference: str | None = (
+        None  #: ``[[references]].name`` of a model reference (``model`` is then its name too)
+    )
 
 
 def run_job(job: Job, data: tuple) -> tuple[CandidateResult, bytes | None]:
@@ -116,8 +118,11 @@ def run_job(job: Job, data: tuple) -> tuple[CandidateResult, bytes | None]:
     run.models[model.name] = plugins.resolve_model(model.base, model.revision)
     try:
         result = Pipeline(plugins, replace(job.options, quiet=True)).compute(run, item, job.keys)
-        result["worker"] = {"host": socket.gethostname(), "pid": os.getpid(),
-                            "artifacts": "shared path" if shipped_back is None else "object store"}
+        result["worker"] = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "artifacts": "shared path" if shipped_back is None else "object store",
+        }
         return result, None if shipped_back is None else _tar(run_dir / "models" / item.name)
     finally:
         if shipped_back is not None:
@@ -155,17 +160,25 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise ConfigError("--executor ray: Ray is not installed; pip install \"embedding-harness[ray]\" "
-                              "(or pip install -e \".[ray]\")") from None
+            raise ConfigError(
+                '--executor ray: Ray is not installed; pip install "embedding-harness[ray]" '
+                '(or pip install -e ".[ray]")'
+            ) from None
         self.ray = ray
         if not ray.is_initialized():
-            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+            kw: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": "ERROR",
+            }
             if num_cpus and address is None:
                 kw["num_cpus"] = num_cpus
             try:
                 ray.init(address=address, **kw)
             except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError
-                raise ConfigError(f"--ray-address {address or '(local)'}: cannot connect to Ray: {e}") from None
+                raise ConfigError(
+                    f"--ray-address {address or '(local)'}: cannot connect to Ray: {e}"
+                ) from None
             self._started = True
         else:
             self._started = False
@@ -184,8 +197,10 @@ class RayExecutor:
 
     def cluster_text(self) -> str:
         res = self.ray.cluster_resources()
-        return (f"Ray {self.ray.__version__}: {len(self.ray.nodes())} node(s), {res.get('CPU', 0):g} CPU(s), "
-                f"{res.get('GPU', 0):g} GPU(s)")
+        return (
+            f"Ray {self.ray.__version__}: {len(self.ray.nodes())} node(s), {res.get('CPU', 0):g} CPU(s), "
+            f"{res.get('GPU', 0):g} GPU(s)"
+        )
 
     def describe(self) -> dict:
         return {"kind": "ray", "cluster": self.cluster}
@@ -196,10 +211,23 @@ class RayExecutor:
         if id(run) not in self._data:
             self._share(run.run_dir)
             self._data[id(run)] = self.ray.put((run.data, run.out_of_domain))
-        job = Job(run.suite, item.model.name, None if item.loss is None else item.loss.name, str(run.run_dir), keys,
-                  self.options, str(Path.cwd()), self.token, None if item.reference is None else item.reference.name)
+        job = Job(
+            run.suite,
+            item.model.name,
+            None if item.loss is None else item.loss.name,
+            str(run.run_dir),
+            keys,
+            self.options,
+            str(Path.cwd()),
+            self.token,
+            None if item.reference is None else item.reference.name,
+        )
         processes = run.suite.training.processes if item.loss is not None else 1
-        resources = {"num_gpus": processes, "num_cpus": 1} if self.options.device == "cuda" else {"num_cpus": processes}
+        resources = (
+            {"num_gpus": processes, "num_cpus": 1}
+            if self.options.device == "cuda"
+            else {"num_cpus": processes}
+        )
         ref = self._remote.options(**resources).remote(job, self._data[id(run)])
         self.pending[ref] = (key, run.run_dir, item.name)
 
@@ -248,8 +276,9 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def make(kind: str, plugins: Plugins, options: RunOptions, address: str | None = None,
-         num_cpus: int | None = None) -> LocalExecutor | RayExecutor:
+def make(
+    kind: str, plugins: Plugins, options: RunOptions, address: str | None = None, num_cpus: int | None = None
+) -> LocalExecutor | RayExecutor:
     """The executor ``--executor`` names, for a run with ``options``."""
     if kind == "local":
         return LocalExecutor(plugins, options)

@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 
 from harness.api import LoadContext
+from harness.core.suiterun import SuiteRun
 from harness.data.prepare import Prepared, prepare
 from harness.errors import ConfigError, DataError, HarnessError, Problem
 from harness.plugins import Plugins
 from harness.run.executors import SHARED_MARK
-from harness.run.run_dir import LOCK, RunLock, claim
 from harness.run.options import RunOptions
-from harness.core.suiterun import SuiteRun
+from harness.run.run_dir import LOCK, RunLock, claim
 from harness.suite.collect import Item
 from harness.suite.schema import Suite
 from harness.suite.validate import source_options
@@ -53,7 +53,9 @@ class Preparation:
                 continue
             resumed = self.resumed_dir(suite)
             folder = resumed or claim(self.options.out_dir / suite.name, stamp)
-            run = SuiteRun(suite, by_suite[suite.name], folder, previous=previous_results(folder), new=resumed is None)
+            run = SuiteRun(
+                suite, by_suite[suite.name], folder, previous=previous_results(folder), new=resumed is None
+            )
             runs.append(run)  # before the lock: should taking it fail, the folder is still cleaned up
             run.lock = RunLock(folder).acquire()
             try:
@@ -64,8 +66,9 @@ class Preparation:
                 problems += [Problem(str(suite.path), "data", m) for m in e.messages]
             except Exception as e:  # noqa: BLE001 - a plugin's bug: this suite's items error, the others run
                 owner = self.plugins.registry.owner.get(("pair_sources", suite.data.source), "?")
-                run.load_error = (f"pair source {suite.data.source!r} (plugin {owner}) raised "
-                                  f"{type(e).__name__}: {e}")
+                run.load_error = (
+                    f"pair source {suite.data.source!r} (plugin {owner}) raised {type(e).__name__}: {e}"
+                )
                 self.warn(f"{suite.name}: {run.load_error}")
             problems += self.out_of_domain(suite, run)
             for i, model in enumerate(suite.models):
@@ -80,7 +83,9 @@ class Preparation:
             for item in run.items:
                 if item.reference is not None:
                     try:
-                        run.models[item.model.name] = self.plugins.resolve_model(item.model.base, item.model.revision)
+                        run.models[item.model.name] = self.plugins.resolve_model(
+                            item.model.base, item.model.revision
+                        )
                     except HarnessError as e:
                         i = suite.references.index(item.reference)
                         problems.append(Problem(str(suite.path), f"references[{i}].model", str(e)))
@@ -88,8 +93,12 @@ class Preparation:
             raise ConfigError(problems)
         for run in runs:
             if run.data is not None:
-                data_ready(self.plugins, run.suite, run.data, {
-                    m.name: run.models[m.name].path for m in run.suite.models if m.name in run.models})
+                data_ready(
+                    self.plugins,
+                    run.suite,
+                    run.data,
+                    {m.name: run.models[m.name].path for m in run.suite.models if m.name in run.models},
+                )
                 for w in run.data.warnings + history_warnings(run):
                     self.warn(f"{run.suite.name}: {w}")
         return runs
@@ -125,8 +134,9 @@ class Preparation:
         out = []
         for i, loss in enumerate(suite.losses):
             spec = self.plugins.registry.losses[loss.type]
-            missing = missing_columns(spec, loss.options, loss.hard_negatives is not None, graded(data),
-                                      has_negatives(data))
+            missing = missing_columns(
+                spec, loss.options, loss.hard_negatives is not None, graded(data), has_negatives(data)
+            )
             if missing:
                 out.append(Problem(str(suite.path), f"losses[{i}]", missing))
         return out
@@ -136,22 +146,37 @@ class Preparation:
         if self.sequential:
             return []
         names = suite.candidate_names()
-        return [Problem(str(suite.path), f"losses[{i}].hard_negatives.model",
-                        f"mining with the candidate {loss.hard_negatives.model!r} needs it trained first: run this "
-                        "suite with --executor local")
-                for i, loss in enumerate(suite.losses)
-                if loss.hard_negatives is not None and loss.hard_negatives.model in names] + [
-            Problem(str(suite.path), f"models[{i}].distill_from",
-                    f"distilling from the candidate {m.distill_from!r} needs it trained first: run this suite with "
-                    "--executor local")
-            for i, m in enumerate(suite.models) if m.distill_from is not None]
+        return [
+            Problem(
+                str(suite.path),
+                f"losses[{i}].hard_negatives.model",
+                f"mining with the candidate {loss.hard_negatives.model!r} needs it trained first: run this "
+                "suite with --executor local",
+            )
+            for i, loss in enumerate(suite.losses)
+            if loss.hard_negatives is not None and loss.hard_negatives.model in names
+        ] + [
+            Problem(
+                str(suite.path),
+                f"models[{i}].distill_from",
+                f"distilling from the candidate {m.distill_from!r} needs it trained first: run this suite "
+                "with "
+                "--executor local",
+            )
+            for i, m in enumerate(suite.models)
+            if m.distill_from is not None
+        ]
 
     def resumed_dir(self, suite: Suite) -> Path | None:
         """With --resume: the suite's newest run folder (finished steps in it are re-used)."""
         if not self.options.resume:
             return None
         folder = self.options.out_dir / suite.name
-        runs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()) if folder.is_dir() else []
+        runs = (
+            sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
+            if folder.is_dir()
+            else []
+        )
         if not runs:
             self.warn(f"{suite.name}: --resume: no earlier run in {folder}, starting anew")
             return None
@@ -163,9 +188,14 @@ def load_data(plugins: Plugins, suite: Suite, device: str) -> Prepared:
     source = plugins.registry.pair_sources[suite.data.source]
     data_dir = os.environ.get("HARNESS_DATA_DIR")
     cache = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
-    ctx = LoadContext(Path(data_dir) if data_dir else None, suite.path.parent.resolve(), cache,
-                      (suite.data.train_split, suite.data.test_split),
-                      lambda name: plugins.resolve_model(name, None).path, device)
+    ctx = LoadContext(
+        Path(data_dir) if data_dir else None,
+        suite.path.parent.resolve(),
+        cache,
+        (suite.data.train_split, suite.data.test_split),
+        lambda name: plugins.resolve_model(name, None).path,
+        device,
+    )
     return prepare(source.load(source_options(suite, plugins.registry), ctx), suite.data)
 
 
@@ -205,11 +235,15 @@ def history_warnings(run: SuiteRun) -> list[str]:
     if not isinstance(last, dict) or last.get("run_id") == run.run_dir.name:
         return out
     if (last.get("data") or {}).get("fingerprint") not in (None, run.data.fingerprint):
-        out.append(f"the previous run {last.get('run_id')} used other data (fingerprint "
-                   f"{last['data']['fingerprint']} vs {run.data.fingerprint}): the history mixes datasets")
+        out.append(
+            f"the previous run {last.get('run_id')} used other data (fingerprint "
+            f"{last['data']['fingerprint']} vs {run.data.fingerprint}): the history mixes datasets"
+        )
     if last.get("suite_sha256") not in (None, run.suite.sha256) or last.get("profile") != run.suite.profile:
-        out.append(f"the previous run {last.get('run_id')} used other suite settings (suite file or profile "
-                   "changed): compare the history with care")
+        out.append(
+            f"the previous run {last.get('run_id')} used other suite settings (suite file or profile "
+            "changed): compare the history with care"
+        )
     return out
 
 
@@ -221,8 +255,11 @@ def data_ready(plugins: Plugins, suite: Suite, data: Prepared, models: dict[str,
 
     queries = [t for s in (data.train, data.dev, data.test) for t in s.queries["text"].to_list()]
     data.cleaning["too_long"] = length_report(
-        data.corpus["text"].to_list(), queries, models,
-        {"training": suite.training.max_seq_length, "evaluation": suite.evaluation.max_seq_length})
+        data.corpus["text"].to_list(),
+        queries,
+        models,
+        {"training": suite.training.max_seq_length, "evaluation": suite.evaluation.max_seq_length},
+    )
     plugins.hook.harness_data_ready(suite=suite, data=data)
 
 
@@ -235,9 +272,19 @@ def student_problems(suite: Suite, i: int, base: Path) -> list[Problem]:
     if total is None:
         return []
     if model.keep_layers is not None and model.keep_layers >= total:
-        return [Problem(str(suite.path), f"models[{i}].keep_layers",
-                        f"{model.keep_layers}: the base has only {total} layers (a student keeps fewer)")]
+        return [
+            Problem(
+                str(suite.path),
+                f"models[{i}].keep_layers",
+                f"{model.keep_layers}: the base has only {total} layers (a student keeps fewer)",
+            )
+        ]
     if model.layers is not None and max(model.layers) >= total:
-        return [Problem(str(suite.path), f"models[{i}].layers",
-                        f"{model.layers}: the base has {total} layers, numbered 0 to {total - 1}")]
+        return [
+            Problem(
+                str(suite.path),
+                f"models[{i}].layers",
+                f"{model.layers}: the base has {total} layers, numbered 0 to {total - 1}",
+            )
+        ]
     return []

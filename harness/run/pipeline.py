@@ -11,12 +11,12 @@ import shutil
 import traceback
 
 from harness import __version__
+from harness.core.suiterun import SuiteRun
 from harness.errors import HarnessError
 from harness.evaluate.evaluation import Evaluation
 from harness.plugins import Plugins
 from harness.results import CandidateResult, new_result
 from harness.run.options import RunOptions
-from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 from harness.train.candidate import CandidateTrainer
 from harness.train.student import layer_count
@@ -48,13 +48,24 @@ def item_keys(run: SuiteRun, item: Item, device: str) -> dict[str, str]:
     from harness.core.records import digest
 
     s, resolved = run.suite, run.models[item.model.name]
-    train = {"harness": __version__, "device": device, "data": run.data.fingerprint,
-             "data_table": vars(s.data), "model": vars(item.model), "model_path": str(resolved.path),
-             "revision": resolved.revision, "loss": None if item.untuned else vars(item.loss),
-             "training": None if item.untuned else vars(s.training)}
+    train = {
+        "harness": __version__,
+        "device": device,
+        "data": run.data.fingerprint,
+        "data_table": vars(s.data),
+        "model": vars(item.model),
+        "model_path": str(resolved.path),
+        "revision": resolved.revision,
+        "loss": None if item.untuned else vars(item.loss),
+        "training": None if item.untuned else vars(s.training),
+    }
     result = {**train, "export": vars(s.export), "evaluation": vars(s.evaluation)}
-    # a refit changes what ships, not the trainings that chose: those keep their key (and --resume re-uses them)
-    chose = {**train, "training": train["training"] and {k: v for k, v in train["training"].items() if k != "refit"}}
+    # a refit changes what ships, not the trainings that chose: those keep their key (and --resume
+    # re-uses them)
+    chose = {
+        **train,
+        "training": train["training"] and {k: v for k, v in train["training"].items() if k != "refit"},
+    }
     return {"train": digest(chose), "export": digest({**train, "step": "export"}), "result": digest(result)}
 
 
@@ -77,8 +88,9 @@ class Pipeline:
 
         try:
             if item.untuned:
-                evaluated = self.evaluation.export_and_evaluate(run, item, resolved.path, work, progress, keys,
-                                                                self.evaluation.suite_dims(run))
+                evaluated = self.evaluation.export_and_evaluate(
+                    run, item, resolved.path, work, progress, keys, self.evaluation.suite_dims(run)
+                )
                 result.update(evaluated)
                 result["layers"] = layer_count(resolved.path)
                 result["status"] = "passed"
@@ -93,11 +105,15 @@ class Pipeline:
                 result["error"] = f"{type(e).__name__}: {e}"
                 result["traceback"] = traceback.format_exc()
                 if "out of memory" in str(e).lower():
-                    result["error"] += " (hint: lower training.batch_size or use CachedMultipleNegativesRankingLoss)"
+                    result["error"] += (
+                        " (hint: lower training.batch_size or use CachedMultipleNegativesRankingLoss)"
+                    )
             if disk_full(e):  # every later item would fail the same way, after its training: stop here
                 result["fatal"] = True
-                result["error"] += (f" (the disk holding {run.run_dir} is full: the run stops here; free space, "
-                                    "then `harness run --resume` continues it)")
+                result["error"] += (
+                    f" (the disk holding {run.run_dir} is full: the run stops here; free space, "
+                    "then `harness run --resume` continues it)"
+                )
         if not (work / "trained").exists() and not (work / "export").exists():
             shutil.rmtree(work, ignore_errors=True)
         return result

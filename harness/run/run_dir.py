@@ -51,11 +51,25 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise ConfigError(Problem(str(self.path), "", f"another harness run is using this run folder "
-                                      f"({self.holder()}); wait for it to finish, or run without --resume"))
+            raise ConfigError(
+                Problem(
+                    str(self.path),
+                    "",
+                    f"another harness run is using this run folder "
+                    f"({self.holder()}); wait for it to finish, or run without --resume",
+                )
+            )
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "since": dt.datetime.now().isoformat(timespec="seconds")}).encode())
+        os.write(
+            fd,
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "since": dt.datetime.now().isoformat(timespec="seconds"),
+                }
+            ).encode(),
+        )
         self.fd = fd
         return self
 

@@ -14,14 +14,14 @@ import time
 import traceback
 from typing import Any
 
+from harness.core import records
+from harness.core.suiterun import SuiteRun
+from harness.evaluate.references import bm25_references, model_reference
 from harness.exitcodes import ExitCode
 from harness.plugins import Plugins
 from harness.results import CandidateResult, new_result
-from harness.evaluate.references import bm25_references, model_reference
-from harness.core import records
 from harness.run.options import RunOptions
 from harness.run.pipeline import Interrupted, item_keys
-from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 from harness.suite.schema import Suite
 
@@ -33,8 +33,12 @@ def missing_outputs(run: SuiteRun, item: Item, keys: dict[str, str]) -> list | N
     if not (prev and prev.get("step_key") == keys["result"] and prev.get("status") in ("passed", "failed")):
         return None
     gone = [f for f in result_files(run, prev) if not f.is_file()]
-    gone += [folder / rel for folder in result_folders(run, prev) for rel in records.missing(folder)
-             if folder / rel not in gone]
+    gone += [
+        folder / rel
+        for folder in result_folders(run, prev)
+        for rel in records.missing(folder)
+        if folder / rel not in gone
+    ]
     return gone + [folder for folder in result_folders(run, prev) if not (folder / records.MARK).is_file()]
 
 
@@ -68,8 +72,15 @@ class Session:
     """Runs ``items`` of ``suites`` with ``options`` on ``executor`` (see :func:`harness.run.executors.make`).
     ``compare``: the model in production (``--compare``, :func:`harness.gate.compare.load_reference`)."""
 
-    def __init__(self, plugins: Plugins, suites: list[Suite], items: list[Item], options: RunOptions, executor,
-                 compare: dict | None = None):
+    def __init__(
+        self,
+        plugins: Plugins,
+        suites: list[Suite],
+        items: list[Item],
+        options: RunOptions,
+        executor,
+        compare: dict | None = None,
+    ):
         self.plugins = plugins
         self.hook = plugins.hook
         self.suites = suites
@@ -81,7 +92,9 @@ class Session:
         self.started = time.time()
         self._begun: set[tuple[int, str]] = set()  #: items whose start was reported
         self._finished: set[int] = set()  #: runs whose final results.json and report are written
-        self._done: dict[tuple[int, str], CandidateResult | None] = {}  #: computed, not yet concluded (None: resumed)
+        self._done: dict[
+            tuple[int, str], CandidateResult | None
+        ] = {}  #: computed, not yet concluded (None: resumed)
         self._position: list[int] = []  #: per run, the index of the next item to conclude
 
     # for plugins (hookspecs): the session's device and output folder
@@ -101,7 +114,9 @@ class Session:
         if not self.items:
             return self._finish(ExitCode.NO_CANDIDATES)
         try:
-            self.runs = Preparation(self.plugins, self.options, self.executor.sequential).runs(self.suites, self.items)
+            self.runs = Preparation(self.plugins, self.options, self.executor.sequential).runs(
+                self.suites, self.items
+            )
             self._drive()
             code = max((suite_code(run) for run in self.runs), default=ExitCode.OK)
         except KeyboardInterrupt as e:
@@ -141,8 +156,11 @@ class Session:
                 if error is not None:
                     run = self.runs[r]
                     item = next(i for i in run.items if i.name == name)
-                    result = {**new_result(item, run.models.get(item.model.name)), "step_key": keys[r, name]["result"],
-                              "error": error}
+                    result = {
+                        **new_result(item, run.models.get(item.model.name)),
+                        "step_key": keys[r, name]["result"],
+                        "error": error,
+                    }
                 self._done[r, name] = result
                 if not self._conclude_ready():
                     stop = True
@@ -165,11 +183,15 @@ class Session:
                 elif (r, item.name) in self._done:
                     self._begin((r, item.name))
                     computed = self._done.pop((r, item.name))
-                    result = self._conclude(run, item, computed if computed is not None else self._resumed(run, item))
+                    result = self._conclude(
+                        run, item, computed if computed is not None else self._resumed(run, item)
+                    )
                 else:
                     break
                 self._position[r] += 1
-                failed = result["status"] != "passed" and item.reference is None  # -x stops at a candidate or baseline
+                failed = (
+                    result["status"] != "passed" and item.reference is None
+                )  # -x stops at a candidate or baseline
                 if result.get("fatal") or (self.options.exitfirst and failed):
                     return False
             if self._position[r] == len(run.items) and r not in self._finished:
@@ -195,8 +217,11 @@ class Session:
         file its result names is still there (else its steps run again, re-using those that are intact)."""
         gone = missing_outputs(run, item, keys)
         if gone:
-            self.hook.harness_warning(message=f"{item.nodeid}: --resume: {len(gone)} of its files are gone or changed "
-                                      f"(e.g. {gone[0]}): redoing what they came from", item=item)
+            self.hook.harness_warning(
+                message=f"{item.nodeid}: --resume: {len(gone)} of its files are gone or changed "
+                f"(e.g. {gone[0]}): redoing what they came from",
+                item=item,
+            )
         return gone == []
 
     def _resumed(self, run: SuiteRun, item: Item) -> CandidateResult:
@@ -218,14 +243,19 @@ class Session:
             base = run.results.get(f"{item.model.name}-baseline")
             base = base if base and base["status"] == "passed" else None
             compare = self.compare if self.compare and self.compare["suite"] == run.suite.name else None
-            # bm25 as evaluated for the suite; a hybrid as the untuned baseline's (is tuning better than adding BM25?)
+            # bm25 as evaluated for the suite; a hybrid as the untuned baseline's (is tuning better than
+            # adding BM25?)
             references = {n: r for n, r in run.references.items() if not r.get("error")}
             references |= (base or {}).get("hybrid") or {}
             try:
                 result = {**result, **judge(result, base, compare, run.suite, run.data, references)}
             except Exception as e:  # noqa: BLE001 - one candidate's problem must not stop the others
-                result = {**result, "error": f"{type(e).__name__}: {e}", "status": "error",
-                          "traceback": traceback.format_exc()}
+                result = {
+                    **result,
+                    "error": f"{type(e).__name__}: {e}",
+                    "status": "error",
+                    "traceback": traceback.format_exc(),
+                }
         return self._record(run, item, result)
 
     def _record(self, run: SuiteRun, item: Item, result: CandidateResult) -> CandidateResult:
@@ -241,13 +271,19 @@ class Session:
         from harness.report.document import run_document, write_results
         from harness.report.html import write_report
 
-        write_results(run.run_dir, run_document(run, code, self.options.device, self.executor.describe(),
-                                                self.started, self.compare))
+        write_results(
+            run.run_dir,
+            run_document(
+                run, code, self.options.device, self.executor.describe(), self.started, self.compare
+            ),
+        )
         if code is not None:
             write_report(run.run_dir)
 
     def _finish(self, code: ExitCode) -> ExitCode:
-        self.hook.harness_sessionfinish(session=self, exit_code=code, summary=summary(self.runs, self.started))
+        self.hook.harness_sessionfinish(
+            session=self, exit_code=code, summary=summary(self.runs, self.started)
+        )
         return code
 
 
@@ -263,10 +299,14 @@ def summary(runs: list[SuiteRun], started: float) -> dict:
     interrupted = [r for r in results if r.get("error") == "interrupted"]
     statuses = [r["status"] for r in results if not r["baseline"] and r not in interrupted]
     return {
-        "passed": statuses.count("passed"), "failed": statuses.count("failed"), "error": statuses.count("error"),
+        "passed": statuses.count("passed"),
+        "failed": statuses.count("failed"),
+        "error": statuses.count("error"),
         "interrupted": len(interrupted),
         "baselines": sum(1 for r in results if r["baseline"]),
-        "baseline_errors": sum(1 for r in results if r["baseline"] and r["status"] == "error" and r not in interrupted),
+        "baseline_errors": sum(
+            1 for r in results if r["baseline"] and r["status"] == "error" and r not in interrupted
+        ),
         "seconds": time.time() - started,
         "runs": [{"suite": run.suite.name, "dir": str(run.run_dir)} for run in runs if run.results],
     }

@@ -43,15 +43,18 @@ def read_corpus(path: Path, chunk: int | None = None) -> Iterator[tuple[list[str
         if ids:
             yield ids, texts
     elif suffix in (".csv", ".parquet"):
+        import pyarrow as pa
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
-        import pyarrow as pa
-
         try:
             if suffix == ".csv":
-                reader = pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(
-                    column_types={"id": "string", "text": "string"}, include_columns=["id", "text"]))
+                reader = pacsv.open_csv(
+                    path,
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={"id": "string", "text": "string"}, include_columns=["id", "text"]
+                    ),
+                )
                 batches = iter(reader)
             else:
                 batches = pq.ParquetFile(path).iter_batches(batch_size=chunk, columns=["id", "text"])
@@ -60,7 +63,9 @@ def read_corpus(path: Path, chunk: int | None = None) -> Iterator[tuple[list[str
                 yield [str(i) for i in cols["id"]], ["" if t is None else str(t) for t in cols["text"]]
         except (KeyError, ValueError, pa.ArrowException) as e:  # ArrowInvalid is a ValueError too
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise DataError(f"{path}: not a {suffix[1:].upper()} file with 'id' and 'text' columns ({first})") from None
+            raise DataError(
+                f"{path}: not a {suffix[1:].upper()} file with 'id' and 'text' columns ({first})"
+            ) from None
     else:
         raise DataError(f"{path}: unknown corpus format {suffix!r}; expected .jsonl, .csv or .parquet")
 
@@ -78,8 +83,8 @@ def file_fingerprint(path: Path) -> str | None:
 
 def _open_encoder(artifact: Path):
     """The artifact's ONNX encoder (no caching: corpora stream through it) and its fingerprint."""
-    from harness.ship.release import fingerprint
     from harness.encode.encoder import OnnxEncoder
+    from harness.ship.release import fingerprint
 
     artifact = Path(artifact)
     if not (artifact / "onnx" / "model.onnx").is_file():
@@ -90,12 +95,16 @@ def _open_encoder(artifact: Path):
     if info.get("engine") == "openvino":  # the shipped variant runs on OpenVINO: so do its embeddings
         from harness.encode.encoder import OpenVinoEncoder
 
-        return (OpenVinoEncoder(artifact, "cpu", file=info["variant_file"], cache=False, **prompts),
-                fingerprint(artifact))
+        return (
+            OpenVinoEncoder(artifact, "cpu", file=info["variant_file"], cache=False, **prompts),
+            fingerprint(artifact),
+        )
     return OnnxEncoder(artifact, "cpu", cache=False, **prompts), fingerprint(artifact)
 
 
-def encode_corpus(artifact: Path, corpus: Path, out: Path, append: bool = False, progress: bool = False) -> dict:
+def encode_corpus(
+    artifact: Path, corpus: Path, out: Path, append: bool = False, progress: bool = False
+) -> dict:
     """Encode ``corpus`` into ``out``; with ``append``, add to an existing file of the same model."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -106,8 +115,10 @@ def encode_corpus(artifact: Path, corpus: Path, out: Path, append: bool = False,
     if existing and not append:
         raise ConfigError(f"--out {out}: exists (use --append to add to it)")
     if existing and file_fingerprint(out) != fp:
-        raise HarnessError(f"{out} holds embeddings of model {file_fingerprint(out)}, not of {artifact} ({fp}): "
-                           "mixing embedding spaces gives nonsense; write a new file and reindex everything")
+        raise HarnessError(
+            f"{out} holds embeddings of model {file_fingerprint(out)}, not of {artifact} ({fp}): "
+            "mixing embedding spaces gives nonsense; write a new file and reindex everything"
+        )
     tmp = out.with_name(out.name + ".tmp")
     writer = None
     rows = 0
@@ -131,15 +142,23 @@ def encode_corpus(artifact: Path, corpus: Path, out: Path, append: bool = False,
             for doc_id in ids:
                 if doc_id in seen or doc_id in held:
                     where = f"{out} already holds it" if doc_id in held else "it occurs twice"
-                    raise DataError(f"{corpus}: document id {doc_id!r} is not unique ({where}); each document needs "
-                                    "its own id")
+                    raise DataError(
+                        f"{corpus}: document id {doc_id!r} is not unique ({where}); each document needs "
+                        "its own id"
+                    )
                 seen.add(doc_id)
             vecs = encoder.encode_documents(texts)
             dim = vecs.shape[1]
-            table = pa.table({"id": pa.array(ids, pa.string()),
-                              "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), dim)})
+            table = pa.table(
+                {
+                    "id": pa.array(ids, pa.string()),
+                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), dim),
+                }
+            )
             if writer is None:
-                schema = table.schema.with_metadata({FINGERPRINT_KEY: fp.encode(), b"harness.model": str(artifact).encode()})
+                schema = table.schema.with_metadata(
+                    {FINGERPRINT_KEY: fp.encode(), b"harness.model": str(artifact).encode()}
+                )
                 writer = pq.ParquetWriter(tmp, schema)
             writer.write_table(table.cast(writer.schema))
             rows += len(ids)
@@ -170,8 +189,10 @@ def check(file: Path, artifact: Path, want: str | None = None) -> tuple[bool, st
     have, want = file_fingerprint(Path(file)), want or fingerprint(Path(artifact))
     if have == want:
         return True, f"{file}: made by {artifact} (fingerprint {want})"
-    return False, (f"{file}: made by another model (fingerprint {have or 'none'}), not by {artifact} ({want}); "
-                   "do not mix these embeddings: reindex")
+    return False, (
+        f"{file}: made by another model (fingerprint {have or 'none'}), not by {artifact} ({want}); "
+        "do not mix these embeddings: reindex"
+    )
 
 
 def search(file: Path, artifact: Path, query: str, k: int = 10) -> list[tuple[str, float]]:

@@ -1,8 +1,9 @@
 """Release artifacts and the model fingerprint that keeps embedding spaces apart.
 
 An artifact is a folder: the exported sentence-transformers folder with the shipped export variant
-as its only ``onnx/model.onnx`` (what ``harness encode`` loads), the trained torch model under ``sentence-transformers/``, a
-model card ``README.md`` and ``harness-artifact.json`` (fingerprint, suite, run, metrics, gates).
+as its only ``onnx/model.onnx`` (what ``harness encode`` loads), the trained torch model under
+``sentence-transformers/``, a model card ``README.md`` and ``harness-artifact.json`` (fingerprint,
+suite, run, metrics, gates).
 
 The fingerprint hashes what decides a vector: the ONNX graph, the tokenizer, pooling,
 normalisation and max_seq_length. Two folders with the same fingerprint embed identically.
@@ -15,10 +16,10 @@ import json
 import shutil
 from pathlib import Path
 
-from harness.core.records import file_digest
-from harness.errors import ConfigError, HarnessError
 from harness.core.metrics import reported
+from harness.core.records import file_digest
 from harness.core.variants import VARIANTS
+from harness.errors import ConfigError, HarnessError
 from harness.export.variants import copy_variant
 
 MANIFEST = "harness-artifact.json"
@@ -43,17 +44,21 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
     doc = read_results(run_dir)
     name = candidate or doc.get("shipped")
     if name is None:
-        raise HarnessError(f"{run_dir}: no candidate passed its gates, so none is shipped; name one with "
-                           "--candidate (and --force to release it anyway)")
+        raise HarnessError(
+            f"{run_dir}: no candidate passed its gates, so none is shipped; name one with "
+            "--candidate (and --force to release it anyway)"
+        )
     cand = next((c for c in doc["candidates"] if c["name"] == name), None)
     if cand is None or cand["baseline"]:
         names = [c["name"] for c in doc["candidates"] if not c["baseline"]]
         raise ConfigError(f"--candidate {name!r}: not a trained candidate of this run; it has {names}")
     if cand["status"] != "passed" and not force:
         failed = [g for g in cand["gates"] if not g["passed"]]
-        raise HarnessError(f"{name} did not pass its gates ({cand['status']}: "
-                           f"{len(failed)} failed{', ' + cand['error'] if cand.get('error') else ''}); "
-                           "--force releases it anyway and says so in the model card")
+        raise HarnessError(
+            f"{name} did not pass its gates ({cand['status']}: "
+            f"{len(failed)} failed{', ' + cand['error'] if cand.get('error') else ''}); "
+            "--force releases it anyway and says so in the model card"
+        )
     src = run_dir / "models" / name / cand.get("model_dir", ".")  # with seeds: the seed that ships
     onnx_file = Path((cand.get("encoder") or {}).get("file") or "onnx/model.onnx").name  # the shipped variant
     variant = VARIANTS.get(cand.get("variant", "fp32"), VARIANTS["fp32"])
@@ -64,19 +69,34 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
         raise ConfigError(f"--to {to}: exists and is not empty")
     tmp = to.with_name(to.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    # an OpenVINO variant's IR (openvino/) comes along beside the fp32 graph, which onnxruntime-only readers load
+    # an OpenVINO variant's IR (openvino/) comes along beside the fp32 graph, which onnxruntime-only
+    # readers load
     ov = variant.engine == "openvino"
     copy_variant(src / "export", "model.onnx" if ov else onnx_file, tmp, openvino=ov)
     if (src / "trained").is_dir():
         shutil.copytree(src / "trained", tmp / "sentence-transformers")
-    base = next((c for c in doc["candidates"] if c["baseline"] and c["base_model"] == cand["base_model"]), None)
+    base = next(
+        (c for c in doc["candidates"] if c["baseline"] and c["base_model"] == cand["base_model"]), None
+    )
     manifest = {
-        "fingerprint": fingerprint(tmp), "candidate": name, "suite": doc["suite"], "run_id": doc.get("run_id"),
-        "run_dir": str(run_dir.resolve()), "base_model": cand["base_model"], "forced": cand["status"] != "passed",
-        "status": cand["status"], "metrics": released_metrics(cand), "gates": cand["gates"],
-        "baseline_metrics": base["metrics"] if base else None, "encoder": cand["encoder"],
-        "variant": cand.get("variant", "fp32"), "variant_file": onnx_file, "engine": variant.engine,
-        "data": doc.get("data"), "training": doc.get("training"), "environment": doc.get("environment"),
+        "fingerprint": fingerprint(tmp),
+        "candidate": name,
+        "suite": doc["suite"],
+        "run_id": doc.get("run_id"),
+        "run_dir": str(run_dir.resolve()),
+        "base_model": cand["base_model"],
+        "forced": cand["status"] != "passed",
+        "status": cand["status"],
+        "metrics": released_metrics(cand),
+        "gates": cand["gates"],
+        "baseline_metrics": base["metrics"] if base else None,
+        "encoder": cand["encoder"],
+        "variant": cand.get("variant", "fp32"),
+        "variant_file": onnx_file,
+        "engine": variant.engine,
+        "data": doc.get("data"),
+        "training": doc.get("training"),
+        "environment": doc.get("environment"),
         "prompts": {k: (cand["encoder"] or {}).get(k, "") for k in ("query_prompt", "document_prompt")},
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -101,14 +121,22 @@ def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
     comp = cand.get("comparison", {}).get("baseline", {})
     lines = [f"# {cand['name']}: {doc['suite']}", ""]
     if manifest["forced"]:
-        lines += [f"> **Released with --force: this candidate did not pass its gates ({cand['status']}).**", ""]
+        lines += [
+            f"> **Released with --force: this candidate did not pass its gates ({cand['status']}).**",
+            "",
+        ]
     lines += [
-        f"Fine-tuned from `{cand['base_model']}` ({cand.get('base_model_revision', '?')}) by embedding-harness, "
-        f"suite `{doc['suite_file']}` (sha256 `{doc.get('suite_sha256', '')[:16]}`), run `{doc.get('run_id')}` on "
+        f"Fine-tuned from `{cand['base_model']}` ({cand.get('base_model_revision', '?')}) by "
+        "embedding-harness, "
+        f"suite `{doc['suite_file']}` (sha256 `{doc.get('suite_sha256', '')[:16]}`), run "
+        f"`{doc.get('run_id')}` on "
         f"{doc['device']}. Model fingerprint `{manifest['fingerprint']}`: embeddings made by another model "
-        "must not be mixed with this one's (`harness encode --check`).", "",
-        "## Test-split metrics (through the exported ONNX model)", "",
-        "| metric | this model | untuned baseline | gain | 95% CI | p |", "| --- | --- | --- | --- | --- | --- |",
+        "must not be mixed with this one's (`harness encode --check`).",
+        "",
+        "## Test-split metrics (through the exported ONNX model)",
+        "",
+        "| metric | this model | untuned baseline | gain | 95% CI | p |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     own = released_metrics(cand)
     for m in reported(primary):
@@ -117,31 +145,59 @@ def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
         b = base["metrics"].get(m) if base else None
         s = comp.get(m)
         cells = [m, f"{own[m]:.4f}", "" if b is None else f"{b:.4f}"]
-        cells += ["", "", ""] if s is None else [
-            f"{s['gain']:+.4f}", f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]", f"{s['p_value']:.4f}"]
+        cells += (
+            ["", "", ""]
+            if s is None
+            else [f"{s['gain']:+.4f}", f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]", f"{s['p_value']:.4f}"]
+        )
         lines.append("| " + " | ".join(cells) + " |")
     seeds = cand.get("seeds")
     if seeds and primary in seeds["mean"]:
-        lines += ["", f"This model is seed {seeds['shipped']} of {len(seeds['runs'])} ({seeds['by']}). Over the seeds, "
-                  f"{primary} is {seeds['mean'][primary]:.4f} ± {seeds['std'][primary]:.4f} (worst "
-                  f"{seeds['worst'][primary]:.4f}); the gains and intervals above are those of the mean over seeds."]
+        lines += [
+            "",
+            f"This model is seed {seeds['shipped']} of {len(seeds['runs'])} ({seeds['by']}). Over the seeds, "
+            f"{primary} is {seeds['mean'][primary]:.4f} ± {seeds['std'][primary]:.4f} (worst "
+            f"{seeds['worst'][primary]:.4f}); the gains and intervals above are those of the mean over "
+            "seeds.",
+        ]
     lines += ["", "## Gates", ""]
-    lines += [f"- {'passed' if g['passed'] else 'FAILED'}: {g['metric']} {g['kind']} {g['threshold']}"
-              f"{' vs ' + g['against'] if g.get('against') else ''}: {g['value']}" for g in cand["gates"]] or ["- none"]
+    lines += [
+        f"- {'passed' if g['passed'] else 'FAILED'}: {g['metric']} {g['kind']} {g['threshold']}"
+        f"{' vs ' + g['against'] if g.get('against') else ''}: {g['value']}"
+        for g in cand["gates"]
+    ] or ["- none"]
     data = doc.get("data") or {}
     tr = cand.get("training", {})
-    lines += ["", "## Data and training", "",
-              f"- data: {data.get('source')} (fingerprint `{data.get('fingerprint')}`), corpus {data.get('corpus')} "
-              f"documents, train {data.get('train_queries')} / dev {data.get('dev_queries')} / test {data.get('test_queries')} queries",
-              f"- training: {json.dumps(doc.get('training'))}",
-              f"- kept: epoch {tr.get('chosen_epoch')} ({tr.get('chosen_by')}), {tr.get('pairs')} pairs",
-              *([f"- setting: {json.dumps(tr['setting'])} ({tr['grid']['by']})"] if tr.get("grid") else []),
-              *([f"- this model: refit on train + dev, {tr['refit']['pairs']} pairs, {tr['refit']['epochs']} epoch(s)"]
-                if tr.get("refit") else []),
-              *([f"- hard negatives: {json.dumps(cand['mining']['settings'])}"] if cand.get("mining") else []),
-              f"- encoder: {json.dumps(cand['encoder'])}",
-              "", "## Library versions", "",
-              ", ".join(f"{k} {v}" for k, v in (doc.get("environment") or {}).items() if k != "cpu"), "",
-              *([f"Speeds measured on: {cpu['model']} ({cpu['cores']} cores; {', '.join(cpu['flags'])})", ""]
-                if (cpu := (doc.get("environment") or {}).get("cpu")) else [])]
+    lines += [
+        "",
+        "## Data and training",
+        "",
+        f"- data: {data.get('source')} (fingerprint `{data.get('fingerprint')}`), corpus "
+        f"{data.get('corpus')} "
+        f"documents, train {data.get('train_queries')} / dev {data.get('dev_queries')} / test "
+        f"{data.get('test_queries')} queries",
+        f"- training: {json.dumps(doc.get('training'))}",
+        f"- kept: epoch {tr.get('chosen_epoch')} ({tr.get('chosen_by')}), {tr.get('pairs')} pairs",
+        *([f"- setting: {json.dumps(tr['setting'])} ({tr['grid']['by']})"] if tr.get("grid") else []),
+        *(
+            [
+                f"- this model: refit on train + dev, {tr['refit']['pairs']} pairs, {tr['refit']['epochs']} "
+                "epoch(s)"
+            ]
+            if tr.get("refit")
+            else []
+        ),
+        *([f"- hard negatives: {json.dumps(cand['mining']['settings'])}"] if cand.get("mining") else []),
+        f"- encoder: {json.dumps(cand['encoder'])}",
+        "",
+        "## Library versions",
+        "",
+        ", ".join(f"{k} {v}" for k, v in (doc.get("environment") or {}).items() if k != "cpu"),
+        "",
+        *(
+            [f"Speeds measured on: {cpu['model']} ({cpu['cores']} cores; {', '.join(cpu['flags'])})", ""]
+            if (cpu := (doc.get("environment") or {}).get("cpu"))
+            else []
+        ),
+    ]
     return "\n".join(lines)

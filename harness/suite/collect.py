@@ -22,8 +22,13 @@ class Item:
 
     @classmethod
     def for_reference(cls, suite: Suite, ref: ReferenceTable) -> Item:
-        model = ModelTable(name=ref.name, base=ref.model, revision=ref.revision, query_prompt=ref.query_prompt,
-                           document_prompt=ref.document_prompt)
+        model = ModelTable(
+            name=ref.name,
+            base=ref.model,
+            revision=ref.revision,
+            query_prompt=ref.query_prompt,
+            document_prompt=ref.document_prompt,
+        )
         return cls(suite, model, None, ref)
 
     @property
@@ -102,6 +107,8 @@ def collect_items(suites: list[Suite], keyword: str | None) -> list[Item]:
             if cands or match(base.keywords):
                 items.append(base)
             items += cands
-        if len(items) > start:  # the suite's model references come first: every candidate is judged against them
+        if (
+            len(items) > start
+        ):  # the suite's model references come first: every candidate is judged against them
             items[start:start] = [Item.for_reference(suite, r) for r in suite.references if r.type == "model"]
     return items

@@ -64,8 +64,14 @@ def type_name(tp) -> str:
         return f"a list of {plural}"
     if dataclasses.is_dataclass(tp):
         return "a table"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-            dict: "a table", type(None): "nothing"}.get(tp, str(tp))
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        dict: "a table",
+        type(None): "nothing",
+    }.get(tp, str(tp))
 
 
 class Builder:
@@ -95,7 +101,11 @@ class Builder:
                 return self.err(path, f"expected a table, got {describe(value)}")
             return self.table(tp, value, path)
         if tp is dict:
-            return value if isinstance(value, dict) else self.err(path, f"expected a table, got {describe(value)}")
+            return (
+                value
+                if isinstance(value, dict)
+                else self.err(path, f"expected a table, got {describe(value)}")
+            )
         if tp is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if tp in (int, float, str, bool) and (type(value) is tp):
@@ -137,7 +147,9 @@ class Builder:
             if name == extra_field or name in raw:
                 continue
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                self.err(f"{path}.{name}" if path else name, f"missing required key ({type_name(hints[name])})")
+                self.err(
+                    f"{path}.{name}" if path else name, f"missing required key ({type_name(hints[name])})"
+                )
         if extra_field:
             values[extra_field] = extra
         try:
@@ -153,7 +165,11 @@ def check_field(cls, name: str, value: Any) -> str | None:
     """The error text for ``value`` as key ``name`` of table ``cls`` (type, choices and check), or None."""
     b = Builder("")
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return b.problems[0].message if b.field(f, typing.get_type_hints(cls)[name], value, name) is INVALID else None
+    return (
+        b.problems[0].message
+        if b.field(f, typing.get_type_hints(cls)[name], value, name) is INVALID
+        else None
+    )
 
 
 def did_you_mean(word: str, candidates) -> str:
@@ -162,7 +178,13 @@ def did_you_mean(word: str, candidates) -> str:
 
 
 def describe(value: Any) -> str:
-    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+    kind = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
     text = repr(value)
     return f"{kind} ({text if len(text) < 40 else text[:37] + '...'})"

@@ -12,8 +12,18 @@ from pathlib import Path
 from harness.errors import ConfigError, Problem
 from harness.suite.keys import INVALID, Builder, did_you_mean, type_name
 from harness.suite.schema import (
-    DataTable, EvaluationTable, ExportTable, HardNegativesTable, LossTable, ModelTable, OutOfDomainTable,
-    ReferenceTable, Suite, SuiteTable, ThresholdTable, TrainingTable,
+    DataTable,
+    EvaluationTable,
+    ExportTable,
+    HardNegativesTable,
+    LossTable,
+    ModelTable,
+    OutOfDomainTable,
+    ReferenceTable,
+    Suite,
+    SuiteTable,
+    ThresholdTable,
+    TrainingTable,
 )
 
 if sys.version_info >= (3, 11):
@@ -86,8 +96,11 @@ def build_suite(raw: dict, file: str, profile: str | None = None, device: str | 
 
         for i, v in enumerate(suite.export.variants):
             if device not in VARIANTS[v].devices:
-                b.err(f"export.variants[{i}]", f"variant {v!r} runs on {'/'.join(VARIANTS[v].devices)}, and this run's "
-                      f"device is {device}; list it in a profile for that device")
+                b.err(
+                    f"export.variants[{i}]",
+                    f"variant {v!r} runs on {'/'.join(VARIANTS[v].devices)}, and this run's "
+                    f"device is {device}; list it in a profile for that device",
+                )
     if b.problems or suite is INVALID:
         raise ConfigError(b.problems)
     suite.profile = chosen
@@ -97,23 +110,40 @@ def build_suite(raw: dict, file: str, profile: str | None = None, device: str | 
 def describe_keys() -> str:
     """Every suite key with its type, default and help (for ``harness check --keys`` and the README)."""
     lines = []
-    for table, cls in (("suite", SuiteTable), ("data", DataTable), ("models", ModelTable), ("losses", LossTable),
-                       ("losses.hard_negatives", HardNegativesTable), ("training", TrainingTable),
-                       ("evaluation", EvaluationTable), ("export", ExportTable), ("thresholds", ThresholdTable),
-                       ("references", ReferenceTable), ("evaluation.out_of_domain", OutOfDomainTable)):
+    for table, cls in (
+        ("suite", SuiteTable),
+        ("data", DataTable),
+        ("models", ModelTable),
+        ("losses", LossTable),
+        ("losses.hard_negatives", HardNegativesTable),
+        ("training", TrainingTable),
+        ("evaluation", EvaluationTable),
+        ("export", ExportTable),
+        ("thresholds", ThresholdTable),
+        ("references", ReferenceTable),
+        ("evaluation.out_of_domain", OutOfDomainTable),
+    ):
         hints = typing.get_type_hints(cls)
-        header = (f"[[{table}]]" if table in ("models", "losses", "thresholds", "references", "evaluation.out_of_domain")
-                  else f"[{table}]")
+        header = (
+            f"[[{table}]]"
+            if table in ("models", "losses", "thresholds", "references", "evaluation.out_of_domain")
+            else f"[{table}]"
+        )
         lines.append(header)
         if table == "references":
-            lines.append("  (a suite that lists none has one: name = \"bm25\", type = \"bm25\"; `references = []` for none)")
+            lines.append(
+                '  (a suite that lists none has one: name = "bm25", type = "bm25"; '
+                "`references = []` for none)"
+            )
         for f in dataclasses.fields(cls):
             if f.name == getattr(cls, "EXTRA", None):
                 lines.append("  ...            other keys are the pair source's / loss's own options")
                 continue
             if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
                 value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                shown = json.dumps(value, default=lambda o: {k: v for k, v in vars(o).items() if v is not None})
+                shown = json.dumps(
+                    value, default=lambda o: {k: v for k, v in vars(o).items() if v is not None}
+                )
                 default = "unset by default" if value is None else f"default {shown}"  # as TOML writes it
             else:
                 default = "required"
@@ -124,13 +154,18 @@ def describe_keys() -> str:
 def keys_document() -> str:
     """``docs/suite-keys.md``: the output of ``harness check --keys`` as a page (a test keeps the
     file equal to this; regenerate it with ``python -m harness.suite.load > docs/suite-keys.md``)."""
-    return ("# Suite keys\n\n"
-            "Every key of a suite file, with its type, default and meaning: the output of `harness check --keys`,\n"
-            "generated from the schema (`harness/suite/schema.py`), so it cannot drift from what the harness\n"
-            "accepts (a test compares them). Regenerate it with `python -m harness.suite.load > docs/suite-keys.md`.\n"
-            "A table marked `...` passes its other keys to its plugin: `harness plugins` lists each pair source's\n"
-            "and loss's own options. An annotated suite: [suite.md](suite.md).\n\n"
-            "```\n" + describe_keys() + "\n```\n")
+    return (
+        "# Suite keys\n\n"
+        "Every key of a suite file, with its type, default and meaning: the output of `harness check "
+        "--keys`,\n"
+        "generated from the schema (`harness/suite/schema.py`), so it cannot drift from what the harness\n"
+        "accepts (a test compares them). Regenerate it with `python -m harness.suite.load > "
+        "docs/suite-keys.md`.\n"
+        "A table marked `...` passes its other keys to its plugin: `harness plugins` lists each pair "
+        "source's\n"
+        "and loss's own options. An annotated suite: [suite.md](suite.md).\n\n"
+        "```\n" + describe_keys() + "\n```\n"
+    )
 
 
 if __name__ == "__main__":

@@ -7,13 +7,21 @@ typo silently ignored in a release gate is a wrong green.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 from harness.core.names import GroupBy, VariantName
 from harness.core.variants import DEVICE_VARIANTS, VARIANTS
 from harness.suite.keys import (
-    a_name, check_field, describe, did_you_mean, fraction, k_list, key, non_negative, positive,
+    a_name,
+    check_field,
+    describe,
+    did_you_mean,
+    fraction,
+    k_list,
+    key,
+    non_negative,
+    positive,
 )
 
 
@@ -31,17 +39,29 @@ class DataTable:
     source: str = key(help="pair source name (see `harness plugins`)")
     train_split: str = key("train", "split whose pairs train the candidates")
     test_split: str = key("test", "held-out split for the final numbers; never used to choose")
-    test_fraction: float | None = key(None, "when the data has no test split: the share of its queries the harness "
-                                      "holds out as one (default 0.15; groups are kept whole, so it is approximate)",
-                                      lambda v: None if 0 < v < 1 else "expected a share in (0, 1), e.g. 0.15")
-    group_by: str = key(GroupBy.COMPONENT.value, "what a made test split, and the dev split, keep whole: 'component' (a query, its "
-                        "relevant documents and every query sharing them) or 'query' (cheaper; documents may then be "
-                        "shared)",
-                        choices=GroupBy.values())
-    dev_fraction: float = key(0.15, "fraction of train queries carved out as the dev split (whole groups, by "
-                                       "group_by: no dev query's relevant document is a training positive)", fraction)
+    test_fraction: float | None = key(
+        None,
+        "when the data has no test split: the share of its queries the harness "
+        "holds out as one (default 0.15; groups are kept whole, so it is approximate)",
+        lambda v: None if 0 < v < 1 else "expected a share in (0, 1), e.g. 0.15",
+    )
+    group_by: str = key(
+        GroupBy.COMPONENT.value,
+        "what a made test split, and the dev split, keep whole: 'component' (a query, its "
+        "relevant documents and every query sharing them) or 'query' (cheaper; documents may then be "
+        "shared)",
+        choices=GroupBy.values(),
+    )
+    dev_fraction: float = key(
+        0.15,
+        "fraction of train queries carved out as the dev split (whole groups, by "
+        "group_by: no dev query's relevant document is a training positive)",
+        fraction,
+    )
     dev_corpus_size: int = key(
-        0, "documents the dev split retrieves from: its relevant ones plus random others (0: all)", non_negative
+        0,
+        "documents the dev split retrieves from: its relevant ones plus random others (0: all)",
+        non_negative,
     )
     seed: int = key(0, "seed of the dev carve and of the limit_* samples")
     limit_train_pairs: int = key(0, "use at most this many training pairs (0: all)", non_negative)
@@ -59,13 +79,23 @@ class ModelTable:
     revision: str | None = key(None, "hub revision (commit, tag or branch)")
     query_prompt: str = key("", "text put before every query (e.g. 'query: ' for e5)")
     document_prompt: str = key("", "text put before every document")
-    layers: list[int] | None = key(None, "a smaller student: its candidates start from these transformer layers of "
-                                   "the base (0-based, e.g. [0, 2, 4]); its baseline stays the untuned full base")
-    keep_layers: int | None = key(None, "a smaller student with this many of the base's layers, evenly spaced from "
-                                  "the first (6 layers, keep 3: [0, 2, 4])", positive)
-    distill_from: str | None = key(None, "a student first learns the embeddings this earlier candidate of the suite "
-                                   "gives the corpus and the training queries (MSE; no labels needed), then "
-                                   "trains on the pairs")
+    layers: list[int] | None = key(
+        None,
+        "a smaller student: its candidates start from these transformer layers of "
+        "the base (0-based, e.g. [0, 2, 4]); its baseline stays the untuned full base",
+    )
+    keep_layers: int | None = key(
+        None,
+        "a smaller student with this many of the base's layers, evenly spaced from "
+        "the first (6 layers, keep 3: [0, 2, 4])",
+        positive,
+    )
+    distill_from: str | None = key(
+        None,
+        "a student first learns the embeddings this earlier candidate of the suite "
+        "gives the corpus and the training queries (MSE; no labels needed), then "
+        "trains on the pairs",
+    )
     distill_epochs: int = key(1, "epochs of that distillation", positive)
 
     def problems(self):
@@ -73,8 +103,11 @@ class ModelTable:
             yield ".layers", "give layers or keep_layers, not both"
         if self.distill_from is not None and not self.student:
             yield ".distill_from", "distils into a smaller student: give layers or keep_layers too"
-        if self.layers is not None and (not self.layers or len(set(self.layers)) != len(self.layers)
-                                        or any(not isinstance(i, int) or i < 0 for i in self.layers)):
+        if self.layers is not None and (
+            not self.layers
+            or len(set(self.layers)) != len(self.layers)
+            or any(not isinstance(i, int) or i < 0 for i in self.layers)
+        ):
             yield ".layers", f"expected distinct layer numbers >= 0, e.g. [0, 2, 4], got {self.layers!r}"
 
     @property
@@ -89,27 +122,54 @@ class HardNegativesTable:
     sentence-transformers' ``mine_hard_negatives`` (before training, cached in the run folder)."""
 
     num_negatives: int = key(1, "negatives per (query, positive) pair", positive)
-    range_min: int = key(0, "skip this many of each query's top-ranked documents (the likeliest unlabelled "
-                         "positives)", non_negative)
-    range_max: int | None = key(None, "consider only the top this many documents (default: derived from "
-                                "num_negatives and the margins)", positive)
-    absolute_margin: float | None = key(None, "keep a negative only if its score is below the positive's minus this")
-    relative_margin: float | None = key(None, "keep a negative only if its score is below the positive's minus "
-                                        "|positive's| times this (0.05: 5% below)", fraction)
+    range_min: int = key(
+        0,
+        "skip this many of each query's top-ranked documents (the likeliest unlabelled positives)",
+        non_negative,
+    )
+    range_max: int | None = key(
+        None,
+        "consider only the top this many documents (default: derived from num_negatives and the margins)",
+        positive,
+    )
+    absolute_margin: float | None = key(
+        None, "keep a negative only if its score is below the positive's minus this"
+    )
+    relative_margin: float | None = key(
+        None,
+        "keep a negative only if its score is below the positive's minus "
+        "|positive's| times this (0.05: 5% below)",
+        fraction,
+    )
     max_score: float | None = key(None, "keep a negative only if its score is at most this")
-    sampling: str = key("top", "take the top-ranked candidates in the range, or a random sample of them",
-                        choices=("top", "random"))
-    model: str = key("base", "the model that mines: 'base' (the candidate's base model), the name of a "
-                     "[[models]] entry, the name of another candidate of this suite listed before this one "
-                     "(its trained model), or a hub id / local path")
+    sampling: str = key(
+        "top",
+        "take the top-ranked candidates in the range, or a random sample of them",
+        choices=("top", "random"),
+    )
+    model: str = key(
+        "base",
+        "the model that mines: 'base' (the candidate's base model), the name of a "
+        "[[models]] entry, the name of another candidate of this suite listed before this one "
+        "(its trained model), or a hub id / local path",
+    )
     batch_size: int = key(64, "encoding batch size of the mining model", positive)
-    false_negative_share: float = key(0.1, "warn when more than this share of the mined negatives score at "
-                                      "least as high as their positive (likely unlabelled positives)", fraction)
+    false_negative_share: float = key(
+        0.1,
+        "warn when more than this share of the mined negatives score at "
+        "least as high as their positive (likely unlabelled positives)",
+        fraction,
+    )
 
     def problems(self):
         if self.range_max is not None and self.range_max - self.range_min < self.num_negatives:
-            yield ".range_max", (f"expected range_max - range_min >= num_negatives ({self.num_negatives}), got "
-                                 f"{self.range_max} - {self.range_min}")
+            yield (
+                ".range_max",
+                (
+                    f"expected range_max - range_min >= num_negatives ({self.num_negatives}), got "
+                    f"{self.range_max} - {self.range_min}"
+                ),
+            )
 
 
 @dataclass
@@ -117,36 +177,64 @@ class LossTable:
     EXTRA = "options"
     name: str = key(help="short name used in candidate names", check=a_name)
     type: str = key(help="loss name (see `harness plugins`), e.g. MultipleNegativesRankingLoss")
-    hard_negatives: HardNegativesTable | None = key(None, "mine hard negatives for this loss (a table, see "
-                                                    "[losses.hard_negatives])")
+    hard_negatives: HardNegativesTable | None = key(
+        None, "mine hard negatives for this loss (a table, see [losses.hard_negatives])"
+    )
     options: dict = key({}, "")
 
 
 @dataclass
 class TrainingTable:
     epochs: int = key(1, "training epochs; the dev split picks the best one", positive)
-    batch_size: int = key(32, "pairs per batch (in-batch negatives grow with it)", lambda v: None if v >= 2 else "expected >= 2")
+    batch_size: int = key(
+        32, "pairs per batch (in-batch negatives grow with it)", lambda v: None if v >= 2 else "expected >= 2"
+    )
     learning_rate: float = key(2e-5, "peak learning rate", positive)
     warmup_ratio: float = key(0.1, "fraction of steps of linear warm-up", fraction)
     weight_decay: float = key(0.01, "AdamW weight decay", non_negative)
-    max_seq_length: int | None = key(None, "truncate training texts to this many tokens (default: the model's)", positive)
+    max_seq_length: int | None = key(
+        None, "truncate training texts to this many tokens (default: the model's)", positive
+    )
     seed: int = key(42, "training seed")
-    precision: str = key("auto", "auto: bf16/fp16 on CUDA, fp32 on the CPU", choices=("auto", "fp32", "fp16", "bf16"))
-    select: str = key("best_dev", "which epoch is kept: the best on dev, or the last", choices=("best_dev", "last"))
+    precision: str = key(
+        "auto", "auto: bf16/fp16 on CUDA, fp32 on the CPU", choices=("auto", "fp32", "fp16", "bf16")
+    )
+    select: str = key(
+        "best_dev", "which epoch is kept: the best on dev, or the last", choices=("best_dev", "last")
+    )
     eval_batch_size: int = key(64, "batch size of the dev evaluation during training", positive)
-    processes: int = key(1, "data-parallel training processes of one candidate (DDP via torchrun): one per GPU; "
-                         "batch_size is per process", positive)
-    seeds: list[int] = key([], "train every candidate once per seed (instead of `seed`): the report gives the mean "
-                           "and spread, thresholds gate on the mean or the worst seed, the best seed on dev ships")
-    grid: dict = key({}, "settings to try, each a list (e.g. learning_rate = [2e-5, 5e-5]): every combination is "
-                     "trained, the best on the dev split wins; the test split never chooses")
-    refit: bool = key(False, "once the dev split has chosen (the epoch, a grid's setting), train once more from the base "
-                      "model on train + dev for the chosen number of epochs: that model is tested and ships (more "
-                      "pairs, the same choices; the test split still never chooses)")
-    learning_curve: list[float] = key([], "also train on these fractions of the training pairs (e.g. [0.25, 0.5]) "
-                                      "and report the dev metric of each beside 100%: would more data help?",
-                                      lambda v: None if all(0 < f < 1 for f in v) and len(set(v)) == len(v)
-                                      else "expected distinct fractions in (0, 1)")
+    processes: int = key(
+        1,
+        "data-parallel training processes of one candidate (DDP via torchrun): one per GPU; "
+        "batch_size is per process",
+        positive,
+    )
+    seeds: list[int] = key(
+        [],
+        "train every candidate once per seed (instead of `seed`): the report gives the mean "
+        "and spread, thresholds gate on the mean or the worst seed, the best seed on dev ships",
+    )
+    grid: dict = key(
+        {},
+        "settings to try, each a list (e.g. learning_rate = [2e-5, 5e-5]): every combination is "
+        "trained, the best on the dev split wins; the test split never chooses",
+    )
+    refit: bool = key(
+        False,
+        "once the dev split has chosen (the epoch, a grid's setting), train once more from the base "
+        "model on train + dev for the chosen number of epochs: that model is tested and ships (more "
+        "pairs, the same choices; the test split still never chooses)",
+    )
+    learning_curve: list[float] = key(
+        [],
+        "also train on these fractions of the training pairs (e.g. [0.25, 0.5]) "
+        "and report the dev metric of each beside 100%: would more data help?",
+        lambda v: (
+            None
+            if all(0 < f < 1 for f in v) and len(set(v)) == len(v)
+            else "expected distinct fractions in (0, 1)"
+        ),
+    )
 
     #: the keys a ``[training.grid]`` may vary
     GRID_KEYS = ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "max_seq_length")
@@ -154,7 +242,11 @@ class TrainingTable:
     def problems(self):
         for k, values in self.grid.items():
             if k not in self.GRID_KEYS:
-                yield f".grid.{k}", f"unknown key{did_you_mean(k, self.GRID_KEYS)} (a grid varies {', '.join(self.GRID_KEYS)})"
+                yield (
+                    f".grid.{k}",
+                    f"unknown key{did_you_mean(k, self.GRID_KEYS)} (a grid varies "
+                    f"{', '.join(self.GRID_KEYS)})",
+                )
             elif not isinstance(values, list) or not values:
                 yield f".grid.{k}", f"expected a non-empty list of values, got {describe(values)}"
             else:
@@ -182,10 +274,13 @@ class OutOfDomainTable:
     """``[[evaluation.out_of_domain]]``: another suite's test data every candidate and its baseline are
     also evaluated on, to see whether fine-tuning made the model worse elsewhere (forgetting)."""
 
-    name: str = key(help="prefix of its metrics: <name>/ndcg@10 (gate it: max_drop against the baseline)",
-                    check=a_name)
-    suite: str = key(help="a suite file whose [data] (source, options, splits, limits) gives the test split; "
-                     "relative to this suite")
+    name: str = key(
+        help="prefix of its metrics: <name>/ndcg@10 (gate it: max_drop against the baseline)", check=a_name
+    )
+    suite: str = key(
+        help="a suite file whose [data] (source, options, splits, limits) gives the test split; "
+        "relative to this suite"
+    )
 
 
 @dataclass
@@ -194,10 +289,15 @@ class EvaluationTable:
     primary_metric: str = key("ndcg@10", "metric that ranks candidates and selects epochs")
     k_values: list[int] = key([1, 3, 5, 10, 100], "cut-offs of the @k metrics", k_list)
     batch_size: int = key(32, "encoding batch size", positive)
-    max_seq_length: int | None = key(None, "truncate texts at evaluation (default: the model's own)", positive)
-    out_of_domain: list[OutOfDomainTable] = key([], "other suites' test data, evaluated by the retrieval "
-                                                "evaluator for every candidate and baseline (see "
-                                                "[[evaluation.out_of_domain]])")
+    max_seq_length: int | None = key(
+        None, "truncate texts at evaluation (default: the model's own)", positive
+    )
+    out_of_domain: list[OutOfDomainTable] = key(
+        [],
+        "other suites' test data, evaluated by the retrieval "
+        "evaluator for every candidate and baseline (see "
+        "[[evaluation.out_of_domain]])",
+    )
 
 
 def variant_list(v):
@@ -215,28 +315,44 @@ FASTEST = "fastest"  #: export.ship: the fastest variant that passes, measured i
 @dataclass
 class ExportTable:
     by_device: ClassVar[bool] = False  #: variants were unset and filled in for the run's device
-    variants: list[str] | None = key(None, "ONNX variants built, checked and evaluated per candidate, each its own "
-                                     "row: fp32, O1, O2, O3, fp16 (CUDA), int8 (CPU), openvino-int8 (CPU, pip install "
-                                     "\".[openvino]\"); fp32 is always built, as the reference. Unset: by device, "
-                                     "[\"fp32\", \"int8\"] on the CPU with ship = \"fastest\" (plain ONNX fp32 can "
-                                     "be slower than torch there), [\"fp32\"] on CUDA",
-                                     variant_list)
-    ship: str | None = key(None, "the variant whose numbers gate the candidate and that `harness release` ships "
-                           "(required when variants lists more than one); \"fastest\": the variant that encoded "
-                           "fastest in this run among those within max_drop of fp32")
-    max_drop: float = key(0.01, "largest drop of the primary metric from fp32 a variant may have; more fails its gate",
-                          non_negative)
-    check_samples: int = key(64, "texts encoded by torch and by each variant to compare their embeddings", positive)
-    min_cosine: float = key(0.999, "lowest torch-vs-ONNX cosine of fp32 and O1-O3; lower is an export error", positive)
+    variants: list[str] | None = key(
+        None,
+        "ONNX variants built, checked and evaluated per candidate, each its own "
+        "row: fp32, O1, O2, O3, fp16 (CUDA), int8 (CPU), openvino-int8 (CPU, pip install "
+        '".[openvino]"); fp32 is always built, as the reference. Unset: by device, '
+        '["fp32", "int8"] on the CPU with ship = "fastest" (plain ONNX fp32 can '
+        'be slower than torch there), ["fp32"] on CUDA',
+        variant_list,
+    )
+    ship: str | None = key(
+        None,
+        "the variant whose numbers gate the candidate and that `harness release` ships "
+        '(required when variants lists more than one); "fastest": the variant that encoded '
+        "fastest in this run among those within max_drop of fp32",
+    )
+    max_drop: float = key(
+        0.01,
+        "largest drop of the primary metric from fp32 a variant may have; more fails its gate",
+        non_negative,
+    )
+    check_samples: int = key(
+        64, "texts encoded by torch and by each variant to compare their embeddings", positive
+    )
+    min_cosine: float = key(
+        0.999, "lowest torch-vs-ONNX cosine of fp32 and O1-O3; lower is an export error", positive
+    )
     min_cosine_reduced: float = key(0.95, "the same for fp16 and int8, whose real test is max_drop", positive)
 
     def problems(self):
         if self.variants is None:
             if self.ship not in (None, FASTEST, VariantName.FP32):
-                yield ".ship", f"expected \"fp32\" or \"fastest\" while variants is unset (by device), got {self.ship!r}"
+                yield (
+                    ".ship",
+                    f'expected "fp32" or "fastest" while variants is unset (by device), got {self.ship!r}',
+                )
             return
         if self.ship is not None and self.ship != FASTEST and self.ship not in self.variants:
-            yield ".ship", f"expected one of the variants {self.variants} or \"fastest\", got {self.ship!r}"
+            yield ".ship", f'expected one of the variants {self.variants} or "fastest", got {self.ship!r}'
         if self.ship is None and len(self.variants) > 1:
             yield ".ship", f"missing: variants lists {len(self.variants)}, say which one ships"
 
@@ -267,13 +383,23 @@ class ThresholdTable:
     min: float | None = key(None, "the candidate's value must be >= this")
     max: float | None = key(None, "the candidate's value must be <= this")
     min_gain: float | None = key(None, "value minus the reference's must be >= this")
-    min_gain_ci: float | None = key(None, "the lower end of the gain's 95% bootstrap interval must be >= this")
-    max_drop: float | None = key(None, "the reference's value minus the candidate's must be <= this (non-inferiority)")
-    against: str = key("baseline", "reference of min_gain, min_gain_ci and max_drop: the untuned baseline, the "
-                       "--compare run's model, or a [[references]] name (a hybrid one: the baseline's hybrid)")
+    min_gain_ci: float | None = key(
+        None, "the lower end of the gain's 95% bootstrap interval must be >= this"
+    )
+    max_drop: float | None = key(
+        None, "the reference's value minus the candidate's must be <= this (non-inferiority)"
+    )
+    against: str = key(
+        "baseline",
+        "reference of min_gain, min_gain_ci and max_drop: the untuned baseline, the "
+        "--compare run's model, or a [[references]] name (a hybrid one: the baseline's hybrid)",
+    )
     candidates: list[str] = key([], "glob patterns of candidate names it applies to (default: all)")
-    seeds: str = key("mean", "with [training] seeds: gate on the mean over the seeds or on the worst seed",
-                     choices=("mean", "worst"))
+    seeds: str = key(
+        "mean",
+        "with [training] seeds: gate on the mean over the seeds or on the worst seed",
+        choices=("mean", "worst"),
+    )
 
     KINDS = ("min", "max", "min_gain", "min_gain_ci", "max_drop")
     RELATIVE = ("min_gain", "min_gain_ci", "max_drop")
@@ -288,31 +414,45 @@ class ReferenceTable:
     """``[[references]]``: what every candidate is also held against on the same test split."""
 
     name: str = key(help="its name in the report, results.json and thresholds' `against`", check=a_name)
-    type: str = key(help="bm25: keyword search (bm25s); hybrid: every candidate's and baseline's dense ranking "
-                    "fused with a bm25 reference's; model: an untuned model, evaluated exactly as a baseline "
-                    "(through its ONNX export) and never trained", choices=("bm25", "hybrid", "model"))
+    type: str = key(
+        help="bm25: keyword search (bm25s); hybrid: every candidate's and baseline's dense ranking "
+        "fused with a bm25 reference's; model: an untuned model, evaluated exactly as a baseline "
+        "(through its ONNX export) and never trained",
+        choices=("bm25", "hybrid", "model"),
+    )
     model: str | None = key(None, "model: a hub id or local path of a sentence-transformers model")
     revision: str | None = key(None, "model: hub revision (commit, tag or branch)")
     query_prompt: str = key("", "model: text put before every query")
     document_prompt: str = key("", "model: text put before every document")
     k1: float = key(1.5, "BM25 term-frequency saturation", positive)
-    b: float = key(0.75, "BM25 length normalisation", lambda v: None if 0 <= v <= 1 else "expected a number in [0, 1]")
-    stemmer: str = key("english", "a PyStemmer language, or \"\" for no stemming")
-    stopwords: str = key("en", "a bm25s stop-word list (\"en\"), or \"\" for none")
+    b: float = key(
+        0.75, "BM25 length normalisation", lambda v: None if 0 <= v <= 1 else "expected a number in [0, 1]"
+    )
+    stemmer: str = key("english", 'a PyStemmer language, or "" for no stemming')
+    stopwords: str = key("en", 'a bm25s stop-word list ("en"), or "" for none')
     of: str = key("bm25", "hybrid: the bm25 reference whose ranking is fused")
-    method: str = key("rrf", "hybrid: reciprocal rank fusion, or a weighted sum of min-max normalised scores",
-                      choices=("rrf", "weighted"))
+    method: str = key(
+        "rrf",
+        "hybrid: reciprocal rank fusion, or a weighted sum of min-max normalised scores",
+        choices=("rrf", "weighted"),
+    )
     rrf_k: int = key(60, "hybrid, rrf: a document scores 1 / (rrf_k + rank) in each ranking", positive)
     depth: int = key(100, "hybrid, rrf: how deep each ranking is fused", positive)
-    weight: float = key(0.5, "hybrid, weighted: the dense score's share", lambda v: None if 0 <= v <= 1
-                        else "expected a number in [0, 1]")
+    weight: float = key(
+        0.5,
+        "hybrid, weighted: the dense score's share",
+        lambda v: None if 0 <= v <= 1 else "expected a number in [0, 1]",
+    )
 
     @property
     def settings(self) -> dict:
         """The settings that decide its numbers, as results.json records them."""
-        keys = {"bm25": ("k1", "b", "stemmer", "stopwords"), "model": ("model", "revision", "query_prompt",
-                                                                        "document_prompt")}.get(self.type) or (
-            ("of", "method", "rrf_k", "depth") if self.method == "rrf" else ("of", "method", "weight"))
+        keys = {
+            "bm25": ("k1", "b", "stemmer", "stopwords"),
+            "model": ("model", "revision", "query_prompt", "document_prompt"),
+        }.get(self.type) or (
+            ("of", "method", "rrf_k", "depth") if self.method == "rrf" else ("of", "method", "weight")
+        )
         return {k: getattr(self, k) for k in keys}
 
 
@@ -330,8 +470,11 @@ class Suite:
     evaluation: EvaluationTable = key(EvaluationTable, "")
     export: ExportTable = key(ExportTable, "")
     thresholds: list[ThresholdTable] = key([], "")
-    references: list[ReferenceTable] = key(DEFAULT_REFERENCES, "[[references]]: BM25 and hybrid search, evaluated "
-                                           "beside every candidate (default: one bm25; references = [] for none)")
+    references: list[ReferenceTable] = key(
+        DEFAULT_REFERENCES,
+        "[[references]]: BM25 and hybrid search, evaluated "
+        "beside every candidate (default: one bm25; references = [] for none)",
+    )
     profiles: dict = key({}, "named override tables, merged over the suite by --profile NAME")
 
     # set by the loader, not by the file
@@ -352,32 +495,54 @@ class Suite:
             if m.distill_from is not None:
                 earlier = sorted(item_name(t, loss) for t in self.models[:i] for loss in self.losses)
                 if m.distill_from not in earlier:
-                    yield f"models[{i}].distill_from", (f"expected a candidate of an earlier [[models]] entry, one "
-                                                        f"of {earlier}, got {m.distill_from!r}")
+                    yield (
+                        f"models[{i}].distill_from",
+                        (
+                            f"expected a candidate of an earlier [[models]] entry, one "
+                            f"of {earlier}, got {m.distill_from!r}"
+                        ),
+                    )
         refs = {r.name: r for r in self.references}
         for i, r in enumerate(self.references):
             if r.name in ("baseline", "compare", "fp32"):
-                yield f"references[{i}].name", f"{r.name!r} is taken (a threshold's `against` means it already)"
+                yield (
+                    f"references[{i}].name",
+                    f"{r.name!r} is taken (a threshold's `against` means it already)",
+                )
             if sum(x.name == r.name for x in self.references) > 1:
                 yield f"references[{i}].name", f"duplicate name {r.name!r}"
             if r.type == "model" and not r.model:
-                yield f"references[{i}].model", "missing: a model reference names its model (hub id or local path)"
+                yield (
+                    f"references[{i}].model",
+                    "missing: a model reference names its model (hub id or local path)",
+                )
             if r.type == "model" and r.name in {m.name for m in self.models}:
                 yield f"references[{i}].name", f"{r.name!r} is also a [[models]] name"
             if r.type == "hybrid" and (r.of not in refs or refs[r.of].type != "bm25"):
                 bm25 = sorted(n for n, x in refs.items() if x.type == "bm25")
-                yield f"references[{i}].of", f"expected the name of a bm25 reference of this suite ({bm25 or 'none'}), got {r.of!r}"
+                yield (
+                    f"references[{i}].of",
+                    f"expected the name of a bm25 reference of this suite ({bm25 or 'none'}), got {r.of!r}",
+                )
         for i, t in enumerate(self.thresholds):
             if t.against not in ("baseline", "compare", *refs):
-                yield f"thresholds[{i}].against", (f"expected 'baseline', 'compare' or a reference's name "
-                                                   f"{sorted(refs)}, got {t.against!r}")
+                yield (
+                    f"thresholds[{i}].against",
+                    (
+                        f"expected 'baseline', 'compare' or a reference's name "
+                        f"{sorted(refs)}, got {t.against!r}"
+                    ),
+                )
         for table, items in (("models", self.models), ("losses", self.losses)):
             if not items:
                 yield table, "expected at least one entry"
             seen: dict[str, int] = {}
             for i, item in enumerate(items):
                 if item.name in seen:
-                    yield f"{table}[{i}].name", f"duplicate name {item.name!r} (also {table}[{seen[item.name]}])"
+                    yield (
+                        f"{table}[{i}].name",
+                        f"duplicate name {item.name!r} (also {table}[{seen[item.name]}])",
+                    )
                 seen[item.name] = i
 
 

@@ -7,19 +7,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.api import Option, suite_path
-from harness.errors import DataError
 from harness.core.metrics import MEASURED
+from harness.errors import DataError, Problem
+from harness.suite.columns import missing_columns
 from harness.suite.keys import did_you_mean
 from harness.suite.schema import Suite
-from harness.errors import Problem
-from harness.suite.columns import missing_columns
 
 if TYPE_CHECKING:  # an annotation only: the plugin manager imports the suite, not the other way round
     from harness.plugins import Registry
 
 
-def _check_options(file: str, table: str, given: dict, declared: dict[str, Option] | tuple[str, ...],
-                   owner: str, suite_dir: Path | None = None) -> list[Problem]:
+def _check_options(
+    file: str,
+    table: str,
+    given: dict,
+    declared: dict[str, Option] | tuple[str, ...],
+    owner: str,
+    suite_dir: Path | None = None,
+) -> list[Problem]:
     problems = []
     names = list(declared)
     for k, v in given.items():
@@ -32,9 +37,13 @@ def _check_options(file: str, table: str, given: dict, declared: dict[str, Optio
                 continue
             if not isinstance(v, ok_types) or (isinstance(v, bool) and bool not in ok_types):
                 want = " or ".join(t.__name__ for t in ok_types)
-                problems.append(Problem(file, f"{table}.{k}", f"expected {want}, got {type(v).__name__} ({v!r})"))
+                problems.append(
+                    Problem(file, f"{table}.{k}", f"expected {want}, got {type(v).__name__} ({v!r})")
+                )
             elif opt.choices and v not in opt.choices:
-                problems.append(Problem(file, f"{table}.{k}", f"expected one of {list(opt.choices)}, got {v!r}"))
+                problems.append(
+                    Problem(file, f"{table}.{k}", f"expected one of {list(opt.choices)}, got {v!r}")
+                )
             elif opt.path and suite_dir is not None and isinstance(v, str):
                 problems += [Problem(file, f"{table}.{k}", m) for m in _path_problem(suite_dir, v, opt.path)]
     if isinstance(declared, dict):
@@ -68,44 +77,94 @@ def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
     problems: list[Problem] = []
     source = registry.pair_sources.get(suite.data.source)
     if source is None:
-        problems.append(Problem(file, "data.source",
-                                f"unknown pair source {suite.data.source!r}{did_you_mean(suite.data.source, registry.pair_sources)}"))
+        problems.append(
+            Problem(
+                file,
+                "data.source",
+                "unknown pair source "
+                f"{suite.data.source!r}{did_you_mean(suite.data.source, registry.pair_sources)}",
+            )
+        )
     else:
-        problems += _check_options(file, "data", suite.data.options, source.options, f"pair source {source.name!r}",
-                                   suite.path.parent)
+        problems += _check_options(
+            file,
+            "data",
+            suite.data.options,
+            source.options,
+            f"pair source {source.name!r}",
+            suite.path.parent,
+        )
     for i, loss in enumerate(suite.losses):
         spec = registry.losses.get(loss.type)
         if spec is None:
-            problems.append(Problem(file, f"losses[{i}].type", f"unknown loss {loss.type!r}{did_you_mean(loss.type, registry.losses)}"))
+            problems.append(
+                Problem(
+                    file,
+                    f"losses[{i}].type",
+                    f"unknown loss {loss.type!r}{did_you_mean(loss.type, registry.losses)}",
+                )
+            )
         else:
-            problems += _check_options(file, f"losses[{i}]", loss.options, spec.accepted_options(), f"loss {loss.type!r}")
+            problems += _check_options(
+                file, f"losses[{i}]", loss.options, spec.accepted_options(), f"loss {loss.type!r}"
+            )
             problems += [Problem(file, f"losses[{i}].{k}", m) for k, m in spec.problems(loss.options)]
-            problems += [Problem(file, f"losses[{i}].{k}", f"missing required key for loss {loss.type!r} (a model name "
-                                 "or path)") for k in spec.model_options if k not in loss.options]
+            problems += [
+                Problem(
+                    file,
+                    f"losses[{i}].{k}",
+                    f"missing required key for loss {loss.type!r} (a model name or path)",
+                )
+                for k in spec.model_options
+                if k not in loss.options
+            ]
             gives = source is not None and source.gives_negatives
-            missing = missing_columns(spec, loss.options, loss.hard_negatives is not None,
-                                      negatives=None if gives else False)
+            missing = missing_columns(
+                spec, loss.options, loss.hard_negatives is not None, negatives=None if gives else False
+            )
             if missing:
                 problems.append(Problem(file, f"losses[{i}]", missing))
-        if loss.hard_negatives is not None:  # a candidate that mines must be trained after the one it mines with
+        if (
+            loss.hard_negatives is not None
+        ):  # a candidate that mines must be trained after the one it mines with
             later = [f"{m.name}-{other.name}" for m in suite.models for other in suite.losses[i:]]
             if loss.hard_negatives.model in later:
-                problems.append(Problem(file, f"losses[{i}].hard_negatives.model",
-                                        f"candidate {loss.hard_negatives.model!r} is trained after this one (or is "
-                                        "this one): list its loss before this loss"))
+                problems.append(
+                    Problem(
+                        file,
+                        f"losses[{i}].hard_negatives.model",
+                        f"candidate {loss.hard_negatives.model!r} is trained after this one (or is "
+                        "this one): list its loss before this loss",
+                    )
+                )
     if suite.data.dev_fraction == 0:
-        for k, v in (("grid", suite.training.grid), ("learning_curve", suite.training.learning_curve),
-                     ("refit", suite.training.refit)):
+        for k, v in (
+            ("grid", suite.training.grid),
+            ("learning_curve", suite.training.learning_curve),
+            ("refit", suite.training.refit),
+        ):
             if v:
-                problems.append(Problem(file, f"training.{k}", "needs a dev split to measure on (the test split never "
-                                        "chooses): set data.dev_fraction > 0"))
+                problems.append(
+                    Problem(
+                        file,
+                        f"training.{k}",
+                        "needs a dev split to measure on (the test split never "
+                        "chooses): set data.dev_fraction > 0",
+                    )
+                )
     produced: set[str] = set(MEASURED)  # every candidate's speed and size
     all_known = True
     for i, name in enumerate(suite.evaluation.evaluators):
         ev = registry.evaluators.get(name)
         if ev is None:
             all_known = False
-            problems.append(Problem(file, f"evaluation.evaluators[{i}]", f"unknown evaluator {name!r}{did_you_mean(name, registry.evaluators)}"))
+            problems.append(
+                Problem(
+                    file,
+                    f"evaluation.evaluators[{i}]",
+                    f"unknown evaluator {name!r}{did_you_mean(name, registry.evaluators)}",
+                )
+            )
         else:
             produced |= set(ev.metric_names(suite.evaluation.k_values))
     if not suite.evaluation.evaluators:
@@ -113,7 +172,9 @@ def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
     retrieval = registry.evaluators.get("retrieval")
     for i, ood in enumerate(suite.evaluation.out_of_domain):
         where = f"evaluation.out_of_domain[{i}]"
-        problems += [Problem(file, f"{where}.suite", m) for m in _path_problem(suite.path.parent, ood.suite, "file")]
+        problems += [
+            Problem(file, f"{where}.suite", m) for m in _path_problem(suite.path.parent, ood.suite, "file")
+        ]
         if [o.name for o in suite.evaluation.out_of_domain].count(ood.name) > 1:
             problems.append(Problem(file, f"{where}.name", f"duplicate name {ood.name!r}"))
         if retrieval is not None:
@@ -123,5 +184,11 @@ def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
             (f"thresholds[{i}].metric", t.metric) for i, t in enumerate(suite.thresholds)
         ]:
             if metric not in produced:
-                problems.append(Problem(file, path, f"no evaluator produces the metric {metric!r}{did_you_mean(metric, produced)}"))
+                problems.append(
+                    Problem(
+                        file,
+                        path,
+                        f"no evaluator produces the metric {metric!r}{did_you_mean(metric, produced)}",
+                    )
+                )
     return problems

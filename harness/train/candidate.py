@@ -12,11 +12,11 @@ import shutil
 from pathlib import Path
 
 from harness.api import ResolvedModel
+from harness.core.suiterun import SuiteRun
 from harness.data.negatives import Miner
 from harness.evaluate.evaluation import Evaluation
 from harness.plugins import Plugins
 from harness.results import Trained
-from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 from harness.train.step import RECORD, drop_model, fit_step
 from harness.train.student import layer_count
@@ -27,23 +27,26 @@ class CandidateTrainer:
     export and evaluate each seed. ``plugin_specs``: the command line's ``-p`` options, for the
     processes of a distributed training."""
 
-    def __init__(self, plugins: Plugins, device: str, evaluation: Evaluation, plugin_specs: tuple[str, ...] = ()):
+    def __init__(
+        self, plugins: Plugins, device: str, evaluation: Evaluation, plugin_specs: tuple[str, ...] = ()
+    ):
         self.plugins = plugins
         self.device = device
         self.evaluation = evaluation
         self.plugin_specs = plugin_specs
         self.miner = Miner(plugins.resolve_model, device)
 
-    def train(self, run: SuiteRun, item: Item, resolved: ResolvedModel, work: Path, keys: dict[str, str],
-              progress) -> Trained:
+    def train(
+        self, run: SuiteRun, item: Item, resolved: ResolvedModel, work: Path, keys: dict[str, str], progress
+    ) -> Trained:
         """Mine (if asked), try the grid's settings on dev, train once per seed at the chosen setting,
         export and evaluate each seed, and draw the learning curve: the shipped seed's evaluation
         with the training's record."""
         from dataclasses import replace
 
-        from harness.data import trainset
         from harness.core import records
         from harness.core.records import digest
+        from harness.data import trainset
         from harness.train import selection
 
         cfg, primary = run.suite.training, run.suite.evaluation.primary_metric
@@ -58,18 +61,40 @@ class CandidateTrainer:
         if item.model.student:
             resolved, part["student"] = self.student(run, item, resolved, progress)
         part["layers"] = layer_count(resolved.path)
-        columns, rows_info = trainset.build(run.data, spec, options, mined and mined["columns"],
-                                            item.model.query_prompt, item.model.document_prompt, run.suite.data.seed)
+        columns, rows_info = trainset.build(
+            run.data,
+            spec,
+            options,
+            mined and mined["columns"],
+            item.model.query_prompt,
+            item.model.document_prompt,
+            run.suite.data.seed,
+        )
         seeds, points = cfg.seed_list, cfg.points()
         trained: list[dict] = []  # every training's summary, for the total time
 
         def key(setting: dict, seed: int, tag: list) -> str:
             return digest([keys["train"], setting, seed, *tag])
 
-        def train_once(out: Path, setting: dict, seed: int, rows: dict, tag: list, keep: bool = True,
-                       data=None) -> dict:
-            info = fit_step(run, item, resolved.path, out, key(setting, seed, tag), progress, spec, options, rows,
-                            replace(cfg, **setting, seed=seed), self.device, self.plugin_specs, keep, data)
+        def train_once(
+            out: Path, setting: dict, seed: int, rows: dict, tag: list, keep: bool = True, data=None
+        ) -> dict:
+            info = fit_step(
+                run,
+                item,
+                resolved.path,
+                out,
+                key(setting, seed, tag),
+                progress,
+                spec,
+                options,
+                rows,
+                replace(cfg, **setting, seed=seed),
+                self.device,
+                self.plugin_specs,
+                keep,
+                data,
+            )
             trained.append(info)
             return info
 
@@ -79,51 +104,88 @@ class CandidateTrainer:
             for i, point in enumerate(points):
                 progress("trial", {"index": i + 1, "of": len(points), "setting": point})
                 info = train_once(work / "grid" / str(i) / "trained", point, seeds[0], columns, [])
-                trials.append({"setting": point, "dev_score": info["dev_score"], "chosen_epoch": info["chosen_epoch"],
-                               "seconds": info["seconds"]})
+                trials.append(
+                    {
+                        "setting": point,
+                        "dev_score": info["dev_score"],
+                        "chosen_epoch": info["chosen_epoch"],
+                        "seconds": info["seconds"],
+                    }
+                )
             best = selection.best([t["dev_score"] for t in trials])
             chosen = points[best]
-            grid = {"trials": trials, "chosen": chosen, "chosen_index": best,
-                    "by": f"best dev {primary} of {len(points)} settings (seed {seeds[0]})"}
+            grid = {
+                "trials": trials,
+                "chosen": chosen,
+                "chosen_index": best,
+                "by": f"best dev {primary} of {len(points)} settings (seed {seeds[0]})",
+            }
             progress("chosen", {"setting": chosen, "dev_score": trials[best]["dev_score"], "of": len(points)})
         runs, refit = [], None
         for seed in seeds:
             folder = work if seed == seeds[0] else work / "seeds" / str(seed)
             chosen_dir = folder / ("selection" if cfg.refit else "trained")  # what dev chose on
-            adopted = grid is not None and seed == seeds[0] and selection.adopt(
-                work / "grid" / str(grid["chosen_index"]) / "trained", chosen_dir)
+            adopted = (
+                grid is not None
+                and seed == seeds[0]
+                and selection.adopt(work / "grid" / str(grid["chosen_index"]) / "trained", chosen_dir)
+            )
             if adopted:  # the grid's winner is this training: moved, not redone
                 progress("trained", {"adopted": True})
                 info = json.loads((chosen_dir / RECORD).read_text())
             else:
                 if cfg.refit and records.is_done(folder / "trained", key(chosen, seed, [])):
-                    selection.adopt(folder / "trained", chosen_dir)  # a run without refit trained it: --resume re-uses it
+                    selection.adopt(
+                        folder / "trained", chosen_dir
+                    )  # a run without refit trained it: --resume re-uses it
                 info = train_once(chosen_dir, chosen, seed, columns, [], keep=not cfg.refit)
             if cfg.refit:  # the same choices, trained once more with the dev pairs too: this one ships
                 if refit is None:
                     refit = self.refit_data(run, item, base, spec, options, progress)
                 epochs = max(1, math.ceil(info["chosen_epoch"] - 1e-6))
                 progress("refit", {"epochs": epochs, "pairs": trainset.rows(refit["columns"])})
-                again = train_once(folder / "trained", {**chosen, "epochs": epochs, "select": "last"}, seed,
-                            refit["columns"], ["refit"], data=refit["data"])
+                again = train_once(
+                    folder / "trained",
+                    {**chosen, "epochs": epochs, "select": "last"},
+                    seed,
+                    refit["columns"],
+                    ["refit"],
+                    data=refit["data"],
+                )
                 drop_model(chosen_dir)  # a model nobody ships
-                info = {**info, "chosen_by": info["chosen_by"] + selection.refit_phrase(epochs),
-                        "refit": {k: again[k] for k in ("pairs", "steps", "seconds", "history")} | {
-                            "epochs": epochs, "mining": refit["mining"]}}
+                info = {
+                    **info,
+                    "chosen_by": info["chosen_by"] + selection.refit_phrase(epochs),
+                    "refit": {k: again[k] for k in ("pairs", "steps", "seconds", "history")}
+                    | {"epochs": epochs, "mining": refit["mining"]},
+                }
             skeys = {k: digest([v, chosen, seed]) for k, v in keys.items()}
-            evaluated = self.evaluation.export_and_evaluate(run, item, folder / "trained", folder, progress, skeys,
-                                                  spec.evaluation_dims(options))
+            evaluated = self.evaluation.export_and_evaluate(
+                run, item, folder / "trained", folder, progress, skeys, spec.evaluation_dims(options)
+            )
             runs.append({"seed": seed, "folder": folder, "training": info, "evaluated": evaluated})
             if len(seeds) > 1:
-                progress("seed", {"seed": seed, "dev_score": info["dev_score"],
-                                  primary: evaluated["metrics"].get(primary)})
+                progress(
+                    "seed",
+                    {
+                        "seed": seed,
+                        "dev_score": info["dev_score"],
+                        primary: evaluated["metrics"].get(primary),
+                    },
+                )
         shutil.rmtree(work / "grid", ignore_errors=True)
         curve = None
         if cfg.learning_curve:
             points_ = []
             for f in sorted(cfg.learning_curve):
-                info = train_once(work / "curve" / f"{f:g}", chosen, seeds[0], trainset.subset(columns, f, seeds[0]), [f],
-                           keep=False)
+                info = train_once(
+                    work / "curve" / f"{f:g}",
+                    chosen,
+                    seeds[0],
+                    trainset.subset(columns, f, seeds[0]),
+                    [f],
+                    keep=False,
+                )
                 points_.append({"fraction": f, "pairs": info["pairs"], "dev_score": info["dev_score"]})
                 progress("curve", points_[-1])
             first = runs[0]["training"]
@@ -131,12 +193,25 @@ class CandidateTrainer:
             curve = {"points": points_, "verdict": selection.curve_verdict(points_, primary)}
         ship = runs[selection.best([r["training"]["dev_score"] for r in runs])]
         evaluated = ship["evaluated"]
-        training = {**ship["training"], "seed": ship["seed"], "setting": chosen, "grid": grid,
-                    "learning_curve": curve, "total_seconds": round(sum(t["seconds"] for t in trained), 1),
-                    "trainings": len(trained), "columns": rows_info["columns"], "negatives": rows_info["negatives"]}
+        training = {
+            **ship["training"],
+            "seed": ship["seed"],
+            "setting": chosen,
+            "grid": grid,
+            "learning_curve": curve,
+            "total_seconds": round(sum(t["seconds"] for t in trained), 1),
+            "trainings": len(trained),
+            "columns": rows_info["columns"],
+            "negatives": rows_info["negatives"],
+        }
         training["embedding_change"] = next(
-            (v["export_check"]["embedding_change"] for v in evaluated["variants"]
-             if "embedding_change" in v.get("export_check", {})), None)
+            (
+                v["export_check"]["embedding_change"]
+                for v in evaluated["variants"]
+                if "embedding_change" in v.get("export_check", {})
+            ),
+            None,
+        )
         part.update(evaluated)
         part["timings"] = {"train_s": training["total_seconds"], **evaluated["timings"]}
         part["training"] = training
@@ -150,18 +225,34 @@ class CandidateTrainer:
                 part["dims"] = selection.mean_dims([r["evaluated"]["dims"] for r in runs])
         return part
 
-    def refit_data(self, run: SuiteRun, item: Item, resolved: ResolvedModel, spec, options: dict, progress) -> dict:
-        """The data of a refit (dev's queries in train, see :meth:`harness.data.prepare.Prepared.with_dev_in_train`)
+    def refit_data(
+        self, run: SuiteRun, item: Item, resolved: ResolvedModel, spec, options: dict, progress
+    ) -> dict:
+        """The data of a refit (dev's queries in train, see
+        :meth:`harness.data.prepare.Prepared.with_dev_in_train`)
         and its training columns; a loss that mines gets negatives mined again for the dev pairs too."""
         from harness.data import trainset
 
         data = run.data.with_dev_in_train()
-        mined = self.miner.mined(run, item, resolved, progress, data) if item.loss.hard_negatives is not None else None
-        columns, _ = trainset.build(data, spec, options, mined and mined["columns"], item.model.query_prompt,
-                                    item.model.document_prompt, run.suite.data.seed)
+        mined = (
+            self.miner.mined(run, item, resolved, progress, data)
+            if item.loss.hard_negatives is not None
+            else None
+        )
+        columns, _ = trainset.build(
+            data,
+            spec,
+            options,
+            mined and mined["columns"],
+            item.model.query_prompt,
+            item.model.document_prompt,
+            run.suite.data.seed,
+        )
         return {"data": data, "columns": columns, "mining": mined and mined["stats"]}
 
-    def student(self, run: SuiteRun, item: Item, resolved: ResolvedModel, progress) -> tuple[ResolvedModel, dict]:
+    def student(
+        self, run: SuiteRun, item: Item, resolved: ResolvedModel, progress
+    ) -> tuple[ResolvedModel, dict]:
         """The layer-reduced copy of ``resolved`` that ``item``'s model asks for (made once per run and
         model, in ``students/<model>``), and what it kept."""
         from dataclasses import replace
@@ -191,8 +282,20 @@ class CandidateTrainer:
         docs, _ = corpus_texts(run.data)
         texts = docs + run.data.train.queries["text"].to_list()
         cfg = run.suite.training
-        return out, {**distill(student, teacher, texts, out, self.device, cfg.max_seq_length,
-                               item.model.distill_epochs, cfg.batch_size, cfg.seed), "from": name}
+        return out, {
+            **distill(
+                student,
+                teacher,
+                texts,
+                out,
+                self.device,
+                cfg.max_seq_length,
+                item.model.distill_epochs,
+                cfg.batch_size,
+                cfg.seed,
+            ),
+            "from": name,
+        }
 
     def loss_options(self, item: Item, spec) -> dict:
         """The loss's options, with those that name a model resolved to a local folder."""

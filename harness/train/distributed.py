@@ -33,8 +33,10 @@ def train_distributed(spec: dict, processes: int, device: str, folder: Path) -> 
         import torch
 
         if torch.cuda.device_count() < processes:
-            raise CandidateError(f"training.processes = {processes}, but this machine has "
-                                 f"{torch.cuda.device_count()} CUDA device(s)")
+            raise CandidateError(
+                f"training.processes = {processes}, but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RESULT).unlink(missing_ok=True)
     with (folder / SPEC).open("wb") as f:
@@ -42,16 +44,25 @@ def train_distributed(spec: dict, processes: int, device: str, folder: Path) -> 
     env = dict(os.environ)
     if device == "cpu":  # share the cores instead of each process taking all of them
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-           "-m", "harness.train.distributed", str(folder / SPEC)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "harness.train.distributed",
+        str(folder / SPEC),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     finally:
         (folder / SPEC).unlink(missing_ok=True)  # it holds a copy of the data
     if proc.returncode != 0 or not (folder / RESULT).is_file():
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
-        raise CandidateError(f"distributed training in {processes} processes failed (torchrun exit "
-                             f"{proc.returncode}): {tail}")
+        raise CandidateError(
+            f"distributed training in {processes} processes failed (torchrun exit {proc.returncode}): {tail}"
+        )
     info = json.loads((folder / RESULT).read_text())
     (folder / RESULT).unlink()
     return info
@@ -66,9 +77,20 @@ def main(argv: list[str]) -> int:
         spec = pickle.load(f)
     plugins = from_command_line(spec["plugin_specs"], Path(spec["cwd"]), quiet=True)
     plugins.load_suite_plugins(spec["suite"])
-    tr = fit(spec["base"], plugins.registry.losses[spec["loss_type"]], spec["loss_options"], spec["data"],
-               spec["training"], spec["primary_metric"], spec["device"], spec["out"],
-               spec["query_prompt"], spec["document_prompt"], work_dir=spec["work_dir"], columns=spec["columns"])
+    tr = fit(
+        spec["base"],
+        plugins.registry.losses[spec["loss_type"]],
+        spec["loss_options"],
+        spec["data"],
+        spec["training"],
+        spec["primary_metric"],
+        spec["device"],
+        spec["out"],
+        spec["query_prompt"],
+        spec["document_prompt"],
+        work_dir=spec["work_dir"],
+        columns=spec["columns"],
+    )
     if int(os.environ.get("RANK", "0")) == 0:
         info = {**tr.as_dict(), "processes": int(os.environ.get("WORLD_SIZE", "1"))}
         (Path(argv[0]).parent / RESULT).write_text(json.dumps(info))

@@ -4,8 +4,8 @@ which epoch is kept; the training loss and dev metric over steps are returned fo
 from __future__ import annotations
 
 import math
-import sys
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.api import LossSpec
-from harness.suite.schema import TrainingTable
 from harness.data.prepare import Prepared
 from harness.errors import CandidateError
+from harness.suite.schema import TrainingTable
 
 
 @dataclass
@@ -30,10 +30,18 @@ class TrainResult:
     dev_score: float | None = None  #: the kept model's dev primary metric (what a grid and seeds choose by)
 
     def as_dict(self) -> dict:
-        return {"seconds": round(self.seconds, 1), "pairs": self.pairs, "steps": self.steps,
-                "pairs_per_s": round(self.pairs * max(1, self.epochs_run) / self.seconds, 2) if self.seconds else None,
-                "chosen_epoch": self.chosen_epoch, "chosen_by": self.chosen_by, "history": self.history,
-                "dev_score": self.dev_score}
+        return {
+            "seconds": round(self.seconds, 1),
+            "pairs": self.pairs,
+            "steps": self.steps,
+            "pairs_per_s": round(self.pairs * max(1, self.epochs_run) / self.seconds, 2)
+            if self.seconds
+            else None,
+            "chosen_epoch": self.chosen_epoch,
+            "chosen_by": self.chosen_by,
+            "history": self.history,
+            "dev_score": self.dev_score,
+        }
 
     @property
     def epochs_run(self) -> int:
@@ -50,9 +58,21 @@ def precision_flags(precision: str, device: str) -> dict:
     return {precision: True}
 
 
-def fit(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg: TrainingTable,
-          primary_metric: str, device: str, out_dir: Path, query_prompt: str = "", document_prompt: str = "",
-          progress=None, work_dir: Path | None = None, columns: dict[str, list] | None = None) -> TrainResult:
+def fit(
+    base_dir: Path,
+    loss: LossSpec,
+    loss_options: dict,
+    data: Prepared,
+    cfg: TrainingTable,
+    primary_metric: str,
+    device: str,
+    out_dir: Path,
+    query_prompt: str = "",
+    document_prompt: str = "",
+    progress=None,
+    work_dir: Path | None = None,
+    columns: dict[str, list] | None = None,
+) -> TrainResult:
     """Train ``base_dir`` on ``columns`` (default: the train pairs of ``data``, see
     :func:`harness.data.trainset.build`) and save the kept model to ``out_dir``. The dev split of ``data``
     is evaluated after every epoch; with ``select = "best_dev"`` the best epoch is kept.
@@ -77,7 +97,9 @@ def fit(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg:
         model.max_seq_length = cfg.max_seq_length
     dataset = Dataset.from_dict(columns)
     first = next(iter(columns))
-    model.model_card_data.widget = [{"text": columns[first][0]}]  # else the trainer samples widget texts itself
+    model.model_card_data.widget = [
+        {"text": columns[first][0]}
+    ]  # else the trainer samples widget texts itself
     try:
         loss_module = loss.build(model, loss_options)
     except (TypeError, ValueError) as e:
@@ -92,7 +114,9 @@ def fit(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg:
             queries={q: query_prompt + t for q, t in data.dev.queries.iter_rows()},
             corpus={d: document_prompt + t for d, t in data.dev_corpus.iter_rows()},
             relevant_docs={q: set(r) for q, r in data.dev.relevant().items()},
-            name="dev", batch_size=cfg.eval_batch_size, show_progress_bar=False,
+            name="dev",
+            batch_size=cfg.eval_batch_size,
+            show_progress_bar=False,
             **_ir_ks(primary_metric),
         )
         sim = model.similarity_fn_name or "cosine"
@@ -121,8 +145,9 @@ def fit(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg:
         disable_tqdm=not sys.stderr.isatty(),
         **precision_flags(cfg.precision, device),
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss_module,
-                                         evaluator=evaluator)
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=dataset, loss=loss_module, evaluator=evaluator
+    )
     _quiet_progress(trainer)
     if progress is not None:
         trainer.add_callback(_epoch_reporter(progress, metric_key, "dev_" + primary_metric))
@@ -137,8 +162,11 @@ def fit(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg:
         raise
     finally:
         seconds = time.perf_counter() - start
-    history = [{k: v for k, v in h.items() if k in ("step", "epoch", "loss", metric_key, "learning_rate")}
-               for h in trainer.state.log_history if "loss" in h or (metric_key and metric_key in h)]
+    history = [
+        {k: v for k, v in h.items() if k in ("step", "epoch", "loss", metric_key, "learning_rate")}
+        for h in trainer.state.log_history
+        if "loss" in h or (metric_key and metric_key in h)
+    ]
     for h in history:
         if metric_key and metric_key in h:
             h["dev_" + primary_metric] = h.pop(metric_key)
@@ -155,8 +183,9 @@ def fit(base_dir: Path, loss: LossSpec, loss_options: dict, data: Prepared, cfg:
         model.save_pretrained(str(out_dir))
     if work_dir is None:  # a shared one is removed by whoever made it, once every process is done
         shutil.rmtree(work, ignore_errors=True)
-    return TrainResult(out_dir, seconds, n_rows, trainer.state.global_step, chosen_epoch, chosen_by, history,
-                       dev_score)
+    return TrainResult(
+        out_dir, seconds, n_rows, trainer.state.global_step, chosen_epoch, chosen_by, history, dev_score
+    )
 
 
 def _epoch_reporter(progress, metric_key: str | None, name: str):
@@ -168,8 +197,14 @@ def _epoch_reporter(progress, metric_key: str | None, name: str):
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             if metric_key and metrics and metric_key in metrics:
-                progress("epoch", {"epoch": round(state.epoch or 0, 2), "loss": self._last_loss(state),
-                                   name: metrics[metric_key]})
+                progress(
+                    "epoch",
+                    {
+                        "epoch": round(state.epoch or 0, 2),
+                        "loss": self._last_loss(state),
+                        name: metrics[metric_key],
+                    },
+                )
 
         def on_epoch_end(self, args, state, control, **kwargs):
             if not metric_key:
@@ -196,5 +231,10 @@ def _ir_ks(primary_metric: str) -> dict:
     """Make the dev evaluator compute the primary metric at its cut-off."""
     name, _, k = primary_metric.partition("@")
     k_list = sorted({int(k) if k.isdigit() else 10, 10})
-    return {"mrr_at_k": k_list, "ndcg_at_k": k_list, "accuracy_at_k": k_list, "precision_recall_at_k": k_list,
-            "map_at_k": sorted(set(k_list) | {100})}
+    return {
+        "mrr_at_k": k_list,
+        "ndcg_at_k": k_list,
+        "accuracy_at_k": k_list,
+        "precision_recall_at_k": k_list,
+        "map_at_k": sorted(set(k_list) | {100}),
+    }

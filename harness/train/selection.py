@@ -52,8 +52,15 @@ def summarise(runs: list[dict], shipped_seed: int, primary: str, gated: set[str]
 
     metrics = [r["evaluated"]["metrics"] for r in runs]
     names = sorted(set.intersection(*(set(m) for m in metrics)))
-    out = {"shipped": shipped_seed, "by": f"best dev {primary}", "mean": {}, "std": {}, "worst": {}, "best": {},
-           "runs": []}
+    out = {
+        "shipped": shipped_seed,
+        "by": f"best dev {primary}",
+        "mean": {},
+        "std": {},
+        "worst": {},
+        "best": {},
+        "runs": [],
+    }
     for name in names:
         values = [m[name] for m in metrics]
         out["mean"][name] = round(statistics.fmean(values), 6)
@@ -61,10 +68,19 @@ def summarise(runs: list[dict], shipped_seed: int, primary: str, gated: set[str]
         out["worst"][name] = worst(name, values, key=float)
         out["best"][name] = best_of_metric(name, values, key=float)
     for r in runs:
-        per_query = {q: {m: v for m, v in vals.items() if m in gated} for q, vals in r["evaluated"]["per_query"].items()}
-        out["runs"].append({"seed": r["seed"], "dev_score": r["training"]["dev_score"],
-                            "chosen_epoch": r["training"]["chosen_epoch"], "metrics": r["evaluated"]["metrics"],
-                            "per_query": per_query})
+        per_query = {
+            q: {m: v for m, v in vals.items() if m in gated}
+            for q, vals in r["evaluated"]["per_query"].items()
+        }
+        out["runs"].append(
+            {
+                "seed": r["seed"],
+                "dev_score": r["training"]["dev_score"],
+                "chosen_epoch": r["training"]["chosen_epoch"],
+                "metrics": r["evaluated"]["metrics"],
+                "per_query": per_query,
+            }
+        )
     return out
 
 

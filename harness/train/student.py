@@ -40,7 +40,9 @@ def _layer_list(auto_model):
             blocks = getattr(owner, attr, None)
             if isinstance(blocks, torch.nn.ModuleList):
                 return owner, attr, blocks
-    raise CandidateError(f"cannot find the transformer layers of {type(auto_model).__name__} to make a student")
+    raise CandidateError(
+        f"cannot find the transformer layers of {type(auto_model).__name__} to make a student"
+    )
 
 
 def make_student(base: Path, out: Path, layers: list[int] | None, keep: int | None) -> dict:
@@ -51,8 +53,11 @@ def make_student(base: Path, out: Path, layers: list[int] | None, keep: int | No
     record = out / RECORD
     if record.is_file():
         info = json.loads(record.read_text())
-        if info.get("base") == str(base) and (layers is None or info["layers"] == sorted(layers)) and \
-                (keep is None or len(info["layers"]) == keep):
+        if (
+            info.get("base") == str(base)
+            and (layers is None or info["layers"] == sorted(layers))
+            and (keep is None or len(info["layers"]) == keep)
+        ):
             return info
     from sentence_transformers import SentenceTransformer
 
@@ -76,8 +81,18 @@ def make_student(base: Path, out: Path, layers: list[int] | None, keep: int | No
     return info
 
 
-def distill(student: Path, teacher: Path, texts: list[str], out: Path, device: str, max_seq_length: int | None,
-            epochs: int, batch_size: int, seed: int, on_epoch=None) -> dict:
+def distill(
+    student: Path,
+    teacher: Path,
+    texts: list[str],
+    out: Path,
+    device: str,
+    max_seq_length: int | None,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    on_epoch=None,
+) -> dict:
     """Embedding distillation (sentence-transformers' MSELoss): ``student`` learns to give ``texts`` the
     embeddings ``teacher`` gives them, for ``epochs``; saved to ``out``. Unlabelled texts are enough.
     ``on_epoch(epoch, model)``, where given, is called after each epoch (a learning curve)."""
@@ -95,24 +110,42 @@ def distill(student: Path, teacher: Path, texts: list[str], out: Path, device: s
     model = SentenceTransformer(str(student), device=device)
     if max_seq_length:
         teach.max_seq_length = model.max_seq_length = max_seq_length
-    dims = [(getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension)() for m in (teach, model)]
+    dims = [
+        (getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension)()
+        for m in (teach, model)
+    ]
     if dims[0] != dims[1]:
-        raise CandidateError(f"distill_from: the teacher's embeddings have {dims[0]} dimensions, the student's {dims[1]}")
+        raise CandidateError(
+            f"distill_from: the teacher's embeddings have {dims[0]} dimensions, the student's {dims[1]}"
+        )
     labels = teach.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
     del teach
     model.model_card_data.widget = [{"text": texts[0]}]  # else the trainer samples widget texts itself
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp, quiet_libraries():
         args = SentenceTransformerTrainingArguments(
-            output_dir=tmp, num_train_epochs=epochs, per_device_train_batch_size=batch_size, learning_rate=1e-4,
-            warmup_ratio=0.1, save_strategy="no", report_to="none", seed=seed, logging_steps=10 ** 9,
-            disable_tqdm=True, use_cpu=device == "cpu")
-        trainer = SentenceTransformerTrainer(model=model, args=args, loss=losses.MSELoss(model),
-                                             train_dataset=Dataset.from_dict({"sentence": texts,
-                                                                              "label": labels.tolist()}))
+            output_dir=tmp,
+            num_train_epochs=epochs,
+            per_device_train_batch_size=batch_size,
+            learning_rate=1e-4,
+            warmup_ratio=0.1,
+            save_strategy="no",
+            report_to="none",
+            seed=seed,
+            logging_steps=10**9,
+            disable_tqdm=True,
+            use_cpu=device == "cpu",
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=args,
+            loss=losses.MSELoss(model),
+            train_dataset=Dataset.from_dict({"sentence": texts, "label": labels.tolist()}),
+        )
         from transformers import trainer_callback as tc
 
         trainer.remove_callback(tc.PrinterCallback)  # it prints the final metrics to stdout
         if on_epoch is not None:
+
             class EpochEnd(tc.TrainerCallback):
                 def on_epoch_end(self, args, state, control, **kwargs):
                     on_epoch(round(state.epoch), model)
@@ -120,7 +153,12 @@ def distill(student: Path, teacher: Path, texts: list[str], out: Path, device: s
             trainer.add_callback(EpochEnd())
         result = trainer.train()
     model.save(str(out))
-    info = {"teacher": str(teacher), "texts": len(texts), "epochs": epochs,
-            "loss": round(float(result.training_loss), 6), "seconds": round(time.perf_counter() - t0, 1)}
+    info = {
+        "teacher": str(teacher),
+        "texts": len(texts),
+        "epochs": epochs,
+        "loss": round(float(result.training_loss), 6),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     (out / "distilled.json").write_text(json.dumps(info))
     return info
