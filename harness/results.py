@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-Status = Literal["passed", "failed", "error"]
+from harness.core.names import Status
 
 
 class Gate(TypedDict, total=False):
@@ -185,7 +185,7 @@ def new_result(item, resolved) -> CandidateResult:
         "resolver": resolved.resolver if resolved else None,
         "baseline": item.baseline,
         "loss": None if item.loss is None else {"type": item.loss.type, **item.loss.options},
-        "status": "error",
+        "status": Status.ERROR,
         "metrics": {},
         "gates": [],
         "encoder": None,

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.core.names import Status
+
 if TYPE_CHECKING:  # annotations only: the phases import this module, it imports none of them
     from harness.api import ResolvedModel
     from harness.data.prepare import Prepared
@@ -39,7 +41,7 @@ class SuiteRun:
         from harness.errors import CandidateError
 
         done = self.results.get(name)
-        if not done or done.get("status") == "error" or "model_dir" not in done:
+        if not done or done.get("status") in (Status.ERROR, Status.INTERRUPTED) or "model_dir" not in done:
             raise CandidateError(
                 f"{key} = {name!r}: that candidate has not been trained in this run ({hint})"
             )

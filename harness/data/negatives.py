@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness import __version__
 from harness.api import ResolvedModel
+from harness.core.names import Stage
 from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 
@@ -60,7 +61,7 @@ class Miner:
             found["stats"]["seconds"] = round(time.perf_counter() - t0, 1)
             records.store(file, key, found)
         found["stats"]["warnings"] = mining.warnings(found["stats"], cfg)
-        progress("mined", found["stats"])
+        progress(Stage.MINED, found["stats"])
         return found
 
     def mining_model(self, run: SuiteRun, resolved: ResolvedModel, name: str) -> Path:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from harness.core.metrics import rounded
+from harness.core.names import Stage, VariantName
 from harness.core.suiterun import SuiteRun
 from harness.errors import CandidateError, HarnessError
 from harness.evaluate.references import evaluate_hybrids, settings_key
@@ -70,8 +71,8 @@ class Evaluation:
         fastest = (
             not item.untuned and ex.ship == FASTEST
         )  # every variant may ship: each evaluated as if it did
-        for name in ["fp32"] if item.untuned else ex.built:
-            is_shipped = fastest or name == ("fp32" if item.untuned else ex.shipped)
+        for name in [VariantName.FP32] if item.untuned else ex.built:
+            is_shipped = fastest or name == (VariantName.FP32 if item.untuned else ex.shipped)
             row_file, row_key = work / "variants" / f"{name}.json", records.digest([keys["result"], name])
             try:
                 row = records.load(row_file, row_key)
@@ -96,7 +97,7 @@ class Evaluation:
                     records.store(row_file, row_key, {k: v for k, v in row.items() if k != "reference"})
                 else:
                     progress(
-                        "evaluated",
+                        Stage.EVALUATED,
                         {
                             "variant": name,
                             "seconds": 0,
@@ -111,7 +112,7 @@ class Evaluation:
                 self.plugins.hook.harness_warning(message=f"{item.nodeid}: variant {name}: {e}", item=item)
                 continue
             reference = row.pop("reference", None)
-            if name != "fp32" and rows and "metrics" in rows[0]:
+            if name != VariantName.FP32 and rows and "metrics" in rows[0]:
                 row["drop"], row["passed"] = variant_drop(
                     rows[0]["metrics"], row["metrics"], run.suite.evaluation.primary_metric, ex.max_drop
                 )
@@ -222,7 +223,7 @@ class Evaluation:
             check["embedding_change"] = change
         t2 = time.perf_counter()
         progress(
-            "exported",
+            Stage.EXPORTED,
             {
                 "variant": name,
                 "seconds": round(t1 - t0, 1),
@@ -252,7 +253,7 @@ class Evaluation:
         if key and not cached:
             cache.store(key, {**evaluated, "run": str(run.run_dir)})
         progress(
-            "evaluated",
+            Stage.EVALUATED,
             {
                 "variant": name,
                 "seconds": round(t3 - t2, 1),
@@ -372,7 +373,7 @@ def fastest_variant(
     """``export.ship = "fastest"``: of the variants evaluated in this run, the one that encoded the test
     corpus fastest among those within ``max_drop`` of fp32 (fp32 always is); and why, in words
     (``default_of``: the device whose default variants these are, the suite having set none)."""
-    usable = [r for r in rows if "metrics" in r and (r["variant"] == "fp32" or r.get("passed"))]
+    usable = [r for r in rows if "metrics" in r and (r["variant"] == VariantName.FP32 or r.get("passed"))]
     if not usable:
         return None, ""
     best = max(usable, key=lambda r: r["metrics"]["docs_per_s"])

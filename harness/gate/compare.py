@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.core.names import Status
 from harness.errors import ConfigError, Problem
 from harness.gate.stats import compare_runs
 
@@ -18,7 +19,11 @@ SNIPPET = 400  #: characters of a document shown in the per-query view
 
 def shipped(candidates: list[dict], primary: str) -> dict | None:
     """The candidate a run would ship: the best passing non-baseline candidate on the primary metric."""
-    ok = [c for c in candidates if not c["baseline"] and c["status"] == "passed" and primary in c["metrics"]]
+    ok = [
+        c
+        for c in candidates
+        if not c["baseline"] and c["status"] == Status.PASSED and primary in c["metrics"]
+    ]
     return max(ok, key=lambda c: c["metrics"][primary], default=None)
 
 

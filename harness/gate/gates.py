@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 
 from harness.core.metrics import worst as worst_of
+from harness.core.names import VariantName
 from harness.gate.compare import comparisons
 from harness.results import Gate, VariantRow
 from harness.suite.schema import ThresholdTable
@@ -106,12 +107,12 @@ def variant_drop(
 def variant_gate(variants: list[VariantRow], primary: str, max_drop: float) -> Gate | None:
     """The gate of the shipped variant when it is not fp32: it may lose at most ``max_drop``."""
     shipped = next((v for v in variants if v.get("shipped")), None)
-    if not shipped or shipped["variant"] == "fp32":
+    if not shipped or shipped["variant"] == VariantName.FP32:
         return None
     return {
         "metric": primary,
         "kind": "max_drop",
-        "against": "fp32",
+        "against": VariantName.FP32,
         "threshold": max_drop,
         "value": shipped.get("drop"),
         "passed": bool(shipped.get("passed")),

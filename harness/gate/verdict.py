@@ -4,6 +4,7 @@ per-query view; the candidate's :class:`harness.results.Judgement`."""
 from __future__ import annotations
 
 from harness.core.metrics import REPORTED
+from harness.core.names import Status
 from harness.gate.compare import comparisons, per_query_view
 from harness.gate.gates import gates_for, variant_gate, worst_seed
 from harness.gate.guards import guards
@@ -44,7 +45,7 @@ def judge(
     )
     drop = variant_gate(result.get("variants", []), primary, suite.export.max_drop)
     out["gates"] = gates + ([drop] if drop else [])
-    out["status"] = "passed" if all(g["passed"] for g in out["gates"]) else "failed"
+    out["status"] = Status.PASSED if all(g["passed"] for g in out["gates"]) else Status.FAILED
     out["guards"] = guards(result, baseline, primary) + (result.get("mining") or {}).get("warnings", [])
     if baseline:
         out["per_query_view"] = per_query_view(result, baseline, primary, data)

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from harness import __version__
+from harness.core.names import Status
 from harness.core.records import write_atomic
 from harness.gate.compare import shipped
 from harness.results import RunDocument
@@ -114,7 +115,7 @@ def write_results(run_dir: Path, doc: RunDocument) -> Path:
     if doc["exit_code"] is not None:
         # `latest` first: should the report fail, `harness report <suite>/latest` re-renders it. It moves only
         # to a run that computed something: a run whose every item errored does not hide the last good one.
-        if any(c.get("status") != "error" for c in doc["candidates"]):
+        if any(c.get("status") not in (Status.ERROR, Status.INTERRUPTED) for c in doc["candidates"]):
             point_latest(run_dir)
     return run_dir / "results.json"
 

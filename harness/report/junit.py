@@ -10,6 +10,7 @@ import fnmatch
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from harness.core.names import Status
 from harness.gate.gates import describe
 
 
@@ -23,7 +24,7 @@ def write_junit(path: Path, runs: list) -> None:
             if result["baseline"]:
                 continue
             classname = f"{run.suite.name}.{result['name']}"
-            if result["status"] == "error":
+            if result["status"] in (Status.ERROR, Status.INTERRUPTED):
                 applicable = [
                     t
                     for t in run.suite.thresholds

@@ -11,6 +11,7 @@ import shutil
 import traceback
 
 from harness import __version__
+from harness.core.names import Status
 from harness.core.suiterun import SuiteRun
 from harness.errors import HarnessError
 from harness.evaluate.evaluation import Evaluation
@@ -23,7 +24,8 @@ from harness.train.student import layer_count
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM) while an item ran: ``result`` is what it had, marked ``interrupted``."""
+    """Ctrl-C (or SIGTERM) while an item ran: ``result`` is what it had, with the status
+    :attr:`Status.INTERRUPTED`."""
 
     def __init__(self, result: CandidateResult):
         super().__init__("interrupted")
@@ -93,11 +95,11 @@ class Pipeline:
                 )
                 result.update(evaluated)
                 result["layers"] = layer_count(resolved.path)
-                result["status"] = "passed"
+                result["status"] = Status.PASSED
             else:
                 result.update(self.trainer.train(run, item, resolved, work, keys, progress))
         except KeyboardInterrupt:
-            raise Interrupted({**result, "error": "interrupted"}) from None
+            raise Interrupted({**result, "status": Status.INTERRUPTED, "error": "interrupted"}) from None
         except Exception as e:  # noqa: BLE001 - one candidate's crash must not stop the others
             if isinstance(e, HarnessError):
                 result["error"] = str(e)

@@ -15,6 +15,7 @@ import traceback
 from typing import Any
 
 from harness.core import records
+from harness.core.names import Stage, Status
 from harness.core.suiterun import SuiteRun
 from harness.evaluate.references import bm25_references, model_reference
 from harness.exitcodes import ExitCode
@@ -30,7 +31,11 @@ def missing_outputs(run: SuiteRun, item: Item, keys: dict[str, str]) -> list | N
     """None when the run being resumed did not finish ``item`` with these step ``keys``; else the
     files of its result that are gone or changed ([] when it can be re-used as it is)."""
     prev = run.previous.get(item.name)
-    if not (prev and prev.get("step_key") == keys["result"] and prev.get("status") in ("passed", "failed")):
+    if not (
+        prev
+        and prev.get("step_key") == keys["result"]
+        and prev.get("status") in (Status.PASSED, Status.FAILED)
+    ):
         return None
     gone = [f for f in result_files(run, prev) if not f.is_file()]
     gone += [
@@ -190,7 +195,7 @@ class Session:
                     break
                 self._position[r] += 1
                 failed = (
-                    result["status"] != "passed" and item.reference is None
+                    result["status"] != Status.PASSED and item.reference is None
                 )  # -x stops at a candidate or baseline
                 if result.get("fatal") or (self.options.exitfirst and failed):
                     return False
@@ -227,7 +232,7 @@ class Session:
     def _resumed(self, run: SuiteRun, item: Item) -> CandidateResult:
         """The previous result of an item that finished before (only its verdict is recomputed:
         thresholds may have changed)."""
-        self.hook.harness_candidate_progress(item=item, stage="resumed", info={"run": str(run.run_dir)})
+        self.hook.harness_candidate_progress(item=item, stage=Stage.RESUMED, info={"run": str(run.run_dir)})
         return {**run.previous[item.name], "resumed_from": str(run.run_dir)}
 
     def _conclude(self, run: SuiteRun, item: Item, result: CandidateResult) -> CandidateResult:
@@ -238,10 +243,10 @@ class Session:
             entry = run.references[item.name] = model_reference(item.reference, result)
             self._write(run, None)
             self.hook.harness_reference_report(suite=run.suite, reference=entry)
-            return {**result, "status": "passed" if "error" not in result else "error"}
+            return {**result, "status": Status.PASSED if "error" not in result else Status.ERROR}
         if not item.baseline and "error" not in result:
             base = run.results.get(f"{item.model.name}-baseline")
-            base = base if base and base["status"] == "passed" else None
+            base = base if base and base["status"] == Status.PASSED else None
             compare = self.compare if self.compare and self.compare["suite"] == run.suite.name else None
             # bm25 as evaluated for the suite; a hybrid as the untuned baseline's (is tuning better than
             # adding BM25?)
@@ -253,7 +258,7 @@ class Session:
                 result = {
                     **result,
                     "error": f"{type(e).__name__}: {e}",
-                    "status": "error",
+                    "status": Status.ERROR,
                     "traceback": traceback.format_exc(),
                 }
         return self._record(run, item, result)
@@ -289,24 +294,21 @@ class Session:
 
 def suite_code(run: SuiteRun) -> ExitCode:
     """A suite run's exit code: 1 when any of its baselines or candidates did not pass."""
-    bad = [r for r in run.results.values() if r["status"] != "passed"]
+    bad = [r for r in run.results.values() if r["status"] != Status.PASSED]
     return ExitCode.GATES_FAILED if bad else ExitCode.OK
 
 
 def summary(runs: list[SuiteRun], started: float) -> dict:
     """What the closing line says (see ``harness_sessionfinish``)."""
     results: list[Any] = [r for run in runs for r in run.results.values()]
-    interrupted = [r for r in results if r.get("error") == "interrupted"]
-    statuses = [r["status"] for r in results if not r["baseline"] and r not in interrupted]
+    statuses = [r["status"] for r in results if not r["baseline"]]
     return {
-        "passed": statuses.count("passed"),
-        "failed": statuses.count("failed"),
-        "error": statuses.count("error"),
-        "interrupted": len(interrupted),
+        "passed": statuses.count(Status.PASSED),
+        "failed": statuses.count(Status.FAILED),
+        "error": statuses.count(Status.ERROR),
+        "interrupted": sum(1 for r in results if r["status"] == Status.INTERRUPTED),
         "baselines": sum(1 for r in results if r["baseline"]),
-        "baseline_errors": sum(
-            1 for r in results if r["baseline"] and r["status"] == "error" and r not in interrupted
-        ),
+        "baseline_errors": sum(1 for r in results if r["baseline"] and r["status"] == Status.ERROR),
         "seconds": time.time() - started,
         "runs": [{"suite": run.suite.name, "dir": str(run.run_dir)} for run in runs if run.results],
     }

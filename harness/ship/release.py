@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from harness.core.metrics import reported
+from harness.core.names import Status, VariantName
 from harness.core.records import file_digest
 from harness.core.variants import VARIANTS
 from harness.errors import ConfigError, HarnessError
@@ -52,7 +53,7 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
     if cand is None or cand["baseline"]:
         names = [c["name"] for c in doc["candidates"] if not c["baseline"]]
         raise ConfigError(f"--candidate {name!r}: not a trained candidate of this run; it has {names}")
-    if cand["status"] != "passed" and not force:
+    if cand["status"] != Status.PASSED and not force:
         failed = [g for g in cand["gates"] if not g["passed"]]
         raise HarnessError(
             f"{name} did not pass its gates ({cand['status']}: "
@@ -61,7 +62,7 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
         )
     src = run_dir / "models" / name / cand.get("model_dir", ".")  # with seeds: the seed that ships
     onnx_file = Path((cand.get("encoder") or {}).get("file") or "onnx/model.onnx").name  # the shipped variant
-    variant = VARIANTS.get(cand.get("variant", "fp32"), VARIANTS["fp32"])
+    variant = VARIANTS.get(cand.get("variant", VariantName.FP32), VARIANTS[VariantName.FP32])
     if not (src / "export" / variant.folder / onnx_file).is_file():
         raise HarnessError(f"{src}/export/{variant.folder}/{onnx_file}: the exported model is missing")
     to = Path(to)
@@ -85,13 +86,13 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
         "run_id": doc.get("run_id"),
         "run_dir": str(run_dir.resolve()),
         "base_model": cand["base_model"],
-        "forced": cand["status"] != "passed",
+        "forced": cand["status"] != Status.PASSED,
         "status": cand["status"],
         "metrics": released_metrics(cand),
         "gates": cand["gates"],
         "baseline_metrics": base["metrics"] if base else None,
         "encoder": cand["encoder"],
-        "variant": cand.get("variant", "fp32"),
+        "variant": cand.get("variant", VariantName.FP32),
         "variant_file": onnx_file,
         "engine": variant.engine,
         "data": doc.get("data"),

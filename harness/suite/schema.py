@@ -504,7 +504,7 @@ class Suite:
                     )
         refs = {r.name: r for r in self.references}
         for i, r in enumerate(self.references):
-            if r.name in ("baseline", "compare", "fp32"):
+            if r.name in ("baseline", "compare", VariantName.FP32):
                 yield (
                     f"references[{i}].name",
                     f"{r.name!r} is taken (a threshold's `against` means it already)",

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from harness.api import ResolvedModel
+from harness.core.names import Stage
 from harness.core.suiterun import SuiteRun
 from harness.data.negatives import Miner
 from harness.evaluate.evaluation import Evaluation
@@ -102,7 +103,7 @@ class CandidateTrainer:
         if len(points) > 1:
             trials = []
             for i, point in enumerate(points):
-                progress("trial", {"index": i + 1, "of": len(points), "setting": point})
+                progress(Stage.TRIAL, {"index": i + 1, "of": len(points), "setting": point})
                 info = train_once(work / "grid" / str(i) / "trained", point, seeds[0], columns, [])
                 trials.append(
                     {
@@ -120,7 +121,9 @@ class CandidateTrainer:
                 "chosen_index": best,
                 "by": f"best dev {primary} of {len(points)} settings (seed {seeds[0]})",
             }
-            progress("chosen", {"setting": chosen, "dev_score": trials[best]["dev_score"], "of": len(points)})
+            progress(
+                Stage.CHOSEN, {"setting": chosen, "dev_score": trials[best]["dev_score"], "of": len(points)}
+            )
         runs, refit = [], None
         for seed in seeds:
             folder = work if seed == seeds[0] else work / "seeds" / str(seed)
@@ -131,7 +134,7 @@ class CandidateTrainer:
                 and selection.adopt(work / "grid" / str(grid["chosen_index"]) / "trained", chosen_dir)
             )
             if adopted:  # the grid's winner is this training: moved, not redone
-                progress("trained", {"adopted": True})
+                progress(Stage.TRAINED, {"adopted": True})
                 info = json.loads((chosen_dir / RECORD).read_text())
             else:
                 if cfg.refit and records.is_done(folder / "trained", key(chosen, seed, [])):
@@ -143,7 +146,7 @@ class CandidateTrainer:
                 if refit is None:
                     refit = self.refit_data(run, item, base, spec, options, progress)
                 epochs = max(1, math.ceil(info["chosen_epoch"] - 1e-6))
-                progress("refit", {"epochs": epochs, "pairs": trainset.rows(refit["columns"])})
+                progress(Stage.REFIT, {"epochs": epochs, "pairs": trainset.rows(refit["columns"])})
                 again = train_once(
                     folder / "trained",
                     {**chosen, "epochs": epochs, "select": "last"},
@@ -166,7 +169,7 @@ class CandidateTrainer:
             runs.append({"seed": seed, "folder": folder, "training": info, "evaluated": evaluated})
             if len(seeds) > 1:
                 progress(
-                    "seed",
+                    Stage.SEED,
                     {
                         "seed": seed,
                         "dev_score": info["dev_score"],
@@ -187,7 +190,7 @@ class CandidateTrainer:
                     keep=False,
                 )
                 points_.append({"fraction": f, "pairs": info["pairs"], "dev_score": info["dev_score"]})
-                progress("curve", points_[-1])
+                progress(Stage.CURVE, points_[-1])
             first = runs[0]["training"]
             points_.append({"fraction": 1.0, "pairs": first["pairs"], "dev_score": first["dev_score"]})
             curve = {"points": points_, "verdict": selection.curve_verdict(points_, primary)}
@@ -261,10 +264,10 @@ class CandidateTrainer:
 
         folder = run.run_dir / "students" / item.model.name
         info = make_student(resolved.path, folder, item.model.layers, item.model.keep_layers)
-        progress("student", info)
+        progress(Stage.STUDENT, info)
         if item.model.distill_from is not None:
             folder, info["distilled"] = self.distilled(run, item, folder)
-            progress("distilled", info["distilled"])
+            progress(Stage.DISTILLED, info["distilled"])
         return replace(resolved, path=folder), info
 
     def distilled(self, run: SuiteRun, item: Item, student: Path) -> tuple[Path, dict]:

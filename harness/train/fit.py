@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.api import LossSpec
+from harness.core.names import Stage
 from harness.data.prepare import Prepared
 from harness.errors import CandidateError
 from harness.suite.schema import TrainingTable
@@ -198,7 +199,7 @@ def _epoch_reporter(progress, metric_key: str | None, name: str):
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             if metric_key and metrics and metric_key in metrics:
                 progress(
-                    "epoch",
+                    Stage.EPOCH,
                     {
                         "epoch": round(state.epoch or 0, 2),
                         "loss": self._last_loss(state),
@@ -208,7 +209,7 @@ def _epoch_reporter(progress, metric_key: str | None, name: str):
 
         def on_epoch_end(self, args, state, control, **kwargs):
             if not metric_key:
-                progress("epoch", {"epoch": round(state.epoch or 0, 2), "loss": self._last_loss(state)})
+                progress(Stage.EPOCH, {"epoch": round(state.epoch or 0, 2), "loss": self._last_loss(state)})
 
     return EpochReporter()
 

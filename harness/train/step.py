@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from harness.core import records
+from harness.core.names import Stage
 from harness.core.suiterun import SuiteRun
 from harness.suite.collect import Item
 
@@ -40,7 +41,7 @@ def fit_step(
     if records.is_done(out, key) and info_file.is_file():
         info = json.loads(info_file.read_text())
         progress(
-            "trained",
+            Stage.TRAINED,
             {"seconds": info["seconds"], "pairs": info["pairs"], "kept": info["chosen_by"], "resumed": True},
         )
         return info
@@ -94,7 +95,7 @@ def fit_step(
         drop_model(out)
     records.mark_done(out, key)
     progress(
-        "trained",
+        Stage.TRAINED,
         {
             "seconds": info["seconds"],
             "pairs": info["pairs"],
