@@ -89,7 +89,8 @@ def main(argv=None) -> int:
     from harness.builtin.beir import load_beir_folder
     from harness.builtin.losses import harness_register_losses
     from harness.data.prepare import prepare
-    from harness.suite.schema import DataTable, TrainingTable
+    from harness.suite.schema import DataTable
+    from harness.suite.training_tables import TrainingTable
     from harness.train.fit import fit as train
     from harness.train.fit import precision_flags
 

@@ -27,6 +27,7 @@ BUILTIN_PLUGINS = (
     "harness.builtin.pairs",
     "harness.builtin.clicks",
     "harness.builtin.unlabeled",
+    "harness.builtin.querygen",
     "harness.builtin.retrieval",
     "harness.builtin.losses",
     "harness.builtin.models",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.suite.schema import TrainingTable
+from harness.suite.training_tables import TrainingTable
 
 
 def _latest(out, suite="tiny"):

@@ -10,7 +10,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.suite.load import build_suite
-from harness.suite.schema import HardNegativesTable
+from harness.suite.training_tables import HardNegativesTable
 
 MNRL = '[[losses]]\nname="a"\ntype="MultipleNegativesRankingLoss"\n'
 

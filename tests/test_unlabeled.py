@@ -14,7 +14,8 @@ import polars as pl
 import pytest
 
 from harness.api import LoadContext
-from harness.builtin.unlabeled import QueryGeneration, SelfSupervised, parse_queries
+from harness.builtin.querygen import QueryGeneration, parse_queries
+from harness.builtin.unlabeled import SelfSupervised
 from harness.errors import DataError
 
 from .conftest import WORDS

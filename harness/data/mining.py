@@ -15,7 +15,7 @@ import re
 
 from harness.data.prepare import Prepared
 from harness.errors import CandidateError
-from harness.suite.schema import HardNegativesTable
+from harness.suite.training_tables import HardNegativesTable
 
 EXAMPLES = 5  #: likely false negatives shown in the report
 

@@ -66,7 +66,7 @@ class Miner:
 
     def mining_model(self, run: SuiteRun, resolved: ResolvedModel, name: str) -> Path:
         """The folder of the model ``hard_negatives.model`` names (see
-        :class:`harness.suite.schema.HardNegativesTable`): another candidate's trained model needs
+        :class:`harness.suite.training_tables.HardNegativesTable`): another candidate's trained model needs
         that candidate finished earlier in this run (``run.results``)."""
         if name == "base":
             return resolved.path

@@ -8,11 +8,11 @@ import os
 import time
 from pathlib import Path
 
-from harness.core.metrics import rounded
 from harness.core.names import Stage, VariantName
 from harness.core.suiterun import SuiteRun
 from harness.errors import CandidateError, HarnessError
-from harness.evaluate.references import evaluate_hybrids, settings_key
+from harness.evaluate.references import settings_key
+from harness.evaluate.test_split import TestSplitEvaluation
 from harness.gate.gates import variant_drop
 from harness.plugins import Plugins
 from harness.results import Evaluated, VariantRow
@@ -30,6 +30,7 @@ class Evaluation:
         self.device = device
         self.no_cache = no_cache
         self.progress_bars = progress_bars
+        self.test_split = TestSplitEvaluation(plugins)
 
     def suite_dims(self, run: SuiteRun) -> list[int]:
         """The truncated embedding sizes any loss of the suite is evaluated at (the baseline is too)."""
@@ -128,38 +129,7 @@ class Evaluation:
         for row in rows:
             row.pop("evaluated", None)
             row["shipped"] = row is shipped and not item.untuned
-        ood = evaluated.get("out_of_domain") or {}  # gated as <name>/<metric>, paired per query like the rest
-        metrics = {
-            **shipped["metrics"],
-            **{f"{n}/{m}": v for n, o in ood.items() for m, v in o["metrics"].items()},
-        }
-        per_query = {
-            **evaluated["per_query"],
-            **{
-                f"{n}/{q}": {f"{n}/{m}": v for m, v in vals.items()}
-                for n, o in ood.items()
-                for q, vals in o["per_query"].items()
-            },
-        }
-        return {
-            "metrics": metrics,
-            "encoder": shipped["encoder"],
-            "export_check": shipped["export_check"],
-            "variant": shipped["variant"],
-            "variants": rows,
-            "out_of_domain": {n: {k: v for k, v in o.items() if k != "per_query"} for n, o in ood.items()},
-            "per_query": per_query,
-            "rankings": evaluated["rankings"],
-            "dims": evaluated.get("dims"),
-            "hybrid": evaluated.get("hybrid") or {},
-            "evaluation_cached_from": shipped["cached_from"],
-            "timings": {
-                "export_s": round(export_s, 1),
-                **shipped["timings"],
-                "docs_per_s": shipped["metrics"]["docs_per_s"],
-            },
-            **({"variant_choice": choice} if choice else {}),
-        }
+        return shipped_result(shipped, evaluated, rows, export_s, choice)
 
     def variant(
         self,
@@ -179,13 +149,10 @@ class Evaluation:
         """Build, check and evaluate one variant. The first one (fp32) computes the torch ``reference``
         embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
         model's (``export_check.embedding_change``, a guard)."""
-        from harness.core.variants import VARIANTS
         from harness.evaluate import cache
-        from harness.export.onnx import check_export, torch_embeddings
         from harness.export.variants import build, encoder_class
-        from harness.gate.guards import embedding_change
 
-        ex, ev = run.suite.export, run.suite.evaluation
+        ev = run.suite.evaluation
         t0 = time.perf_counter()
         file = build(export_dir, name, self.device, calibration_texts(run, name), max_seq)
         t1 = time.perf_counter()
@@ -199,28 +166,7 @@ class Evaluation:
             document_prompt=item.model.document_prompt,
             progress=self.progress_bars,
         )
-        change = None
-        if reference is None:
-            reference = torch_embeddings(
-                torch_dir, sample, self.device, encoder.max_seq_length, encoder.prompts["document"]
-            )
-            if base is not None:
-                change = embedding_change(
-                    torch_embeddings(
-                        base, sample, self.device, encoder.max_seq_length, encoder.prompts["document"]
-                    ),
-                    reference,
-                )
-        exact = VARIANTS[name].exact
-        check = check_export(
-            reference,
-            encoder,
-            sample,
-            ex.min_cosine if exact else ex.min_cosine_reduced,
-            f"the ONNX {name} variant",
-        )
-        if change is not None:
-            check["embedding_change"] = change
+        check, reference = export_check(run, name, torch_dir, encoder, sample, reference, base, self.device)
         t2 = time.perf_counter()
         progress(
             Stage.EXPORTED,
@@ -233,22 +179,10 @@ class Evaluation:
         )
         info = encoder.describe()
         key = cached = None
-        if item.untuned and not self.no_cache:
-            key = cache.evaluation_key(
-                encoder.path,
-                run.data,
-                ev,
-                {
-                    **info,
-                    "dims": list(dims),
-                    "shipped": shipped,
-                    "references": settings_key(run.suite),
-                    "out_of_domain": {n: (d.fingerprint, len(d.test)) for n, d in run.out_of_domain.items()},
-                },
-                encoder.prompts,
-            )
+        if item.untuned and not self.no_cache:  # an untuned model's numbers do not change between runs
+            key = baseline_cache_key(run, encoder, info, dims, shipped)
             cached = cache.load(key)
-        evaluated = cached or self.evaluate(run, encoder, dims, shipped)
+        evaluated = cached or self.test_split.evaluate(run, encoder, dims, shipped)
         t3 = time.perf_counter()
         if key and not cached:
             cache.store(key, {**evaluated, "run": str(run.run_dir)})
@@ -280,64 +214,93 @@ class Evaluation:
             },
         }
 
-    def evaluate(self, run: SuiteRun, encoder, dims=(), shipped: bool = False) -> dict:
-        """Every evaluator of the suite on the test split, through ``encoder``; then, for each of
-        ``dims``, again with the embeddings truncated to that size (encoded once, not timed); for the
-        ``shipped`` variant of a baseline or candidate also the suite's hybrid references of this model
-        (its ranking fused with BM25's) and its out-of-domain splits."""
-        from harness.encode.encoder import Truncated
 
-        out = self.run_evaluators(run, encoder)
-        if dims:
-            out["dims"] = {str(d): self.run_evaluators(run, Truncated(encoder, d))["metrics"] for d in dims}
-        if shipped:
-            out["hybrid"] = evaluate_hybrids(run.suite, run.data, encoder)
-            out["out_of_domain"] = self.out_of_domain(run, encoder)
-        return out
+def baseline_cache_key(run: SuiteRun, encoder, info: dict, dims, shipped: bool) -> str:
+    """The key of an untuned model's test-split evaluation in the cache: the graph, the data, the
+    evaluation settings and everything else its numbers depend on."""
+    from harness.evaluate import cache
 
-    def out_of_domain(self, run: SuiteRun, encoder) -> dict[str, dict]:
-        """The retrieval evaluator on each out-of-domain test split: ``{name: {metrics, per_query}}``."""
-        retrieval = self.plugins.registry.evaluators["retrieval"]
-        out = {}
-        for name, data in run.out_of_domain.items():
-            res = retrieval.evaluate(encoder, data.corpus, data.test, run.suite.evaluation.k_values)
-            out[name] = {
-                "queries": len(data.test),
-                "documents": data.corpus.height,
-                **rounded(res.metrics, res.per_query),
-            }
-        return out
+    settings = {
+        **info,
+        "dims": list(dims),
+        "shipped": shipped,
+        "references": settings_key(run.suite),
+        "out_of_domain": {n: (d.fingerprint, len(d.test)) for n, d in run.out_of_domain.items()},
+    }
+    return cache.evaluation_key(encoder.path, run.data, run.suite.evaluation, settings, encoder.prompts)
 
-    def run_evaluators(self, run: SuiteRun, encoder) -> dict:
-        """The suite's evaluators through ``encoder``: metrics, per-query values, rankings and docs/s."""
-        ev = run.suite.evaluation
-        metrics: dict[str, float] = {}
-        per_query: dict[str, dict[str, float]] = {}
-        rankings: dict[str, list[str]] = {}
-        start = time.perf_counter()
-        for name in ev.evaluators:
-            try:
-                res = self.plugins.registry.evaluators[name].evaluate(
-                    encoder, run.data.corpus, run.data.test, ev.k_values
-                )
-            except HarnessError:
-                raise
-            except Exception as e:  # noqa: BLE001 - a plugin's bug fails this candidate, not the run
-                owner = self.plugins.registry.owner.get(("evaluators", name), "?")
-                hint = " (hint: lower evaluation.batch_size)" if "out of memory" in str(e).lower() else ""
-                raise CandidateError(
-                    f"evaluator {name!r} (plugin {owner}) raised {type(e).__name__}: {e}{hint}"
-                ) from e
-            metrics.update(res.metrics)
-            for q, vals in res.per_query.items():
-                per_query.setdefault(q, {}).update(vals)
-            rankings.update(res.rankings)
-        seconds = time.perf_counter() - start
-        return {
-            **rounded(metrics, per_query),
-            "rankings": rankings,
-            "docs_per_s": round(run.data.corpus.height / max(seconds, 1e-9), 1),
-        }
+
+def export_check(
+    run: SuiteRun, name: str, torch_dir: Path, encoder, sample: list[str], reference, base, device: str
+):
+    """Variant ``name`` against the torch model on ``sample`` (the fp32 one computes the torch
+    ``reference`` embeddings, and, for a candidate, how far they moved from the ``base`` model's:
+    ``embedding_change``, a guard); returns the check and the reference."""
+    from harness.core.variants import VARIANTS
+    from harness.export.onnx import check_export, torch_embeddings
+    from harness.gate.guards import embedding_change
+
+    ex = run.suite.export
+    change = None
+    if reference is None:
+        reference = torch_embeddings(
+            torch_dir, sample, device, encoder.max_seq_length, encoder.prompts["document"]
+        )
+        if base is not None:
+            change = embedding_change(
+                torch_embeddings(base, sample, device, encoder.max_seq_length, encoder.prompts["document"]),
+                reference,
+            )
+    exact = VARIANTS[name].exact
+    check = check_export(
+        reference,
+        encoder,
+        sample,
+        ex.min_cosine if exact else ex.min_cosine_reduced,
+        f"the ONNX {name} variant",
+    )
+    if change is not None:
+        check["embedding_change"] = change
+    return check, reference
+
+
+def shipped_result(
+    shipped: dict, evaluated: dict, rows: list, export_s: float, choice: str | None
+) -> Evaluated:
+    """A model's result: its shipped variant's numbers (out-of-domain ones as ``<name>/<metric>``, paired
+    per query like the rest) and every variant's row."""
+    ood = evaluated.get("out_of_domain") or {}
+    metrics = {
+        **shipped["metrics"],
+        **{f"{n}/{m}": v for n, o in ood.items() for m, v in o["metrics"].items()},
+    }
+    per_query = {
+        **evaluated["per_query"],
+        **{
+            f"{n}/{q}": {f"{n}/{m}": v for m, v in vals.items()}
+            for n, o in ood.items()
+            for q, vals in o["per_query"].items()
+        },
+    }
+    return {
+        "metrics": metrics,
+        "encoder": shipped["encoder"],
+        "export_check": shipped["export_check"],
+        "variant": shipped["variant"],
+        "variants": rows,
+        "out_of_domain": {n: {k: v for k, v in o.items() if k != "per_query"} for n, o in ood.items()},
+        "per_query": per_query,
+        "rankings": evaluated["rankings"],
+        "dims": evaluated.get("dims"),
+        "hybrid": evaluated.get("hybrid") or {},
+        "evaluation_cached_from": shipped["cached_from"],
+        "timings": {
+            "export_s": round(export_s, 1),
+            **shipped["timings"],
+            "docs_per_s": shipped["metrics"]["docs_per_s"],
+        },
+        **({"variant_choice": choice} if choice else {}),
+    }
 
 
 def model_mb(file: Path) -> float:

@@ -59,6 +59,26 @@ def result_folders(run: SuiteRun, result: CandidateResult) -> list:
     return ([folder / "trained"] if not result.get("baseline") else []) + [folder / "export"]
 
 
+def finished_before(hook, run: SuiteRun, item: Item, keys: dict[str, str]) -> bool:
+    """--resume: the run being resumed finished ``item`` with the same data and settings, and every
+    file its result names is still there (else its steps run again, re-using those that are intact)."""
+    gone = missing_outputs(run, item, keys)
+    if gone:
+        hook.harness_warning(
+            message=f"{item.nodeid}: --resume: {len(gone)} of its files are gone or changed "
+            f"(e.g. {gone[0]}): redoing what they came from",
+            item=item,
+        )
+    return gone == []
+
+
+def resumed(hook, run: SuiteRun, item: Item) -> CandidateResult:
+    """The previous result of an item that finished before (only its verdict is recomputed:
+    thresholds may have changed)."""
+    hook.harness_candidate_progress(item=item, stage=Stage.RESUMED, info={"run": str(run.run_dir)})
+    return {**run.previous[item.name], "resumed_from": str(run.run_dir)}
+
+
 def resolve_device(requested: str) -> str:
     """``auto``: CUDA when torch sees a GPU, else the CPU; ``cuda`` without one is a usage error."""
     from harness.errors import ConfigError
@@ -150,7 +170,7 @@ class Session:
                 self.hook.harness_reference_report(suite=run.suite, reference=result)
             for item in run.items:
                 keys[r, item.name] = item_keys(run, item, self.options.device)
-                if self._finished_before(run, item, keys[r, item.name]):
+                if finished_before(self.hook, run, item, keys[r, item.name]):
                     self._done[r, item.name] = None
                 else:
                     self.executor.submit(run, item, keys[r, item.name], (r, item.name))
@@ -189,7 +209,7 @@ class Session:
                     self._begin((r, item.name))
                     computed = self._done.pop((r, item.name))
                     result = self._conclude(
-                        run, item, computed if computed is not None else self._resumed(run, item)
+                        run, item, computed if computed is not None else resumed(self.hook, run, item)
                     )
                 else:
                     break
@@ -216,24 +236,6 @@ class Session:
                 if item.nodeid == nodeid:
                     return run, item
         raise LookupError(nodeid)
-
-    def _finished_before(self, run: SuiteRun, item: Item, keys: dict[str, str]) -> bool:
-        """--resume: the run being resumed finished ``item`` with the same data and settings, and every
-        file its result names is still there (else its steps run again, re-using those that are intact)."""
-        gone = missing_outputs(run, item, keys)
-        if gone:
-            self.hook.harness_warning(
-                message=f"{item.nodeid}: --resume: {len(gone)} of its files are gone or changed "
-                f"(e.g. {gone[0]}): redoing what they came from",
-                item=item,
-            )
-        return gone == []
-
-    def _resumed(self, run: SuiteRun, item: Item) -> CandidateResult:
-        """The previous result of an item that finished before (only its verdict is recomputed:
-        thresholds may have changed)."""
-        self.hook.harness_candidate_progress(item=item, stage=Stage.RESUMED, info={"run": str(run.run_dir)})
-        return {**run.previous[item.name], "resumed_from": str(run.run_dir)}
 
     def _conclude(self, run: SuiteRun, item: Item, result: CandidateResult) -> CandidateResult:
         """Judge a computed candidate against its baseline (which concluded before it), record, report."""

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from harness.errors import ConfigError, Problem
 from harness.suite.keyword import compile_k
-from harness.suite.schema import LossTable, ModelTable, ReferenceTable, Suite, item_name
+from harness.suite.schema import ReferenceTable, Suite, item_name
+from harness.suite.training_tables import LossTable, ModelTable
 
 
 @dataclass

@@ -15,16 +15,13 @@ from harness.suite.schema import (
     DataTable,
     EvaluationTable,
     ExportTable,
-    HardNegativesTable,
-    LossTable,
-    ModelTable,
     OutOfDomainTable,
     ReferenceTable,
     Suite,
     SuiteTable,
     ThresholdTable,
-    TrainingTable,
 )
+from harness.suite.training_tables import HardNegativesTable, LossTable, ModelTable, TrainingTable
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -20,7 +20,7 @@ from harness.plugins import Plugins
 from harness.results import Trained
 from harness.suite.collect import Item
 from harness.train.step import RECORD, drop_model, fit_step
-from harness.train.student import layer_count
+from harness.train.student import layer_count, student_model
 
 
 class CandidateTrainer:
@@ -52,7 +52,7 @@ class CandidateTrainer:
 
         cfg, primary = run.suite.training, run.suite.evaluation.primary_metric
         spec = self.plugins.registry.losses[item.loss.type]
-        options = self.loss_options(item, spec)
+        options = loss_options(self.plugins, item, spec)
         part: Trained = {}
         mined = None
         if item.loss.hard_negatives is not None:  # "base" mines with the base model, a student's too
@@ -60,7 +60,7 @@ class CandidateTrainer:
             part["mining"] = mined["stats"]
         base = resolved  # what "base" mines with
         if item.model.student:
-            resolved, part["student"] = self.student(run, item, resolved, progress)
+            resolved, part["student"] = student_model(run, item, resolved, self.device, progress)
         part["layers"] = layer_count(resolved.path)
         columns, rows_info = trainset.build(
             run.data,
@@ -144,7 +144,7 @@ class CandidateTrainer:
                 info = train_once(chosen_dir, chosen, seed, columns, [], keep=not cfg.refit)
             if cfg.refit:  # the same choices, trained once more with the dev pairs too: this one ships
                 if refit is None:
-                    refit = self.refit_data(run, item, base, spec, options, progress)
+                    refit = refit_data(self.miner, run, item, base, spec, options, progress)
                 epochs = max(1, math.ceil(info["chosen_epoch"] - 1e-6))
                 progress(Stage.REFIT, {"epochs": epochs, "pairs": trainset.rows(refit["columns"])})
                 again = train_once(
@@ -194,116 +194,79 @@ class CandidateTrainer:
             first = runs[0]["training"]
             points_.append({"fraction": 1.0, "pairs": first["pairs"], "dev_score": first["dev_score"]})
             curve = {"points": points_, "verdict": selection.curve_verdict(points_, primary)}
-        ship = runs[selection.best([r["training"]["dev_score"] for r in runs])]
-        evaluated = ship["evaluated"]
-        training = {
-            **ship["training"],
-            "seed": ship["seed"],
-            "setting": chosen,
-            "grid": grid,
-            "learning_curve": curve,
-            "total_seconds": round(sum(t["seconds"] for t in trained), 1),
-            "trainings": len(trained),
-            "columns": rows_info["columns"],
-            "negatives": rows_info["negatives"],
-        }
-        training["embedding_change"] = next(
-            (
-                v["export_check"]["embedding_change"]
-                for v in evaluated["variants"]
-                if "embedding_change" in v.get("export_check", {})
-            ),
-            None,
-        )
-        part.update(evaluated)
-        part["timings"] = {"train_s": training["total_seconds"], **evaluated["timings"]}
-        part["training"] = training
-        part["model_dir"] = os.path.relpath(ship["folder"], work)
-        if len(runs) > 1:
-            gated = {primary, *(t.metric for t in run.suite.thresholds)}
-            part["seeds"] = selection.summarise(runs, ship["seed"], primary, gated)
-            part["metrics"] = {**part["metrics"], **part["seeds"]["mean"]}
-            part["per_query"] = selection.mean_per_query([r["evaluated"]["per_query"] for r in runs])
-            if part.get("dims"):
-                part["dims"] = selection.mean_dims([r["evaluated"]["dims"] for r in runs])
-        return part
+        return shipped_part(part, run, runs, work, chosen, grid, curve, trained, rows_info)
 
-    def refit_data(
-        self, run: SuiteRun, item: Item, resolved: ResolvedModel, spec, options: dict, progress
-    ) -> dict:
-        """The data of a refit (dev's queries in train, see
-        :meth:`harness.data.prepare.Prepared.with_dev_in_train`)
-        and its training columns; a loss that mines gets negatives mined again for the dev pairs too."""
-        from harness.data import trainset
 
-        data = run.data.with_dev_in_train()
-        mined = (
-            self.miner.mined(run, item, resolved, progress, data)
-            if item.loss.hard_negatives is not None
-            else None
-        )
-        columns, _ = trainset.build(
-            data,
-            spec,
-            options,
-            mined and mined["columns"],
-            item.model.query_prompt,
-            item.model.document_prompt,
-            run.suite.data.seed,
-        )
-        return {"data": data, "columns": columns, "mining": mined and mined["stats"]}
+def shipped_part(
+    part: Trained, run: SuiteRun, runs: list[dict], work: Path, chosen: dict, grid, curve, trained, rows_info
+) -> Trained:
+    """What a trained candidate gives: the seed dev chose ships (its evaluation, its training's record
+    with the grid, the curve and the time of every training); with several seeds, their summary and
+    the mean values that gate."""
+    from harness.train import selection
 
-    def student(
-        self, run: SuiteRun, item: Item, resolved: ResolvedModel, progress
-    ) -> tuple[ResolvedModel, dict]:
-        """The layer-reduced copy of ``resolved`` that ``item``'s model asks for (made once per run and
-        model, in ``students/<model>``), and what it kept."""
-        from dataclasses import replace
+    primary = run.suite.evaluation.primary_metric
+    ship = runs[selection.best([r["training"]["dev_score"] for r in runs])]
+    evaluated = ship["evaluated"]
+    training = {
+        **ship["training"],
+        "seed": ship["seed"],
+        "setting": chosen,
+        "grid": grid,
+        "learning_curve": curve,
+        "total_seconds": round(sum(t["seconds"] for t in trained), 1),
+        "trainings": len(trained),
+        "columns": rows_info["columns"],
+        "negatives": rows_info["negatives"],
+    }
+    training["embedding_change"] = next(
+        (
+            v["export_check"]["embedding_change"]
+            for v in evaluated["variants"]
+            if "embedding_change" in v.get("export_check", {})
+        ),
+        None,
+    )
+    part.update(evaluated)
+    part["timings"] = {"train_s": training["total_seconds"], **evaluated["timings"]}
+    part["training"] = training
+    part["model_dir"] = os.path.relpath(ship["folder"], work)
+    if len(runs) > 1:
+        gated = {primary, *(t.metric for t in run.suite.thresholds)}
+        part["seeds"] = selection.summarise(runs, ship["seed"], primary, gated)
+        part["metrics"] = {**part["metrics"], **part["seeds"]["mean"]}
+        part["per_query"] = selection.mean_per_query([r["evaluated"]["per_query"] for r in runs])
+        if part.get("dims"):
+            part["dims"] = selection.mean_dims([r["evaluated"]["dims"] for r in runs])
+    return part
 
-        from harness.train.student import make_student
 
-        folder = run.run_dir / "students" / item.model.name
-        info = make_student(resolved.path, folder, item.model.layers, item.model.keep_layers)
-        progress(Stage.STUDENT, info)
-        if item.model.distill_from is not None:
-            folder, info["distilled"] = self.distilled(run, item, folder)
-            progress(Stage.DISTILLED, info["distilled"])
-        return replace(resolved, path=folder), info
+def refit_data(
+    miner: Miner, run: SuiteRun, item: Item, resolved: ResolvedModel, spec, options: dict, progress
+) -> dict:
+    """The data of a refit (dev's queries in train, see
+    :meth:`harness.data.prepare.Prepared.with_dev_in_train`)
+    and its training columns; a loss that mines gets negatives mined again for the dev pairs too."""
+    from harness.data import trainset
 
-    def distilled(self, run: SuiteRun, item: Item, student: Path) -> tuple[Path, dict]:
-        """The student after learning the embeddings of its teacher (``distill_from``, a candidate
-        trained earlier in this run) for the corpus documents no dev or test query is judged on and the
-        training queries; made once per run, model and teacher."""
-        from harness.data.mining import corpus_texts
-        from harness.train.student import distill
+    data = run.data.with_dev_in_train()
+    mined = miner.mined(run, item, resolved, progress, data) if item.loss.hard_negatives is not None else None
+    columns, _ = trainset.build(
+        data,
+        spec,
+        options,
+        mined and mined["columns"],
+        item.model.query_prompt,
+        item.model.document_prompt,
+        run.suite.data.seed,
+    )
+    return {"data": data, "columns": columns, "mining": mined and mined["stats"]}
 
-        name = item.model.distill_from
-        teacher = run.trained_model(name, "distill_from", "it must be selected too, and run before this one")
-        out = run.run_dir / "students" / f"{item.model.name}-from-{name}"
-        if (out / "distilled.json").is_file():
-            return out, {**json.loads((out / "distilled.json").read_text()), "from": name}
-        docs, _ = corpus_texts(run.data)
-        texts = docs + run.data.train.queries["text"].to_list()
-        cfg = run.suite.training
-        return out, {
-            **distill(
-                student,
-                teacher,
-                texts,
-                out,
-                self.device,
-                cfg.max_seq_length,
-                item.model.distill_epochs,
-                cfg.batch_size,
-                cfg.seed,
-            ),
-            "from": name,
-        }
 
-    def loss_options(self, item: Item, spec) -> dict:
-        """The loss's options, with those that name a model resolved to a local folder."""
-        options = dict(item.loss.options)
-        for name in spec.model_options:
-            if isinstance(options.get(name), str):
-                options[name] = str(self.plugins.resolve_model(options[name], None).path)
-        return options
+def loss_options(plugins: Plugins, item: Item, spec) -> dict:
+    """The loss's options, with those that name a model resolved to a local folder."""
+    options = dict(item.loss.options)
+    for name in spec.model_options:
+        if isinstance(options.get(name), str):
+            options[name] = str(plugins.resolve_model(options[name], None).path)
+    return options

@@ -16,7 +16,7 @@ from harness.api import LossSpec
 from harness.core.names import Stage
 from harness.data.prepare import Prepared
 from harness.errors import CandidateError
-from harness.suite.schema import TrainingTable
+from harness.suite.training_tables import TrainingTable
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.core.names import Stage
 from harness.errors import CandidateError
 
 RECORD = "student.json"
@@ -162,3 +163,45 @@ def distill(
     }
     (out / "distilled.json").write_text(json.dumps(info))
     return info
+
+
+def student_model(run, item, resolved, device: str, progress):
+    """The layer-reduced copy of ``resolved`` that ``item``'s model asks for (made once per run and
+    model, in ``students/<model>``), distilled from its teacher when it names one, and what it kept."""
+    from dataclasses import replace
+
+    folder = run.run_dir / "students" / item.model.name
+    info = make_student(resolved.path, folder, item.model.layers, item.model.keep_layers)
+    progress(Stage.STUDENT, info)
+    if item.model.distill_from is not None:
+        folder, info["distilled"] = distilled_student(run, item, folder, device)
+        progress(Stage.DISTILLED, info["distilled"])
+    return replace(resolved, path=folder), info
+
+
+def distilled_student(run, item, student: Path, device: str) -> tuple[Path, dict]:
+    """The student after learning the embeddings of its teacher (``distill_from``, a candidate
+    trained earlier in this run) for the corpus documents no dev or test query is judged on and the
+    training queries; made once per run, model and teacher."""
+    from harness.data.mining import corpus_texts
+
+    name = item.model.distill_from
+    teacher = run.trained_model(name, "distill_from", "it must be selected too, and run before this one")
+    out = run.run_dir / "students" / f"{item.model.name}-from-{name}"
+    if (out / "distilled.json").is_file():
+        return out, {**json.loads((out / "distilled.json").read_text()), "from": name}
+    docs, _ = corpus_texts(run.data)
+    texts = docs + run.data.train.queries["text"].to_list()
+    cfg = run.suite.training
+    done = distill(
+        student,
+        teacher,
+        texts,
+        out,
+        device,
+        cfg.max_seq_length,
+        item.model.distill_epochs,
+        cfg.batch_size,
+        cfg.seed,
+    )
+    return out, {**done, "from": name}

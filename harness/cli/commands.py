@@ -1,176 +1,14 @@
-"""The ``harness`` command: run, check, data, plugins, report, release, encode, search."""
+"""The subcommands of ``harness``: each ``cmd_<name>(args)`` returns an exit code; a user's mistake
+is raised as :class:`harness.errors.ConfigError` or :class:`harness.errors.DataError`."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 
 from harness.errors import ConfigError, DataError, HarnessError, Problem
 from harness.exitcodes import ExitCode
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="harness",
-        description="Fine-tune, export, evaluate and gate embedding models.",
-        epilog=_exit_codes(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="run suites (default: suites/)")
-    run.add_argument(
-        "paths", nargs="*", metavar="PATH", help="suite files or folders (files named _* are skipped)"
-    )
-    run.add_argument(
-        "-k", dest="keyword", metavar="EXPR", help="select candidates: words, and/or/not, parentheses"
-    )
-    run.add_argument(
-        "-x", "--exitfirst", action="store_true", help="stop at the first failed or errored candidate"
-    )
-    run.add_argument(
-        "--collect-only", action="store_true", help="list suites, models, candidates and thresholds"
-    )
-    run.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="auto: CUDA when torch sees a GPU, else the CPU with each suite's cpu_profile (default)",
-    )
-    run.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
-    run.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
-    run.add_argument(
-        "-p",
-        dest="plugins",
-        action="append",
-        default=[],
-        metavar="PLUGIN",
-        help="load a plugin file or module (repeatable); -p no:NAME blocks one",
-    )
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--junitxml", metavar="FILE", help="write one JUnit testcase per (candidate, threshold)")
-    run.add_argument(
-        "--compare",
-        metavar="RESULTS",
-        help="a previous run's results.json (or run folder): gate against its shipped model too",
-    )
-    run.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the newest run of each suite: re-use every step that finished with the same "
-        "data and settings (trained models, exports, evaluations), redo the rest",
-    )
-    run.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="local: baselines and candidates one after another here (default); ray: each one a task "
-        'of a Ray cluster (pip install ".[ray]")',
-    )
-    run.add_argument(
-        "--ray-address",
-        metavar="ADDRESS",
-        help="with --executor ray: auto (the cluster this machine belongs to), ray://HOST:10001 "
-        "(Ray Client); default: $RAY_ADDRESS, else a new local Ray instance",
-    )
-    run.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="re-evaluate untuned baselines even when an identical evaluation is cached",
-    )
-
-    check = sub.add_parser("check", help="validate suites without running anything")
-    check.add_argument("paths", nargs="*", metavar="PATH", help="suite files or folders (default: suites/)")
-    check.add_argument("--keys", action="store_true", help="print every suite key with its type and default")
-    check.add_argument(
-        "-p",
-        dest="plugins",
-        action="append",
-        default=[],
-        metavar="PLUGIN",
-        help="load a plugin file or module (repeatable); -p no:NAME blocks one",
-    )
-
-    data = sub.add_parser(
-        "data", help="load, clean and split suites' data as `run` would; print what was found"
-    )
-    data.add_argument("paths", nargs="*", metavar="PATH", help="suite files or folders (default: suites/)")
-    data.add_argument(
-        "--export",
-        metavar="DIR",
-        help="write each suite's prepared data as a BEIR folder DIR/<suite>/ (with train_rows.jsonl)",
-    )
-    data.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="the device whose profile applies, as with `run` (default: auto)",
-    )
-    data.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
-    data.add_argument(
-        "-p",
-        dest="plugins",
-        action="append",
-        default=[],
-        metavar="PLUGIN",
-        help="load a plugin file or module (repeatable); -p no:NAME blocks one",
-    )
-
-    plugins = sub.add_parser("plugins", help="list plugins and what they provide")
-    plugins.add_argument("--json", action="store_true", help="machine-readable: one object per plugin")
-    plugins.add_argument(
-        "-p",
-        dest="plugins",
-        action="append",
-        default=[],
-        metavar="PLUGIN",
-        help="load a plugin file or module too (repeatable); -p no:NAME blocks one",
-    )
-
-    report = sub.add_parser("report", help="re-render report.html of a run from its results.json")
-    report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or reports/<suite>/latest")
-
-    rel = sub.add_parser(
-        "release", help="write a run's shipped candidate as a self-describing model artifact"
-    )
-    rel.add_argument("run_dir", metavar="RUN", help="a run folder, or reports/<suite>/latest")
-    rel.add_argument("--to", required=True, metavar="DIR", help="new (or empty) folder for the artifact")
-    rel.add_argument(
-        "--candidate", metavar="NAME", help="default: the run's shipped (best passing) candidate"
-    )
-    rel.add_argument("--force", action="store_true", help="release a candidate that did not pass its gates")
-
-    enc = sub.add_parser(
-        "encode", help="encode a corpus with an artifact into Parquet, or --check such a file"
-    )
-    enc.add_argument("artifact", metavar="ARTIFACT", help="a folder written by `harness release`")
-    enc.add_argument(
-        "--corpus", metavar="PATH", help="JSONL (id/_id, text[, title]), CSV or Parquet (id, text)"
-    )
-    enc.add_argument("--out", metavar="FILE", help="Parquet file of (id, vector)")
-    enc.add_argument("--append", action="store_true", help="add to --out; refused if another model made it")
-    enc.add_argument("--check", metavar="FILE", help="exit 1 unless FILE's embeddings were made by ARTIFACT")
-    enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-    srch = sub.add_parser("search", help="exact top-k search of an embeddings file")
-    srch.add_argument("file", metavar="FILE", help="a Parquet file written by `harness encode`")
-    srch.add_argument("artifact", metavar="ARTIFACT", help="the released model that wrote FILE (checked)")
-    srch.add_argument("query", metavar="QUERY", help="the query text")
-    srch.add_argument("-k", type=int, default=10, help="how many results (default: 10)")
-    return p
-
-
-def _exit_codes() -> str:
-    import textwrap
-
-    rows = [
-        textwrap.fill(f"{int(c)} {c.name}: {c.meaning}", 100, initial_indent="  ", subsequent_indent="      ")
-        for c in ExitCode
-    ]
-    return "exit codes:\n" + "\n".join(rows)
 
 
 def _plugins(specs: list[str]):
@@ -179,7 +17,8 @@ def _plugins(specs: list[str]):
     return from_command_line(specs, Path.cwd())
 
 
-def _error(e: ConfigError) -> int:
+def usage_error(e: ConfigError) -> int:
+    """Say every problem of ``e`` and return exit 4."""
     print(f"ERROR: {len(e.problems)} problem(s), nothing was run:", file=sys.stderr)
     for p in e.problems:
         print(f"  {p}", file=sys.stderr)
@@ -476,44 +315,3 @@ def cmd_search(args) -> int:
     for doc_id, score in search(Path(args.file), Path(args.artifact), args.query, args.k):
         print(f"{score:.4f}\t{doc_id}")
     return ExitCode.OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return ExitCode.OK if e.code == 0 else ExitCode.USAGE_ERROR
-    commands = {
-        "run": cmd_run,
-        "check": cmd_check,
-        "data": cmd_data,
-        "plugins": cmd_plugins,
-        "report": cmd_report,
-        "release": cmd_release,
-        "encode": cmd_encode,
-        "search": cmd_search,
-    }
-    try:
-        return int(commands[args.command](args))
-    except ConfigError as e:
-        return int(_error(e))
-    except DataError as e:  # a file the user gave that cannot be used: say which and why
-        print(f"ERROR: {e}", file=sys.stderr)
-        return int(ExitCode.USAGE_ERROR)
-    except HarnessError as e:  # refused release, mixed embeddings, unreadable data
-        print(f"ERROR: {e}", file=sys.stderr)
-        return int(ExitCode.GATES_FAILED)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return int(ExitCode.INTERRUPTED)
-    except Exception:  # noqa: BLE001 - a bug: say so, with the traceback, and exit 3
-        import traceback
-
-        traceback.print_exc()
-        print("INTERNAL ERROR: this is a bug in the harness or a plugin", file=sys.stderr)
-        return int(ExitCode.INTERNAL_ERROR)

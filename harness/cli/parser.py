@@ -1,0 +1,168 @@
+"""The ``harness`` command line: its subcommands, options and help (the exit codes included)."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.exitcodes import ExitCode
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="harness",
+        description="Fine-tune, export, evaluate and gate embedding models.",
+        epilog=_exit_codes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run suites (default: suites/)")
+    run.add_argument(
+        "paths", nargs="*", metavar="PATH", help="suite files or folders (files named _* are skipped)"
+    )
+    run.add_argument(
+        "-k", dest="keyword", metavar="EXPR", help="select candidates: words, and/or/not, parentheses"
+    )
+    run.add_argument(
+        "-x", "--exitfirst", action="store_true", help="stop at the first failed or errored candidate"
+    )
+    run.add_argument(
+        "--collect-only", action="store_true", help="list suites, models, candidates and thresholds"
+    )
+    run.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto: CUDA when torch sees a GPU, else the CPU with each suite's cpu_profile (default)",
+    )
+    run.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
+    run.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
+    run.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="load a plugin file or module (repeatable); -p no:NAME blocks one",
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--junitxml", metavar="FILE", help="write one JUnit testcase per (candidate, threshold)")
+    run.add_argument(
+        "--compare",
+        metavar="RESULTS",
+        help="a previous run's results.json (or run folder): gate against its shipped model too",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the newest run of each suite: re-use every step that finished with the same "
+        "data and settings (trained models, exports, evaluations), redo the rest",
+    )
+    run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: baselines and candidates one after another here (default); ray: each one a task "
+        'of a Ray cluster (pip install ".[ray]")',
+    )
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="with --executor ray: auto (the cluster this machine belongs to), ray://HOST:10001 "
+        "(Ray Client); default: $RAY_ADDRESS, else a new local Ray instance",
+    )
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="re-evaluate untuned baselines even when an identical evaluation is cached",
+    )
+
+    check = sub.add_parser("check", help="validate suites without running anything")
+    check.add_argument("paths", nargs="*", metavar="PATH", help="suite files or folders (default: suites/)")
+    check.add_argument("--keys", action="store_true", help="print every suite key with its type and default")
+    check.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="load a plugin file or module (repeatable); -p no:NAME blocks one",
+    )
+
+    data = sub.add_parser(
+        "data", help="load, clean and split suites' data as `run` would; print what was found"
+    )
+    data.add_argument("paths", nargs="*", metavar="PATH", help="suite files or folders (default: suites/)")
+    data.add_argument(
+        "--export",
+        metavar="DIR",
+        help="write each suite's prepared data as a BEIR folder DIR/<suite>/ (with train_rows.jsonl)",
+    )
+    data.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="the device whose profile applies, as with `run` (default: auto)",
+    )
+    data.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
+    data.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="load a plugin file or module (repeatable); -p no:NAME blocks one",
+    )
+
+    plugins = sub.add_parser("plugins", help="list plugins and what they provide")
+    plugins.add_argument("--json", action="store_true", help="machine-readable: one object per plugin")
+    plugins.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="load a plugin file or module too (repeatable); -p no:NAME blocks one",
+    )
+
+    report = sub.add_parser("report", help="re-render report.html of a run from its results.json")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or reports/<suite>/latest")
+
+    rel = sub.add_parser(
+        "release", help="write a run's shipped candidate as a self-describing model artifact"
+    )
+    rel.add_argument("run_dir", metavar="RUN", help="a run folder, or reports/<suite>/latest")
+    rel.add_argument("--to", required=True, metavar="DIR", help="new (or empty) folder for the artifact")
+    rel.add_argument(
+        "--candidate", metavar="NAME", help="default: the run's shipped (best passing) candidate"
+    )
+    rel.add_argument("--force", action="store_true", help="release a candidate that did not pass its gates")
+
+    enc = sub.add_parser(
+        "encode", help="encode a corpus with an artifact into Parquet, or --check such a file"
+    )
+    enc.add_argument("artifact", metavar="ARTIFACT", help="a folder written by `harness release`")
+    enc.add_argument(
+        "--corpus", metavar="PATH", help="JSONL (id/_id, text[, title]), CSV or Parquet (id, text)"
+    )
+    enc.add_argument("--out", metavar="FILE", help="Parquet file of (id, vector)")
+    enc.add_argument("--append", action="store_true", help="add to --out; refused if another model made it")
+    enc.add_argument("--check", metavar="FILE", help="exit 1 unless FILE's embeddings were made by ARTIFACT")
+    enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    srch = sub.add_parser("search", help="exact top-k search of an embeddings file")
+    srch.add_argument("file", metavar="FILE", help="a Parquet file written by `harness encode`")
+    srch.add_argument("artifact", metavar="ARTIFACT", help="the released model that wrote FILE (checked)")
+    srch.add_argument("query", metavar="QUERY", help="the query text")
+    srch.add_argument("-k", type=int, default=10, help="how many results (default: 10)")
+    return p
+
+
+def _exit_codes() -> str:
+    import textwrap
+
+    rows = [
+        textwrap.fill(f"{int(c)} {c.name}: {c.meaning}", 100, initial_indent="  ", subsequent_indent="      ")
+        for c in ExitCode
+    ]
+    return "exit codes:\n" + "\n".join(rows)
