@@ -6,7 +6,7 @@ evaluation an :class:`Evaluated`, the training a :class:`Trained` (its shipped s
 (:mod:`harness.run.pipeline`) starts a :class:`CandidateResult` with :func:`new_result` and merges
 the parts in. They are TypedDicts, so a result is the JSON object ``results.json`` stores (the
 report, ``--compare``, ``--resume`` and the history of earlier runs read old files as they are);
-``docs/results.schema.json`` is its JSON Schema, which every results.json the tests write is
+``harness/report/results.schema.json`` is its JSON Schema, which every results.json the tests write is
 validated against. Keys may be added; none is renamed or removed.
 """
 

@@ -205,14 +205,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_data)
 
 
-# --- every results.json a test writes follows docs/results.schema.json ----------------------------
+# --- every results.json a test writes follows harness/report/results.schema.json ----------------------------
 
-RESULTS_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "results.schema.json"
+RESULTS_SCHEMA = Path(__file__).resolve().parents[1] / "harness" / "report" / "results.schema.json"
 _checked: dict[str, int] = {}  #: results.json path -> mtime_ns when it was validated
 
 
 def results_problems(doc) -> list[str]:
-    """Where ``doc`` breaks docs/results.schema.json (the JSON path and the message of each)."""
+    """Where ``doc`` breaks harness/report/results.schema.json (the JSON path and the message of each)."""
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(json.loads(RESULTS_SCHEMA.read_text()))
@@ -241,4 +241,4 @@ def results_follow_the_schema(request, tmp_path_factory):
         for p in results_problems(json.loads(Path(path).read_text())):
             problems.append(f"{path}: {p}")
     if problems:
-        pytest.fail("results.json does not follow docs/results.schema.json:\n" + "\n".join(problems[:20]))
+        pytest.fail("results.json does not follow harness/report/results.schema.json:\n" + "\n".join(problems[:20]))

@@ -1,4 +1,4 @@
-"""docs/results.schema.json: a valid JSON Schema that the results.json of a real run follows (every
+"""harness/report/results.schema.json: a valid JSON Schema that the results.json of a real run follows (every
 results.json the tests write is validated by the autouse fixture in conftest.py) and that a damaged
 document breaks, at the place that is wrong."""
 

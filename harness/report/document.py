@@ -14,7 +14,7 @@ from harness.core.records import write_atomic
 from harness.gate.compare import shipped
 from harness.results import RunDocument
 
-SCHEMA = Path(__file__).with_name("results.schema.json")  #: also docs/results.schema.json
+SCHEMA = Path(__file__).with_name("results.schema.json")  #: the one schema; docs link to it
 
 LIBRARIES = (
     "torch",
