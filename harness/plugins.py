@@ -118,13 +118,13 @@ class Plugins:
 
     def resolve_model(self, name: str, revision: str | None = None) -> ResolvedModel:
         """A model name to a local folder through the ``harness_resolve_model`` hook; DataError if no
-        resolver has it."""
-        resolved = self.hook.harness_resolve_model(name=name, revision=revision)
+        resolver has it, listing why each resolver did not."""
+        misses: list = []
+        resolved = self.hook.harness_resolve_model(name=name, revision=revision, misses=misses)
         if resolved is None:
-            raise DataError(
-                f"model {name!r} not found: not a local folder, not on the hub (offline?) and no "
-                "bundled copy is installed"
-            )
+            at = f" at revision {revision!r}" if revision else ""
+            why = "".join(f"\n  {m.resolver} ({m.kind}): {m.detail}" for m in misses)
+            raise DataError(f"model {name!r}{at} not found by any resolver:{why or ' none said why'}")
         return resolved
 
     def _register(self, module, name: str, origin: str, file: str = "", path: str = "") -> None:

@@ -241,4 +241,6 @@ def results_follow_the_schema(request, tmp_path_factory):
         for p in results_problems(json.loads(Path(path).read_text())):
             problems.append(f"{path}: {p}")
     if problems:
-        pytest.fail("results.json does not follow harness/report/results.schema.json:\n" + "\n".join(problems[:20]))
+        pytest.fail(
+            "results.json does not follow harness/report/results.schema.json:\n" + "\n".join(problems[:20])
+        )

@@ -17,12 +17,16 @@ LOG = ROOT / "docs" / "recorded" / "scifact-cpu.log"
 
 def excerpt_lines() -> list[str]:
     text = README.read_text()
-    block = text.split("<!-- recorded-run:excerpt:start -->", 1)[1].split("<!-- recorded-run:excerpt:end -->")[0]
+    block = text.split("<!-- recorded-run:excerpt:start -->", 1)[1].split(
+        "<!-- recorded-run:excerpt:end -->"
+    )[0]
     return [line for line in block.strip().strip("`").strip("\n").splitlines() if line]
 
 
 def test_one_results_schema_in_the_repository():
-    found = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.rglob("results.schema.json") if ".git" not in p.parts)
+    found = sorted(
+        p.relative_to(ROOT).as_posix() for p in ROOT.rglob("results.schema.json") if ".git" not in p.parts
+    )
     assert found == ["harness/report/results.schema.json"], found
 
 
@@ -85,8 +89,12 @@ def test_shape_masks_what_varies_and_keeps_what_does_not():
     a = "    vs bm25: -0.0054 [-0.0404, +0.0287] p=0.7566 (not distinguishable; 67 queries better, 68 worse)"
     b = "    vs bm25: +0.1200 [+0.0100, +0.2000] p=0.0001 (better; 3 queries better, 1 worse)"
     assert shape(a) == shape(b)
-    assert shape("    trained on 775 pairs in 3m17s; kept: x") == shape("    trained on 9 pairs in 0.4s; kept: x")
-    assert shape("    epoch 1: loss=0.49 dev_ndcg@10=0.74") != shape("    epoch 1: loss=0.49 dev_recall@10=0.74")
+    assert shape("    trained on 775 pairs in 3m17s; kept: x") == shape(
+        "    trained on 9 pairs in 0.4s; kept: x"
+    )
+    assert shape("    epoch 1: loss=0.49 dev_ndcg@10=0.74") != shape(
+        "    epoch 1: loss=0.49 dev_recall@10=0.74"
+    )
 
 
 def test_every_line_of_the_excerpt_has_the_shape_the_current_code_prints(
@@ -99,6 +107,7 @@ def test_every_line_of_the_excerpt_has_the_shape_the_current_code_prints(
     suite.write_text(f"""
 [suite]
 name = "scifact"
+cpu_profile = "cpu"
 [data]
 {data}
 dev_fraction = 0.2
@@ -121,7 +130,7 @@ type = "MultipleNegativesRankingLoss"
 num_negatives = 1
 range_max = 5
 relative_margin = 0.05
-[training]
+[profiles.cpu.training]
 epochs = 2
 batch_size = 16
 learning_rate = 1e-3
@@ -163,3 +172,24 @@ type = "hybrid"
     )
     doc = json.loads((tmp_path / "o" / "scifact" / "latest" / "results.json").read_text())
     assert {c["name"] for c in doc["candidates"]} >= {"minilm-mnrl-hn", "minilm-l3-mnrl"}
+
+
+def test_the_hook_table_of_docs_plugins_is_the_hookspecs():
+    """Every hook of harness/hookspecs.py is a row of docs/plugins.md's table with its arguments, and
+    the table names no other hook; the progress row names every declared stage."""
+    import inspect
+
+    from harness import hookspecs
+    from harness.core.names import Stage
+
+    declared = {
+        name: list(inspect.signature(fn).parameters)
+        for name, fn in vars(hookspecs).items()
+        if name.startswith("harness_") and callable(fn)
+    }
+    page = (ROOT / "docs" / "plugins.md").read_text()
+    rows = re.findall(r"^\| `(harness_\w+)\(([^)]*)\)` \|(.*)$", page, flags=re.M)
+    documented = {name: [a.strip() for a in args.split(",") if a.strip()] for name, args, _ in rows}
+    assert documented == declared
+    progress = next(rest for name, _, rest in rows if name == "harness_candidate_progress")
+    assert [s.value for s in Stage if s.value not in progress] == []

