@@ -16,6 +16,7 @@ on CUDA each line also has ``speedup_vs_st_fp16``.
     python benchmarks/encode.py --device cuda --batch-size 256    # on a GPU
     python benchmarks/encode.py --device cpu --limit 600 --openvino   # + the openvino-int8 variant
     python benchmarks/encode.py --device cpu --limit 600 --students 3 # + a 3-layer student, each way
+    python benchmarks/encode.py --device cpu --old-export  # + the previous export (through optimum)
 
 ``harness_default`` marks the way a suite that says nothing about export ships: of the device's
 default variants (fp32 and int8 on the CPU, fp32 on CUDA), the fastest here within the default
@@ -84,7 +85,45 @@ def parse_args(argv=None):
         "(sentence-transformers' layer reduction, untuned: their speed, not their quality), "
         "each as plain sentence-transformers and through the same harness variants",
     )
+    p.add_argument(
+        "--old-export",
+        action="store_true",
+        help="also time the export the harness made before (sentence-transformers 5.x's through "
+        "optimum-onnx, optimum's O2, the same int8 quantisation): needs optimum-onnx, so "
+        "transformers<4.58",
+    )
     return p.parse_args(argv)
+
+
+def old_export(model_dir: Path, out: Path) -> dict[str, Path]:
+    """The previous export path, for comparison: sentence-transformers' ONNX backend (optimum-onnx),
+    the pooled output added, optimum's ORTOptimizer at O2, and onnxruntime's dynamic int8 of that with
+    the harness's settings. Returns {"fp32": file, "int8": file} inside ``out``."""
+    import shutil
+
+    from optimum.onnxruntime import AutoOptimizationConfig, ORTOptimizer
+    from sentence_transformers import SentenceTransformer
+
+    from harness.core.machine import cpu_isa
+    from harness.export.pooling import add_pooling, strip_pooling
+    from harness.export.variants import _quantize
+
+    if not (out / "onnx" / "model.onnx").is_file():
+        st = SentenceTransformer(
+            str(model_dir), device="cpu", backend="onnx", model_kwargs={"export": True}
+        )
+        st.save_pretrained(str(out))
+        add_pooling(out / "onnx" / "model.onnx", out)
+        src = out / "o2-source"
+        src.mkdir(exist_ok=True)
+        shutil.copy2(out / "config.json", src / "config.json")
+        strip_pooling(out / "onnx" / "model.onnx", src / "model.onnx")
+        ORTOptimizer.from_pretrained(src, file_names=["model.onnx"]).optimize(
+            AutoOptimizationConfig.with_optimization_level("O2"), src, file_suffix="O2"
+        )
+        _quantize(src / "model_O2.onnx", out / "onnx" / "model_old_int8.onnx", cpu_isa())
+        add_pooling(out / "onnx" / "model_old_int8.onnx", out)
+    return {"fp32": out / "onnx" / "model.onnx", "int8": out / "onnx" / "model_old_int8.onnx"}
 
 
 def load_scifact(args, splits=("test",)):
@@ -208,6 +247,20 @@ def main(argv=None) -> int:
                 enc.encode_queries,
                 enc.provider,
             )
+
+    if args.old_export:
+        from harness.encode.encoder import OnnxEncoder
+
+        for v, file in old_export(model_dir, work / "old-export").items():
+            enc = OnnxEncoder(
+                work / "old-export",
+                args.device,
+                file=file.name,
+                batch_size=args.batch_size,
+                max_seq_length=args.max_seq_length,
+                cache=False,
+            )
+            ways[f"old-onnx-{v}"] = (enc.encode_documents, enc.encode_queries, enc.provider)
 
     for fn, _, _ in ways.values():  # warm-up: sessions, kernels, allocators
         fn(docs[: min(len(docs), 2 * args.batch_size)])

@@ -55,6 +55,7 @@ class VariantRow(TypedDict, total=False):
     metrics: dict[str, float]
     encoder: dict[str, Any]
     export_check: dict[str, Any]
+    made_by: dict[str, Any]  #: ``steps`` (exporter, optimiser, quantiser) and ``versions`` of the libraries
     cached_from: str | None
     timings: dict[str, float]
     drop: float | None  #: the primary metric's drop from fp32 (not for fp32 itself)

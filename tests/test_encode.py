@@ -150,3 +150,30 @@ def test_variants_are_built_beside_fp32_and_encode_like_it(tiny_model, exported)
     assert VARIANTS["int8"].file() == f"model_qint8_{cpu_isa()}.onnx"
     with pytest.raises(CandidateError, match="runs on cuda"):
         build(exported, "fp16", "cpu")
+
+
+def test_o2_fuses_attention_and_fp16_is_float16_on_the_installed_versions(exported, tmp_path):
+    """The graph torch.onnx.export writes is one onnxruntime's optimiser recognises, on transformers
+    4.5x and 5.x alike: every layer's attention fused in O2 (int8 is quantised from it), and O4
+    stored in float16 with float32 inputs and outputs."""
+    import json
+
+    import onnx
+
+    from harness.export.variants import _optimize, build
+
+    layers = json.loads((exported / "config.json").read_text())["num_hidden_layers"]
+    ops = [n.op_type for n in onnx.load(str(build(exported, "O2", "cpu"))).graph.node]
+    assert ops.count("Attention") == layers and ops.count("SkipLayerNormalization") == 2 * layers, ops
+    _optimize(exported, "O4", "cpu", tmp_path / "model_O4.onnx")
+    graph = onnx.load(str(tmp_path / "model_O4.onnx")).graph
+    assert {t.data_type for t in graph.initializer if len(t.dims) == 2} == {onnx.TensorProto.FLOAT16}
+    assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_results_record_the_exporter_and_the_versions_that_made_it():
+    from harness.export.onnx import exporter
+
+    made = exporter()
+    assert made["exporter"].startswith("torch.onnx.export")
+    assert {"torch", "transformers", "sentence-transformers", "onnx"} <= set(made["versions"])

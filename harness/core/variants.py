@@ -44,7 +44,7 @@ VARIANTS: dict[str, Variant] = {
         Variant(VariantName.O1, "basic graph optimisations", _BOTH, True),
         Variant(VariantName.O2, "O1 + transformer fusions (Attention, SkipLayerNorm, BiasGelu)", _BOTH, True),
         Variant(VariantName.O3, "O2 + GELU approximation", _BOTH, True),
-        Variant(VariantName.FP16, "O3 in float16 (optimum's O4), for CUDA", ("cuda",), False),
+        Variant(VariantName.FP16, "O3 in float16, for CUDA", ("cuda",), False),
         Variant(
             VariantName.INT8,
             "O2 with dynamic int8 weights, quantised for this CPU's instruction set",

@@ -150,7 +150,7 @@ class Evaluation:
         embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
         model's (``export_check.embedding_change``, a guard)."""
         from harness.evaluate import cache
-        from harness.export.variants import build, encoder_class
+        from harness.export.variants import build, encoder_class, made_by
 
         ev = run.suite.evaluation
         t0 = time.perf_counter()
@@ -204,6 +204,7 @@ class Evaluation:
             "metrics": {**evaluated["metrics"], **speed_size},
             "encoder": info,
             "export_check": check,
+            "made_by": made_by(name),
             "cached_from": cached["run"] if cached else None,
             "evaluated": evaluated,
             "reference": reference,

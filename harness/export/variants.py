@@ -7,11 +7,11 @@ model_kwargs={"file_name": ...})`` loads any of them:
 =========  =============================  =============================================================
 variant    file                           what it is
 =========  =============================  =============================================================
-fp32       onnx/model.onnx                the plain export (optimum), with the pooled output added
-O1/O2/O3   onnx/model_O{1,2,3}.onnx       optimum's optimisation levels: basic graph optimisations;
-                                          + transformer fusions (Attention, SkipLayerNorm, BiasGelu);
-                                          + GELU approximation
-fp16       onnx/model_O4.onnx             optimum's O4: O3 in float16 (CUDA only)
+fp32       onnx/model.onnx                torch.onnx.export, with the pooled output added
+O1/O2/O3   onnx/model_O{1,2,3}.onnx       onnxruntime's transformer optimiser at optimum's levels: basic
+                                          graph optimisations; + transformer fusions (Attention,
+                                          SkipLayerNorm, BiasGelu); + GELU approximation
+fp16       onnx/model_O4.onnx             O4: O3 in float16 (CUDA only)
 int8       onnx/model_qint8_<isa>.onnx    O2 with dynamically quantised int8 MatMul/Attention weights,
                                           settings chosen for the CPU's instruction set (CPU only)
 =========  =============================  =============================================================
@@ -19,7 +19,7 @@ int8       onnx/model_qint8_<isa>.onnx    O2 with dynamically quantised int8 Mat
 Every graph gets a second output, ``sentence_embedding``: the pooling (and the Normalize module,
 where the model has one) computed inside the graph, so an encoder fetches one vector per text
 instead of the whole ``last_hidden_state`` (a large host copy on a GPU). ``last_hidden_state`` stays
-so that optimum and sentence-transformers still load the file.
+so that sentence-transformers' ONNX backend and other tools still load the file.
 """
 
 from __future__ import annotations
@@ -74,11 +74,16 @@ def build(
                 source = build(export_dir, VariantName.O2, "cpu")
                 _quantize(source, Path(tmp) / target.name, cpu_isa())
             else:
-                _optimize(Path(export_dir), "O4" if name == VariantName.FP16 else name, device, Path(tmp))
+                _optimize(
+                    Path(export_dir),
+                    "O4" if name == VariantName.FP16 else name,
+                    device,
+                    Path(tmp) / target.name,
+                )
             add_pooling(Path(tmp) / target.name, Path(export_dir))
         except CandidateError:
             raise
-        except Exception as e:  # noqa: BLE001 - onnx, optimum and onnxruntime raise many kinds
+        except Exception as e:  # noqa: BLE001 - onnx and onnxruntime raise many kinds
             raise CandidateError(
                 f"building the {name} variant of {export_dir} failed: {type(e).__name__}: {e}"
             ) from None
@@ -86,27 +91,60 @@ def build(
     return target
 
 
+#: onnxruntime's optimiser model type of a transformers ``model_type`` (the encoders it knows are
+#: fused as BERT; the rest keep their own name)
+ORT_MODEL_TYPE = {"bart": "bart", "mbart": "bart", "marian": "bart", "gpt2": "gpt2", "t5": "t5", "vit": "vit"}
+
+#: O1-O4 as onnxruntime's optimiser options: (opt_level, transformer fusions, GELU approximation, fp16)
+LEVELS = {
+    "O1": (1, False, False, False),
+    "O2": (2, True, False, False),
+    "O3": (2, True, True, False),
+    "O4": (2, True, True, True),
+}
+
+
 def _optimize(export_dir: Path, level: str, device: str, out: Path) -> None:
-    """optimum's ORTOptimizer at ``level`` (O1-O4) on ``onnx/model.onnx``, written to ``out``.
+    """onnxruntime's transformer optimiser at ``level`` (O1-O4) on ``onnx/model.onnx``, written to the
+    file ``out``. The levels are those optimum named: O1 basic graph optimisations; O2 + transformer
+    fusions (Attention, SkipLayerNormalization, BiasGelu); O3 + GELU approximation; O4 = O3 in
+    float16 with float32 inputs and outputs.
 
     It runs on the graph without the pooled output: the fusions of SkipLayerNormalization need
     onnxruntime's symbolic shape inference, which fails on the pooling nodes."""
-    from optimum.onnxruntime import AutoOptimizationConfig, ORTOptimizer
+    import json
 
-    src = out / "source"
-    src.mkdir()
-    shutil.copy2(export_dir / "config.json", src / "config.json")
-    strip_pooling(export_dir / "onnx" / "model.onnx", src / "model.onnx")
-    optimizer = ORTOptimizer.from_pretrained(src, file_names=["model.onnx"])
-    config = AutoOptimizationConfig.with_optimization_level(level, for_gpu=device == "cuda")
-    optimizer.optimize(config, out, file_suffix=level)
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = json.loads((export_dir / "config.json").read_text())
+    model_type = ORT_MODEL_TYPE.get(config.get("model_type", ""), "bert")
+    opt_level, fusions, gelu_approximation, fp16 = LEVELS[level]
+    options = FusionOptions(model_type)
+    options.enable_gelu_approximation = gelu_approximation
+    source = out.with_name("source.onnx")
+    strip_pooling(export_dir / "onnx" / "model.onnx", source)
+    optimized = optimize_model(
+        str(source),
+        model_type,
+        num_heads=int(config.get("num_attention_heads", 0)),
+        hidden_size=int(config.get("hidden_size", 0)),
+        opt_level=opt_level,
+        optimization_options=options,
+        use_gpu=device == "cuda",
+        only_onnxruntime=not fusions,
+    )
+    if fp16:
+        optimized.convert_float_to_float16(keep_io_types=True)
+    optimized.save_model_to_file(str(out))
+    source.unlink()
 
 
 def _quantize(source: Path, out: Path, isa: str) -> None:
     """onnxruntime's dynamic quantisation of MatMul and fused Attention weights.
 
-    optimum's ORTQuantizer refuses fused graphs (shape inference does not know the com.microsoft
-    ops), so the default tensor type is given here instead."""
+    Shape inference does not know the com.microsoft ops of fused graphs, so the default tensor type
+    is given here."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -117,6 +155,32 @@ def _quantize(source: Path, out: Path, isa: str) -> None:
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         **quantization_settings(isa),
     )
+
+
+def made_by(name: str) -> dict:
+    """How variant ``name`` is made, step by step, and the versions of every library that made it
+    (results.json ``variants[].made_by``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from harness.export.onnx import exporter
+
+    made = exporter()
+    steps = [made["exporter"]]
+    level = "O4" if name == VariantName.FP16 else VariantName.O2 if name == VariantName.INT8 else name
+    if level in LEVELS:
+        steps.append(f"{made['optimizer']} {level}")
+    if name == VariantName.INT8:
+        settings = quantization_settings(cpu_isa())
+        steps.append(f"{made['quantizer']}.quantize_dynamic (QInt8, {settings})")
+    versions = dict(made["versions"])
+    if VARIANTS[name].engine == "openvino":
+        steps.append("nncf.quantize (static int8, transformer preset) -> openvino IR")
+        for dist in ("openvino", "nncf"):
+            try:
+                versions[dist] = version(dist)
+            except PackageNotFoundError:
+                pass
+    return {"steps": steps, "versions": versions}
 
 
 def encoder_class(variant: str):

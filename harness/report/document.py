@@ -20,10 +20,11 @@ LIBRARIES = (
     "torch",
     "transformers",
     "sentence-transformers",
+    "onnx",
     "onnxruntime-gpu",
     "onnxruntime",
-    "optimum",
-    "optimum-onnx",
+    "openvino",
+    "nncf",
     "polars",
 )
 
@@ -34,8 +35,14 @@ def environment() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     from harness.core.machine import cpu_description
+    from harness.export.onnx import exporter
 
-    out = {"harness": __version__, "cpu": cpu_description()}
+    made = exporter()
+    out = {
+        "harness": __version__,
+        "cpu": cpu_description(),
+        "exporter": " + ".join((made["exporter"], made["optimizer"], made["quantizer"])),
+    }
     for dist in LIBRARIES:
         try:
             out[dist] = version(dist)
