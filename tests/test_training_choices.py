@@ -506,3 +506,17 @@ def test_refit_on_train_and_dev_ships_and_resume_reuses_what_chose(tiny_suite, r
         f"- this model: refit on train + dev, {refit['pairs']} pairs, {refit['epochs']} epoch(s)"
         in (tmp_path / "art" / "README.md").read_text()
     )
+
+
+def test_the_warm_up_is_a_tenth_of_the_steps_on_either_supported_stack(tmp_path):
+    """harness/train/compat.py spells the warm-up as the installed transformers wants it (warmup_ratio
+    on 4.x, a float warmup_steps on 5.x): either way 10 of 100 steps."""
+    from sentence_transformers.training_args import SentenceTransformerTrainingArguments
+
+    from harness.train.compat import transformers_major, warmup
+
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path), report_to="none", use_cpu=True, **warmup(0.1)
+    )
+    assert args.get_warmup_steps(100) == 10
+    assert list(warmup(0.1)) == (["warmup_steps"] if transformers_major() >= 5 else ["warmup_ratio"])

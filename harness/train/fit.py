@@ -87,6 +87,7 @@ def fit(
     from sentence_transformers.training_args import SentenceTransformerTrainingArguments
 
     from harness.data.trainset import build, rows
+    from harness.train.compat import warmup
 
     if columns is None:
         columns, _ = build(data, loss, loss_options, None, query_prompt, document_prompt)
@@ -129,7 +130,7 @@ def fit(
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
-        warmup_ratio=cfg.warmup_ratio,
+        **warmup(cfg.warmup_ratio),
         weight_decay=cfg.weight_decay,
         seed=cfg.seed,
         batch_sampler=loss.batch_sampler,

@@ -105,6 +105,7 @@ def distill(
     from sentence_transformers.training_args import SentenceTransformerTrainingArguments
 
     from harness.export.onnx import quiet_libraries
+    from harness.train.compat import warmup
 
     t0 = time.perf_counter()
     teach = SentenceTransformer(str(teacher), device=device)
@@ -128,7 +129,7 @@ def distill(
             num_train_epochs=epochs,
             per_device_train_batch_size=batch_size,
             learning_rate=1e-4,
-            warmup_ratio=0.1,
+            **warmup(0.1),
             save_strategy="no",
             report_to="none",
             seed=seed,

@@ -1,0 +1,20 @@
+"""The differences between the two supported stacks, in one place: sentence-transformers 5.7 on
+transformers 4.57, and sentence-transformers 6.x on transformers 5.x. Everything else in the
+harness (the trainer, its arguments, the losses, batch samplers, evaluators and prompts) goes
+through the API both share; what one of them spells differently is translated here."""
+
+from __future__ import annotations
+
+
+def transformers_major() -> int:
+    from importlib.metadata import version
+
+    return int(version("transformers").split(".")[0])
+
+
+def warmup(ratio: float) -> dict:
+    """The training arguments for a linear warm-up over ``ratio`` of the steps: ``warmup_ratio`` up to
+    transformers 4.x; transformers 5 deprecates it for ``warmup_steps`` given as a float below 1."""
+    if transformers_major() >= 5:
+        return {"warmup_steps": float(ratio)}
+    return {"warmup_ratio": ratio}
