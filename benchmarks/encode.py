@@ -109,9 +109,7 @@ def old_export(model_dir: Path, out: Path) -> dict[str, Path]:
     from harness.export.variants import _quantize
 
     if not (out / "onnx" / "model.onnx").is_file():
-        st = SentenceTransformer(
-            str(model_dir), device="cpu", backend="onnx", model_kwargs={"export": True}
-        )
+        st = SentenceTransformer(str(model_dir), device="cpu", backend="onnx", model_kwargs={"export": True})
         st.save_pretrained(str(out))
         add_pooling(out / "onnx" / "model.onnx", out)
         src = out / "o2-source"

@@ -138,8 +138,8 @@ learning_rate = 1e-3
 k_values = [1, 3, 10, 100]
 [export]
 variants = ["fp32", "int8"]
-ship = "fastest"
-max_drop = 1.0
+ship = "int8"  # not "fastest": on a tiny model which is faster is noise, and the
+max_drop = 1.0  # excerpt's max_drop gate line needs int8 shipped
 check_samples = 8
 [[thresholds]]
 metric = "ndcg@10"

@@ -59,7 +59,7 @@ def ranking(doc: dict) -> list[dict]:
                 "verdict": top["verdict"] if top else None,
                 "mark": MARKS.get(top["verdict"]) if top else None,
                 "interval": (b[primary] + top["ci_low"], b[primary] + top["ci_high"])
-                if top and primary in b
+                if top and b.get(primary) is not None
                 else None,
                 "outcomes": top,
                 "gate_lines": [(g["passed"], describe(g)) for g in c.get("gates", [])],
