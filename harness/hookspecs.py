@@ -119,7 +119,11 @@ def harness_candidate_progress(item, stage, info):
         grid setting trains, ``"chosen"`` (``setting``, ``dev_score``, ``of``), ``"seed"`` (``seed``,
         ``dev_score`` and the test primary metric) after each seed is evaluated, ``"refit"`` (``epochs``,
         ``pairs``) before a refit on train + dev (``training.refit``), ``"curve"``
-        (``fraction``, ``pairs``, ``dev_score``) per learning-curve point. ``"trained"`` and
+        (``fraction``, ``pairs``, ``dev_score``) per learning-curve point, ``"memory"`` before each
+        training's first step (the memory plan of :mod:`harness.train.memory`: ``limit``,
+        ``limit_from``, ``loss``, ``mini_batch_size``, ``gradient_checkpointing``, ``predicted_peak``,
+        ``changed``, ``probes``; ``"trained"`` then carries it as ``memory``, with the measured
+        ``peak``). ``"trained"`` and
         ``"evaluated"`` carry ``resumed: True`` when they re-used a finished step. The stages are
         declared in :class:`harness.core.names.Stage` (a ``str`` enumeration: compare with strings).
     """

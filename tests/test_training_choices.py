@@ -520,3 +520,41 @@ def test_the_warm_up_is_a_tenth_of_the_steps_on_either_supported_stack(tmp_path)
     )
     assert args.get_warmup_steps(100) == 10
     assert list(warmup(0.1)) == (["warmup_steps"] if transformers_major() >= 5 else ["warmup_ratio"])
+
+
+def test_max_seq_length_auto_is_the_length_that_keeps_the_share_of_documents_whole(
+    tiny_suite, run_cli, tmp_path, tiny_model, pair_files
+):
+    """ "auto" resolves with the model's tokenizer before training: the run trains at that length and
+    results.json says what it covers; `harness data` says the same."""
+    from tokenizers import Tokenizer
+
+    suite = tiny_suite(name="auto.toml")
+    suite.write_text(
+        suite.read_text().replace(
+            "[training]\n", '[training]\nmax_seq_length = "auto"\nmax_seq_length_share = 0.5\n'
+        )
+    )
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-k", "mnrl")
+    assert code == 0, out
+    doc = json.loads(next((tmp_path / "o").glob("auto/*/results.json")).read_text())
+    auto = doc["training"]["max_seq_length_auto"]
+    tok = Tokenizer.from_file(str(tiny_model / "tokenizer.json"))
+    tok.no_truncation()
+    corpus = {
+        json.loads(line)["document"]
+        for split in ("train", "test")
+        for line in (pair_files / f"{split}.jsonl").read_text().splitlines()
+    }
+    lengths = sorted(len(e.ids) for e in tok.encode_batch(sorted(corpus)))
+    assert doc["training"]["max_seq_length"] == auto["max_seq_length"] == lengths[(len(lengths) + 1) // 2 - 1]
+    assert auto["covers"]["tiny"] >= 0.5 and auto["share"] == 0.5
+    assert f'max_seq_length = "auto" (share 0.5): {auto["max_seq_length"]} tokens' in out
+    code, out = run_cli("data", str(suite))
+    assert code == 0 and f'max_seq_length = "auto" (share 0.5): {auto["max_seq_length"]} tokens' in out, out
+
+
+def test_max_seq_length_auto_in_a_grid_is_an_error(tiny_suite, run_cli, tmp_path):
+    suite = tiny_suite('[training.grid]\nmax_seq_length = [32, "auto"]\n', name="autogrid.toml")
+    code, out = run_cli("check", str(suite))
+    assert code == 4 and "training.grid.max_seq_length[1]" in out, out

@@ -83,12 +83,22 @@ def _curve(info: dict) -> str:
     return f"    learning curve: {info['fraction']:.0%} of the pairs ({info['pairs']}): dev score {dev}"
 
 
+def _memory(info: dict) -> str:
+    how = info["changed"] or "the suite's setting fits"
+    return (
+        f"    memory: {how}; the probe measured {info['predicted_peak']} of {info['limit']} "
+        f"({info['limit_from']}) in {duration(info['probe_seconds'])}"
+    )
+
+
 def _trained(info: dict) -> str:
     if info.get("adopted"):
         return "    the chosen setting's grid training is the first seed's: re-used"
     if info.get("resumed"):
         return f"    trained model re-used (--resume): {info['pairs']} pairs; kept: {info['kept']}"
-    return f"    trained on {info['pairs']} pairs in {duration(info['seconds'])}; kept: {info['kept']}"
+    peak = (info.get("memory") or {}).get("peak")
+    peak = f"; peak memory {peak}" if peak else ""
+    return f"    trained on {info['pairs']} pairs in {duration(info['seconds'])}{peak}; kept: {info['kept']}"
 
 
 def _exported(info: dict) -> str:
@@ -125,6 +135,7 @@ LINES: dict[Stage, Callable[[dict], str | None]] = {
     Stage.SEED: _seed,
     Stage.REFIT: _refit,
     Stage.CURVE: _curve,
+    Stage.MEMORY: _memory,
     Stage.TRAINED: _trained,
     Stage.EXPORTED: _exported,
     Stage.EVALUATED: _evaluated,

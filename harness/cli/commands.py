@@ -168,6 +168,7 @@ def cmd_check(args) -> int:
 def cmd_data(args) -> int:
     from harness.data.write_beir import export_beir
     from harness.outputs import folder_problems
+    from harness.run.fitting import resolve_auto_length
     from harness.run.loading import data_ready, load_data
     from harness.run.session import resolve_device
     from harness.suite.collect import load_suites
@@ -199,6 +200,7 @@ def cmd_data(args) -> int:
                 print(
                     f"{suite.name}: models {m.name}: {e} (its text lengths are not measured)", file=sys.stderr
                 )
+        suite, _ = resolve_auto_length(suite, data, models, lambda m: print(f"    {m}"))
         data_ready(plugins, suite, data, models)
         for w in data.warnings:
             print(f"    warning: {w}")

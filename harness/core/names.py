@@ -47,6 +47,7 @@ class Stage(Name):
     SEED = "seed"
     REFIT = "refit"
     CURVE = "curve"
+    MEMORY = "memory"
     TRAINED = "trained"
     EXPORTED = "exported"
     EVALUATED = "evaluated"

@@ -33,6 +33,7 @@ class SuiteRun:
     )  #: other suites' data, by out_of_domain name
     references: dict[str, Any] = field(default_factory=dict)  #: the suite's bm25 references' results, by name
     new: bool = True  #: this session created the run folder (not --resume)
+    max_seq_length_auto: dict | None = None  #: how ``max_seq_length = "auto"`` was resolved
     lock: Any = None  #: the run folder's :class:`harness.run.run_dir.RunLock` while the session uses it
 
     def trained_model(self, name: str, key: str, hint: str) -> Path:

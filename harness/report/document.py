@@ -81,7 +81,10 @@ def run_document(
             "cleaning": data.cleaning,
             "split": data.split_info or {"method": f"given by the source ({suite.data.test_split!r})"},
         },
-        "training": dict(vars(suite.training)),
+        "training": {
+            **vars(suite.training),
+            **({"max_seq_length_auto": run.max_seq_length_auto} if run.max_seq_length_auto else {}),
+        },
         "export": dict(vars(suite.export)),
         "data_seed": suite.data.seed,
         "environment": environment(),

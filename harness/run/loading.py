@@ -15,6 +15,7 @@ from harness.data.prepare import Prepared, prepare
 from harness.errors import ConfigError, DataError, HarnessError, Problem
 from harness.plugins import Plugins
 from harness.run.executors import SHARED_MARK
+from harness.run.fitting import auto_length, memory_problems
 from harness.run.options import RunOptions
 from harness.run.run_dir import LOCK, RunLock, claim
 from harness.suite.collect import Item
@@ -89,6 +90,11 @@ class Preparation:
                     except HarnessError as e:
                         i = suite.references.index(item.reference)
                         problems.append(Problem(str(suite.path), f"references[{i}].model", str(e)))
+        if not problems:
+            for run in runs:
+                auto_length(run, self.warn)
+                if self.sequential:  # other executors' machines are probed where they train
+                    problems += memory_problems(run, self.plugins, self.options.device)
         if problems:
             raise ConfigError(problems)
         for run in runs:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.core.memory import size_problem
 from harness.suite.keys import (
     a_name,
     check_field,
@@ -138,8 +139,29 @@ class TrainingTable:
     learning_rate: float = key(2e-5, "peak learning rate", positive)
     warmup_ratio: float = key(0.1, "fraction of steps of linear warm-up", fraction)
     weight_decay: float = key(0.01, "AdamW weight decay", non_negative)
-    max_seq_length: int | None = key(
-        None, "truncate training texts to this many tokens (default: the model's)", positive
+    max_seq_length: int | str | None = key(
+        None,
+        'truncate training texts to this many tokens (default: the model\'s); "auto": the length that '
+        "covers max_seq_length_share of the documents with the model's tokenizer (at most the model's "
+        "own limit), recorded in results.json",
+        lambda v: (
+            None
+            if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
+            else 'expected a number of tokens > 0 or "auto"'
+        ),
+    )
+    max_seq_length_share: float = key(
+        0.9,
+        'with max_seq_length = "auto": the share of the documents whose every token it keeps',
+        lambda v: None if 0 < v <= 1 else "expected a share in (0, 1]",
+    )
+    max_memory: str | None = key(
+        None,
+        'the most memory a training may hold, e.g. "8GiB" (default: 85% of the memory free when it begins, '
+        "or of the GPU's): a probe before the first step measures what the batch costs and fits it in "
+        "(a cached loss's mini-batches, gradient checkpointing) without changing what is learned; when "
+        "nothing fits, nothing trains and the error says what would",
+        size_problem,
     )
     seed: int = key(42, "training seed")
     precision: str = key(
@@ -198,6 +220,8 @@ class TrainingTable:
             else:
                 for i, v in enumerate(values):
                     msg = check_field(TrainingTable, k, v)
+                    if k == "max_seq_length" and v == "auto":
+                        msg = "expected a number of tokens > 0 (a grid tries given lengths)"
                     if msg:
                         yield f".grid.{k}[{i}]", msg
         if len(set(self.seeds)) != len(self.seeds):

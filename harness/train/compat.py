@@ -18,3 +18,21 @@ def warmup(ratio: float) -> dict:
     if transformers_major() >= 5:
         return {"warmup_steps": float(ratio)}
     return {"warmup_ratio": ratio}
+
+
+def tokenize(model, texts: list[str]) -> dict:
+    """A batch's model inputs: ``preprocess`` in sentence-transformers 6 (``tokenize`` is deprecated
+    there), ``tokenize`` in 5.x."""
+    if hasattr(model, "preprocess"):
+        return model.preprocess(texts)
+    return model.tokenize(texts)
+
+
+def gradient_checkpointing(model) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them (the
+    non-reentrant form, which needs no input that requires a gradient), on both stacks."""
+    kwargs = {"gradient_checkpointing_kwargs": {"use_reentrant": False}}
+    if hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable(**kwargs)
+    else:
+        model[0].auto_model.gradient_checkpointing_enable(**kwargs)

@@ -29,6 +29,7 @@ class TrainResult:
     chosen_by: str
     history: list[dict] = field(default_factory=list)  #: loss and dev metrics over steps
     dev_score: float | None = None  #: the kept model's dev primary metric (what a grid and seeds choose by)
+    memory: dict | None = None  #: the memory plan and the measured peak (:mod:`harness.train.memory`)
 
     def as_dict(self) -> dict:
         return {
@@ -42,6 +43,7 @@ class TrainResult:
             "chosen_by": self.chosen_by,
             "history": self.history,
             "dev_score": self.dev_score,
+            "memory": self.memory,
         }
 
     @property
@@ -86,28 +88,36 @@ def fit(
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
     from sentence_transformers.training_args import SentenceTransformerTrainingArguments
 
+    from harness.core.memory import PeakMeter
     from harness.data.trainset import build, rows
-    from harness.train.compat import warmup
+    from harness.train import memory
+    from harness.train.compat import gradient_checkpointing, warmup
 
     if columns is None:
         columns, _ = build(data, loss, loss_options, None, query_prompt, document_prompt)
     n_rows = rows(columns)
     if not n_rows:
         raise CandidateError("the train split has no (query, relevant document) pairs")
+    has_dev = len(data.dev) > 0
+    plan = memory.fitted(base_dir, loss, loss_options, columns, cfg, device, has_dev)
+    if progress is not None:
+        progress(Stage.MEMORY, plan.as_dict())
     model = SentenceTransformer(str(base_dir), device=device)
     if cfg.max_seq_length:
         model.max_seq_length = cfg.max_seq_length
+    if plan.gradient_checkpointing:
+        gradient_checkpointing(model)
     dataset = Dataset.from_dict(columns)
     first = next(iter(columns))
     model.model_card_data.widget = [
         {"text": columns[first][0]}
     ]  # else the trainer samples widget texts itself
     try:
-        loss_module = loss.build(model, loss_options)
+        name, options = memory.with_loss(loss.name, loss_options, plan.loss, plan.mini_batch_size)
+        loss_module = (loss if name == loss.name else memory.replace_loss(loss, name)).build(model, options)
     except (TypeError, ValueError) as e:
         raise CandidateError(f"loss {loss.name}: {e}") from None
 
-    has_dev = len(data.dev) > 0
     keep_best = has_dev and cfg.select == "best_dev"
     evaluator = None
     metric_key = None
@@ -117,7 +127,7 @@ def fit(
             corpus={d: document_prompt + t for d, t in data.dev_corpus.iter_rows()},
             relevant_docs={q: set(r) for q, r in data.dev.relevant().items()},
             name="dev",
-            batch_size=cfg.eval_batch_size,
+            batch_size=plan.eval_batch_size or cfg.eval_batch_size,
             show_progress_bar=False,
             **_ir_ks(primary_metric),
         )
@@ -151,19 +161,29 @@ def fit(
         model=model, args=args, train_dataset=dataset, loss=loss_module, evaluator=evaluator
     )
     _quiet_progress(trainer)
+    meter = PeakMeter(device)
+    guard = memory.Guard(meter, plan)
+    trainer.add_callback(guard.callback)
     if progress is not None:
         trainer.add_callback(_epoch_reporter(progress, metric_key, "dev_" + primary_metric))
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():  # the trainer's note on choosing checkpoints by number, on every run
             warnings.filterwarnings("ignore", message="mtime may not be reliable")
-            trainer.train()
+            with meter:
+                trainer.train()
     except BaseException:  # Ctrl-C, SIGTERM, a crash: no checkpoint folder is left behind
         if work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
         raise
     finally:
         seconds = time.perf_counter() - start
+    plan.peak = meter.peak
+    stopped = guard.message(trainer.state.max_steps)
+    if stopped:
+        if work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+        raise CandidateError(stopped)
     history = [
         {k: v for k, v in h.items() if k in ("step", "epoch", "loss", metric_key, "learning_rate")}
         for h in trainer.state.log_history
@@ -186,7 +206,15 @@ def fit(
     if work_dir is None:  # a shared one is removed by whoever made it, once every process is done
         shutil.rmtree(work, ignore_errors=True)
     return TrainResult(
-        out_dir, seconds, n_rows, trainer.state.global_step, chosen_epoch, chosen_by, history, dev_score
+        out_dir,
+        seconds,
+        n_rows,
+        trainer.state.global_step,
+        chosen_epoch,
+        chosen_by,
+        history,
+        dev_score,
+        plan.as_dict(),
     )
 
 

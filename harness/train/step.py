@@ -102,6 +102,7 @@ def fit_step(
             "kept": info["chosen_by"],
             "processes": processes,
             "dev_score": info.get("dev_score"),
+            "memory": info.get("memory"),
         },
     )
     return info

@@ -1,0 +1,218 @@
+"""Memory as the kernel counts it: sizes as a suite writes them, this process's resident and peak
+memory (or the GPU's, for torch on CUDA), and the share of the machine a training may take by default.
+
+On Linux the peak is the kernel's own high-water mark (``VmHWM``), which writing ``5`` to
+``/proc/self/clear_refs`` resets; elsewhere a thread samples the resident size every few milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
+DEFAULT_SHARE = 0.85  #: of the memory free when the run starts (CPU) or of the GPU's memory
+
+
+def parse_size(text: str) -> int:
+    """``"8GiB"``, ``"512 MiB"``, ``"8GB"``, ``"1.5GiB"`` in bytes; else a ValueError saying what is
+    expected."""
+    m = SIZE_RE.match(str(text))
+    unit = m and m.group(2).lower()
+    if not m or unit not in UNITS:
+        raise ValueError(f'expected a size such as "8GiB", "512MiB" or "16GB", got {text!r}')
+    n = int(float(m.group(1)) * UNITS[unit])
+    if n <= 0:
+        raise ValueError(f"expected a size above 0, got {text!r}")
+    return n
+
+
+def size_problem(v) -> str | None:
+    """The suite check of a size key."""
+    try:
+        parse_size(v)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def format_size(n: float) -> str:
+    """Bytes as ``/usr/bin/time`` users read them: ``7.9 GiB``, ``612 MiB``."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}" if unit == "GiB" else f"{n / scale:.0f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _status(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def resident() -> int:
+    """This process's resident memory now, in bytes."""
+    rss = _status("VmRSS")
+    if rss is not None:
+        return rss
+    import resource  # not Linux: the peak is the best that is known
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if _darwin() else 1024)
+
+
+def _darwin() -> bool:
+    import sys
+
+    return sys.platform == "darwin"
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _status("VmHWM") is not None
+    except OSError:
+        return False
+
+
+def trim() -> None:
+    """Hand memory that torch freed back to the kernel: glibc keeps freed blocks below its (growing)
+    mmap threshold, so without this what a training step freed stays resident and the next stage's
+    allocations come on top of it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def release_freed() -> None:
+    """Collect Python's garbage and :func:`trim`, so the next measurement starts from what is held."""
+    import gc
+
+    gc.collect()
+    trim()
+
+
+class PeakMeter:
+    """``with PeakMeter(device) as m: ...`` then ``m.peak``: the most memory held during the block,
+    in bytes: this process's resident memory (CPU), or what torch reserved on the GPU (CUDA)."""
+
+    def __init__(self, device: str = "cpu"):
+        self.cuda = device.startswith("cuda")
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._kernel = False
+
+    def __enter__(self) -> PeakMeter:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._kernel = _reset_high_water_mark()
+            if not self._kernel:
+                self.peak = resident()
+                self._thread = threading.Thread(target=self._sample, daemon=True)
+                self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, resident())
+
+    def read(self) -> int:
+        """The peak so far (the block may still be running)."""
+        if self.cuda:
+            import torch
+
+            return int(torch.cuda.max_memory_reserved())
+        if self._kernel:
+            return _status("VmHWM") or 0
+        return max(self.peak, resident())
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+        self.peak = self.read()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def held(device: str = "cpu") -> int:
+    """What is held now: resident memory, or what torch reserved on the GPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.memory_reserved())
+    return resident()
+
+
+def _cgroup_limit() -> int | None:
+    for file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:
+            return int(text)
+    return None
+
+
+def _available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def default_limit(device: str = "cpu") -> tuple[int, str]:
+    """The default ``training.max_memory``, and how it was found: 85% of what this process holds plus
+    the memory the kernel says is available (or the container's limit, if lower); on CUDA 85% of the
+    GPU's memory."""
+    if device.startswith("cuda"):
+        import torch
+
+        total = torch.cuda.get_device_properties(torch.device(device)).total_memory
+        return int(total * DEFAULT_SHARE), f"{DEFAULT_SHARE:.0%} of the GPU's {format_size(total)}"
+    available = _available()
+    if available is None:
+        import os
+
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    total = resident() + available
+    cgroup = _cgroup_limit()
+    if cgroup is not None and cgroup < total:
+        return int(cgroup * DEFAULT_SHARE), f"{DEFAULT_SHARE:.0%} of the container's {format_size(cgroup)}"
+    return int(total * DEFAULT_SHARE), (
+        f"{DEFAULT_SHARE:.0%} of the {format_size(total)} free when training began (with what the run holds)"
+    )
