@@ -4,6 +4,7 @@ the text of a results.json, ``harness report`` renders it or exits 4 naming the 
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 
@@ -81,9 +82,9 @@ def mutations(doc: dict, rng: random.Random, n: int) -> dict:
             if rng.random() < 0.5:
                 del node[key]
             else:
-                node[key] = rng.choice(junk)
+                node[key] = copy.deepcopy(rng.choice(junk))  # a shared {"a": 1} could come to hold itself
         elif isinstance(node, list) and node:
-            node[rng.randrange(len(node))] = rng.choice(junk)
+            node[rng.randrange(len(node))] = copy.deepcopy(rng.choice(junk))
     return doc
 
 

@@ -7,6 +7,7 @@ On Linux the peak is the kernel's own high-water mark (``VmHWM``), which writing
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from pathlib import Path
@@ -95,16 +96,23 @@ def _reset_high_water_mark() -> bool:
         return False
 
 
+@functools.cache
+def _libc():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
 def trim() -> None:
     """Hand memory that torch freed back to the kernel: glibc keeps freed blocks below its (growing)
     mmap threshold, so without this what a training step freed stays resident and the next stage's
     allocations come on top of it."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def release_freed() -> None:

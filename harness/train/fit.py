@@ -114,7 +114,7 @@ def fit(
     ]  # else the trainer samples widget texts itself
     try:
         name, options = memory.with_loss(loss.name, loss_options, plan.loss, plan.mini_batch_size)
-        loss_module = (loss if name == loss.name else memory.replace_loss(loss, name)).build(model, options)
+        loss_module = memory.build_loss(loss, model, name, options)
     except (TypeError, ValueError) as e:
         raise CandidateError(f"loss {loss.name}: {e}") from None
 

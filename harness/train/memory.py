@@ -118,15 +118,13 @@ def plan(
     device: str,
     max_memory: str | None,
     build_loss,
-    where: dict[str, str],
     eval_batch_size: int | None = None,
 ) -> MemoryPlan:
     """Choose how ``batch_size`` rows of ``columns`` train within the memory limit (see the module).
 
-    ``build_loss(model, type, options)``: the loss module, as the trainer would build it. ``where``:
-    the suite's TOML paths of ``loss`` and ``mini_batch_size`` (for errors). ``eval_batch_size``: of
-    the dev evaluation between epochs, which must fit as well (halved until it does: how many texts
-    are encoded at once changes no number)."""
+    ``build_loss(model, type, options)``: the loss module, as the trainer would build it.
+    ``eval_batch_size``: of the dev evaluation between epochs, which must fit as well (halved until it
+    does: how many texts are encoded at once changes no number)."""
     limit, limit_from = limit_of(max_memory, device)
     budget = int(limit * MARGIN)
     release_freed()
@@ -174,7 +172,7 @@ def plan(
         seq = f"max_seq_length {max_seq_length}" if max_seq_length else "the model's max_seq_length"
         fits = [f"a limit of at least {format_size(int(least['peak'] / MARGIN) + 1)}"]
         if fixed_mini is not None:
-            fits.append(f"no {where.get('mini_batch_size', 'mini_batch_size')} (the probe then chooses)")
+            fits.append("no mini_batch_size in the loss's options (the probe then chooses)")
         if cached is None and 2 <= largest_batch < batch_size:
             fits.append(f"training.batch_size = {largest_batch} (measured to fit)")
         fits.append(
@@ -220,7 +218,7 @@ def plan(
             whole = fixed + per_row * batch_size
             if per_row > 0:
                 largest_batch = max(largest_batch, int((budget - fixed) / per_row))
-            smallest(p_small, f"{small} rows of {uncached}{flag}")
+            smallest(p_small, f"{small} row{'s' if small > 1 else ''} of {uncached}{flag}")
             if whole <= budget and not user_cached:
                 changed = f"gradient checkpointing (the whole batch: {format_size(whole)})" if ckpt else ""
                 return done(uncached, None, ckpt, whole, changed)
@@ -281,8 +279,8 @@ class Guard:
         return (
             f"training stopped at step {step} of {max_steps}: its peak memory {format_size(peak)} passed "
             f"{self.plan.limit_from} ({format_size(self.plan.limit)}); the probe had measured "
-            f"{format_size(self.plan.predicted)}. Lower the limit's users (training.batch_size, "
-            "training.max_seq_length) or give a mini_batch_size"
+            f"{format_size(self.plan.predicted)}. Lower training.batch_size or training.max_seq_length, or "
+            "give the loss a mini_batch_size"
         )
 
 
@@ -301,6 +299,11 @@ def replace_loss(spec, name: str):
         return cls(model, **{k: v for k, v in options.items() if k in accepted})
 
     return dataclasses.replace(spec, name=name, factory=factory)
+
+
+def build_loss(spec, model, name: str, options: dict):
+    """The loss module ``name`` (``spec``'s own, or its cached or uncached form) for ``model``."""
+    return (spec if name == spec.name else replace_loss(spec, name)).build(model, options)
 
 
 _PLANS: dict[tuple, MemoryPlan] = {}  #: this process's plans, by what they measured
@@ -324,9 +327,9 @@ def signature(
     return (str(model_dir), spec_name, opts, tuple(lengths), batch_size, max_seq_length, device, max_memory)
 
 
-def fitted(model_dir, spec, options, columns, cfg, device, has_dev: bool = True, where=None) -> MemoryPlan:
+def fitted(model_dir, spec, options, columns, cfg, device, has_dev: bool = True) -> MemoryPlan:
     """The plan for training ``spec`` on ``columns`` with ``cfg`` (a ``[training]`` table), re-using one
-    this process measured for the same setting (the check before the run, :func:`harness.run.loading`)."""
+    this process measured for the same setting (the check before the run, :mod:`harness.run.fitting`)."""
     key = (
         *signature(
             model_dir, spec.name, options, columns, cfg.batch_size, cfg.max_seq_length, device, cfg.max_memory
@@ -341,9 +344,6 @@ def fitted(model_dir, spec, options, columns, cfg, device, has_dev: bool = True,
         if predicted <= known.limit * MARGIN:
             return dataclasses.replace(known, probes=list(known.probes), predicted=predicted, peak=None)
 
-    def build_loss(model, name, opts):
-        return (spec if name == spec.name else replace_loss(spec, name)).build(model, opts)
-
     out = plan(
         model_dir,
         spec.name,
@@ -353,8 +353,7 @@ def fitted(model_dir, spec, options, columns, cfg, device, has_dev: bool = True,
         cfg.max_seq_length,
         device,
         cfg.max_memory,
-        build_loss,
-        where or {},
+        lambda model, name, opts: build_loss(spec, model, name, opts),
         cfg.eval_batch_size if has_dev else None,
     )
     _PLANS[key] = out
