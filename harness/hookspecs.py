@@ -115,10 +115,12 @@ def harness_candidate_progress(item, stage, info):
         re-uses a finished result. With the training choices of a suite: ``"student"`` (``layers``,
         ``of``) when a layer-reduced student is made, ``"distilled"`` (``teacher``, ``texts``, ``epochs``,
         ``loss``, ``seconds``) after its distillation, ``"mined"`` (the hard-negative
-        statistics, see :mod:`harness.data.mining`), ``"trial"`` (``index``, ``of``, ``setting``) before each
-        grid setting trains, ``"chosen"`` (``setting``, ``dev_score``, ``of``), ``"seed"`` (``seed``,
-        ``dev_score`` and the test primary metric) after each seed is evaluated, ``"refit"`` (``epochs``,
-        ``pairs``) before a refit on train + dev (``training.refit``), ``"curve"``
+        statistics, see :mod:`harness.data.mining`), ``"trial"`` (``index``, ``of``, ``setting``; ``search``
+        true in a ``[search]``) before each grid setting or search trial trains, ``"trial_end"`` after
+        each search trial (its record: ``state`` complete, pruned or failed, ``dev_score``, ``seconds``,
+        ``memory``, ``note`` or ``error``), ``"chosen"`` (``setting``, ``dev_score``, ``of``), ``"seed"``
+        (``seed``, ``dev_score`` and the test primary metric) after each seed is evaluated, ``"refit"``
+        (``epochs``, ``pairs``) before a refit on train + dev (``training.refit``), ``"curve"``
         (``fraction``, ``pairs``, ``dev_score``) per learning-curve point, ``"memory"`` before each
         training's first step (the memory plan of :mod:`harness.train.memory`: ``limit``,
         ``limit_from``, ``loss``, ``mini_batch_size``, ``gradient_checkpointing``, ``predicted_peak``,

@@ -98,6 +98,7 @@ class TrainingRecord(TypedDict, total=False):
     seed: int
     setting: dict[str, Any]
     grid: dict[str, Any] | None
+    search: dict[str, Any] | None  #: the recipe search of ``[search]`` (:mod:`harness.train.search`)
     learning_curve: dict[str, Any] | None
     refit: dict[str, Any]
     total_seconds: float
@@ -127,6 +128,7 @@ class Judgement(TypedDict, total=False):
     compared_with: dict[str, Any]
     gates: list[Gate]
     guards: list[str]
+    diagnosis: dict[str, Any] | None  #: why it did not gain, and what to try (:mod:`harness.gate.diagnosis`)
     per_query_view: dict[str, Any]
 
 

@@ -117,3 +117,33 @@ def test_a_dying_worker_is_that_candidates_error(tmp_path, tiny_suite, run_cli, 
     assert by["tiny-crash"]["status"] == "error"
     assert "the Ray worker running it died" in by["tiny-crash"]["error"], by["tiny-crash"]["error"]
     assert "tiny::tiny-crash" in out and "error:" in out
+
+
+SEARCH = """
+[search]
+trials = 3
+sampler = "random"
+learning_rate = [1e-4, 1e-3, 3e-3]
+"""
+
+
+def test_a_search_runs_its_trials_in_the_ray_worker_and_chooses_as_locally(tmp_path, tiny_suite, run_cli):
+    suite = tiny_suite(SEARCH)
+    for executor in ("local", "ray"):
+        code, out = run_cli(
+            "run", str(suite), "--out", str(tmp_path / executor), "--device", "cpu", "--executor", executor
+        )
+        assert code == 0, out
+    local, remote = (
+        next(c for c in results(tmp_path / x)["candidates"] if c["name"] == "tiny-mnrl")
+        for x in ("local", "ray")
+    )
+    assert remote["worker"]["pid"] != os.getpid()
+    a, b = local["training"]["search"], remote["training"]["search"]
+    assert [t["setting"] for t in b["trials"]] == [t["setting"] for t in a["trials"]] and len(
+        a["trials"]
+    ) == 3
+    assert [t["dev_score"] for t in b["trials"]] == pytest.approx(
+        [t["dev_score"] for t in a["trials"]], abs=2e-3
+    )
+    assert b["chosen"] == a["chosen"] and remote["training"]["setting"] == a["chosen"]

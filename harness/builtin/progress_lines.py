@@ -56,13 +56,28 @@ def _distilled(info: dict) -> str:
 
 
 def _trial(info: dict) -> str:
+    if info.get("search"):
+        of = f"/{info['of']}" if info.get("of") else ""
+        return f"    search trial {info['index']}{of}: {setting(info['setting'])}"
     return f"    grid {info['index']}/{info['of']}: {setting(info['setting'])}"
 
 
-def _chosen(info: dict) -> str:
+def _trial_end(info: dict) -> str:
+    took = duration(info["seconds"])
+    if info["state"] == "complete":
+        peak = (info.get("memory") or {}).get("peak")
+        peak = f", peak memory {peak}" if peak else ""
+        return f"    search trial {info['index']}: dev score {info['dev_score']:.4f} [{took}{peak}]"
     return (
-        f"    grid: chose {setting(info['setting'])} "
-        f"(best dev score {info['dev_score']:.4f} of {info['of']} settings)"
+        f"    search trial {info['index']} {info['state']}: {info.get('note') or info.get('error')} [{took}]"
+    )
+
+
+def _chosen(info: dict) -> str:
+    what = "trials" if info.get("search") else "settings"
+    return (
+        f"    {'search' if info.get('search') else 'grid'}: chose {setting(info['setting'])} "
+        f"(best dev score {info['dev_score']:.4f} of {info['of']} {what})"
     )
 
 
@@ -93,7 +108,7 @@ def _memory(info: dict) -> str:
 
 def _trained(info: dict) -> str:
     if info.get("adopted"):
-        return "    the chosen setting's grid training is the first seed's: re-used"
+        return "    the chosen setting's trial is the first seed's training: re-used"
     if info.get("resumed"):
         return f"    trained model re-used (--resume): {info['pairs']} pairs; kept: {info['kept']}"
     peak = (info.get("memory") or {}).get("peak")
@@ -131,6 +146,7 @@ LINES: dict[Stage, Callable[[dict], str | None]] = {
     Stage.STUDENT: _student,
     Stage.DISTILLED: _distilled,
     Stage.TRIAL: _trial,
+    Stage.TRIAL_END: _trial_end,
     Stage.CHOSEN: _chosen,
     Stage.SEED: _seed,
     Stage.REFIT: _refit,

@@ -162,8 +162,20 @@ def result_lines(
         )
     out += [f"    {'ok  ' if g['passed'] else 'FAIL'} {describe(g)}" for g in result["gates"]]
     out += [f"    warning: {guard}" for guard in result.get("guards", [])]
+    out += diagnosis_lines(result.get("diagnosis"))
     if result.get("error"):
         out.append(f"    error: {result['error']}")
+    return out
+
+
+def diagnosis_lines(diagnosis: dict | None, shown: int = 3) -> list[str]:
+    """The diagnosis: why it did not gain, and the first ``shown`` things to try with their reasons."""
+    if not diagnosis:
+        return []
+    out = [f"    diagnosis: {diagnosis['because']}"]
+    for i, s in enumerate(diagnosis["suggestions"][:shown], 1):
+        setting = ", ".join(f"{k} = {v}" for k, v in s["setting"].items())
+        out.append(f"      {i}. try {s['try']}{f' ({setting})' if setting else ''}: {s['why']}")
     return out
 
 

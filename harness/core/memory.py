@@ -1,8 +1,9 @@
 """Memory as the kernel counts it: sizes as a suite writes them, this process's resident and peak
 memory (or the GPU's, for torch on CUDA), and the share of the machine a training may take by default.
 
-On Linux the peak is the kernel's own high-water mark (``VmHWM``), which writing ``5`` to
-``/proc/self/clear_refs`` resets; elsewhere a thread samples the resident size every few milliseconds.
+A block's peak is sampled by a thread every few milliseconds and, on Linux, is exact whenever the block
+sets a new high-water mark for the process (the kernel's ``VmHWM``, which is read, never reset: resetting
+it would also reset what ``/usr/bin/time`` and other outside measurements report).
 """
 
 from __future__ import annotations
@@ -88,14 +89,6 @@ def _darwin() -> bool:
     return sys.platform == "darwin"
 
 
-def _reset_high_water_mark() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status("VmHWM") is not None
-    except OSError:
-        return False
-
-
 @functools.cache
 def _libc():
     import ctypes
@@ -132,7 +125,7 @@ class PeakMeter:
         self.peak = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._kernel = False
+        self._mark: int | None = None  #: the process's high-water mark when the block began
 
     def __enter__(self) -> PeakMeter:
         if self.cuda:
@@ -141,11 +134,10 @@ class PeakMeter:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         else:
-            self._kernel = _reset_high_water_mark()
-            if not self._kernel:
-                self.peak = resident()
-                self._thread = threading.Thread(target=self._sample, daemon=True)
-                self._thread.start()
+            self._mark = _status("VmHWM")
+            self.peak = resident()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
         return self
 
     def _sample(self) -> None:
@@ -158,9 +150,9 @@ class PeakMeter:
             import torch
 
             return int(torch.cuda.max_memory_reserved())
-        if self._kernel:
-            return _status("VmHWM") or 0
-        return max(self.peak, resident())
+        mark = _status("VmHWM") if self._mark is not None else None
+        exact = mark if mark is not None and mark > self._mark else 0  # a new record: the kernel's is exact
+        return max(self.peak, resident(), exact)
 
     def __exit__(self, *exc) -> None:
         if self.cuda:

@@ -43,6 +43,7 @@ class Stage(Name):
     STUDENT = "student"
     DISTILLED = "distilled"
     TRIAL = "trial"
+    TRIAL_END = "trial_end"
     CHOSEN = "chosen"
     SEED = "seed"
     REFIT = "refit"

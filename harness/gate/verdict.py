@@ -6,6 +6,7 @@ from __future__ import annotations
 from harness.core.metrics import REPORTED
 from harness.core.names import Status
 from harness.gate.compare import comparisons, per_query_view
+from harness.gate.diagnosis import diagnose
 from harness.gate.gates import gates_for, variant_gate, worst_seed
 from harness.gate.guards import guards
 from harness.results import CandidateResult, Judgement
@@ -19,11 +20,14 @@ def judge(
     suite: Suite,
     data,
     others: dict[str, dict] | None = None,
+    item=None,
 ) -> Judgement:
     """Compare a trained and evaluated ``result`` with its untuned ``baseline`` (None when that one
     did not pass), the ``--compare`` model (None without it) and ``others`` (the suite's references
     by name, each with ``metrics`` and ``per_query``), gate it on the suite's thresholds and say what
-    to look at. ``data``: the prepared data (texts for the per-query view)."""
+    to look at, and (not better than its baseline or the best reference) why, with what to try next.
+    ``data``: the prepared data (texts for the per-query view); ``item``: the candidate's
+    :class:`harness.suite.collect.Item` (what its diagnosis reads of the suite)."""
     primary = suite.evaluation.primary_metric
     references = {"baseline": baseline, "compare": compare, **(others or {})}
     metrics = sorted({primary, *REPORTED, *(t.metric for t in suite.thresholds)})
@@ -49,4 +53,41 @@ def judge(
     out["guards"] = guards(result, baseline, primary) + (result.get("mining") or {}).get("warnings", [])
     if baseline:
         out["per_query_view"] = per_query_view(result, baseline, primary, data)
+    if item is not None:
+        metrics = {k: v["metrics"] for k, v in (others or {}).items() if v and v.get("metrics")}
+        out["diagnosis"] = diagnose(
+            result, baseline, out["comparison"], metrics, primary, facts(item, result, suite, data)
+        )
     return out
+
+
+def facts(item, result: CandidateResult, suite: Suite, data) -> dict:
+    """What a diagnosis reads beside the candidate's records: the training pairs and queries, the share
+    of documents cut at the training length (the cleaning report's), and the recipe trained."""
+    training = result.get("training") or {}
+    setting = training.get("setting") or {}
+    cfg = suite.training
+    seq = setting.get("max_seq_length", cfg.max_seq_length)
+    cut = next(
+        (
+            e
+            for e in (data.cleaning or {}).get("too_long", [])
+            if e["model"] == item.model.name
+            and "training" in e["stage"]
+            and seq in (None, e["max_seq_length"])
+        ),
+        None,
+    )
+    loss = item.loss
+    if "loss" in setting:
+        loss = next((x for x in suite.losses if x.name == setting["loss"]), loss)
+    return {
+        "pairs": training.get("pairs"),
+        "queries": len(data.train.relevant()),
+        "cut": cut and {"documents": cut["documents"], "max_seq_length": cut["max_seq_length"]},
+        "batch_size": setting.get("batch_size", cfg.batch_size),
+        "learning_rate": setting.get("learning_rate", cfg.learning_rate),
+        "epochs": setting.get("epochs", cfg.epochs),
+        "loss_type": (training.get("memory") or {}).get("loss") or loss.type,
+        "searched": suite.search is not None,
+    }

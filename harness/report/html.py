@@ -169,7 +169,8 @@ def selection(doc: dict) -> list[dict]:
             {
                 "name": c["name"],
                 "setting": t.get("setting") or {},
-                "grid": t.get("grid"),
+                "grid": t.get("grid") or t.get("search"),
+                "search": t.get("search") is not None,
                 "seeds": seeds,
                 "epoch_by": by.removesuffix(refit_phrase(refit["epochs"])) if refit else by,
                 "seed": t.get("seed"),
@@ -303,6 +304,7 @@ def write_report(run_dir: Path) -> Path:
         views=[r for r in rows if r.get("per_query_view")],
         selection=selection(doc),
         mining=[r for r in rows if r.get("mining")],
+        diagnosed=[c for c in doc["candidates"] if c.get("diagnosis")],
         dims=dims_table(doc, rows),
         data=data_section(doc),
     )

@@ -70,6 +70,7 @@ def memory_problems(run: SuiteRun, plugins: Plugins, device: str) -> list[Proble
     than its base, is probed where it trains."""
     from dataclasses import replace
 
+    from harness.suite.search_table import costliest
     from harness.train.candidate import loss_options
     from harness.train.memory import MemoryError_, fitted
 
@@ -78,11 +79,13 @@ def memory_problems(run: SuiteRun, plugins: Plugins, device: str) -> list[Proble
     suite, out, seen = run.suite, [], set()
     cfg = suite.training
     grid = cfg.grid
-    cfg = replace(  # the costliest point of a grid
+    cfg = replace(  # the costliest point of a grid or a search
         cfg,
         batch_size=max(grid.get("batch_size") or [cfg.batch_size]),
         max_seq_length=max(grid["max_seq_length"]) if grid.get("max_seq_length") else cfg.max_seq_length,
     )
+    cfg = replace(cfg, **costliest(suite.search, cfg))
+    negatives = suite.search and suite.search.num_negatives
     for item in run.items:
         if (
             item.untuned
@@ -93,7 +96,10 @@ def memory_problems(run: SuiteRun, plugins: Plugins, device: str) -> list[Proble
             continue
         spec = plugins.registry.losses[item.loss.type]
         options = loss_options(plugins, item, spec)
-        mined = item.loss.hard_negatives.num_negatives if item.loss.hard_negatives else 0
+        losses = [x for x in suite.losses if x.name in item.searched] or [item.loss]  # a search's choices
+        mined = max(x.hard_negatives.num_negatives if x.hard_negatives else 0 for x in losses)
+        if negatives:
+            mined = max(negatives) if isinstance(negatives, list) else negatives["high"]
         columns = probe_columns(
             run.data, spec, options, mined, item.model.query_prompt, item.model.document_prompt
         )

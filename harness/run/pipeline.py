@@ -60,6 +60,8 @@ def item_keys(run: SuiteRun, item: Item, device: str) -> dict[str, str]:
         "revision": resolved.revision,
         "loss": None if item.untuned else vars(item.loss),
         "training": None if item.untuned else vars(s.training),
+        "search": None if item.untuned or s.search is None else vars(s.search),
+        "searched": [vars(x) for x in s.losses if x.name in item.searched],
     }
     result = {**train, "export": vars(s.export), "evaluation": vars(s.evaluation)}
     # a refit changes what ships, not the trainings that chose: those keep their key (and --resume

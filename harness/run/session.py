@@ -255,7 +255,7 @@ class Session:
             references = {n: r for n, r in run.references.items() if not r.get("error")}
             references |= (base or {}).get("hybrid") or {}
             try:
-                result = {**result, **judge(result, base, compare, run.suite, run.data, references)}
+                result = {**result, **judge(result, base, compare, run.suite, run.data, references, item)}
             except Exception as e:  # noqa: BLE001 - one candidate's problem must not stop the others
                 result = {
                     **result,

@@ -179,7 +179,11 @@ def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
         f"{data.get('test_queries')} queries",
         f"- training: {json.dumps(doc.get('training'))}",
         f"- kept: epoch {tr.get('chosen_epoch')} ({tr.get('chosen_by')}), {tr.get('pairs')} pairs",
-        *([f"- setting: {json.dumps(tr['setting'])} ({tr['grid']['by']})"] if tr.get("grid") else []),
+        *(
+            [f"- setting: {json.dumps(tr['setting'])} ({(tr.get('grid') or tr['search'])['by']})"]
+            if tr.get("grid") or tr.get("search")
+            else []
+        ),
         *(
             [
                 f"- this model: refit on train + dev, {tr['refit']['pairs']} pairs, {tr['refit']['epochs']} "

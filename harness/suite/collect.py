@@ -20,6 +20,7 @@ class Item:
     model: ModelTable
     loss: LossTable | None  #: ``None`` for the untuned baseline (and a model reference)
     reference: ReferenceTable | None = None  #: a ``type = "model"`` reference: evaluated untuned, never gated
+    searched: tuple[str, ...] = ()  #: the losses its ``[search]`` chooses among (``loss`` is the first)
 
     @classmethod
     def for_reference(cls, suite: Suite, ref: ReferenceTable) -> Item:
@@ -43,7 +44,9 @@ class Item:
 
     @property
     def name(self) -> str:
-        return self.reference.name if self.reference is not None else item_name(self.model, self.loss)
+        if self.reference is not None:
+            return self.reference.name
+        return item_name(self.model, self.loss, self.searched)
 
     @property
     def nodeid(self) -> str:
@@ -54,8 +57,12 @@ class Item:
         kw = [self.suite.name, self.model.name, self.name, self.nodeid]
         if self.reference is not None:
             return kw + ["reference"]
-        kw += ["baseline"] if self.loss is None else [self.loss.name, self.loss.type]
-        return kw
+        if self.loss is None:
+            return kw + ["baseline"]
+        if self.searched:
+            losses = [x for x in self.suite.losses if x.name in self.searched]
+            return kw + ["search", *self.searched, *{x.type for x in losses}]
+        return kw + [self.loss.name, self.loss.type]
 
 
 def collect_suite_files(paths: list[str]) -> list[Path]:
@@ -101,7 +108,7 @@ def collect_items(suites: list[Suite], keyword: str | None) -> list[Item]:
     for suite in suites:
         start = len(items)
         for model in suite.models:
-            cands = [Item(suite, model, loss) for loss in suite.losses]
+            cands = [Item(suite, model, loss, searched=s) for loss, s in suite.candidate_losses()]
             cands = [c for c in cands if match(c.keywords)]
             base = Item(suite, model, None)
             # a selected candidate needs its baseline (gains are measured against it)

@@ -64,6 +64,8 @@ def type_name(tp) -> str:
         return f"a list of {plural}"
     if dataclasses.is_dataclass(tp):
         return "a table"
+    if tp is list:
+        return "a list"
     return {
         str: "a string",
         int: "an integer",

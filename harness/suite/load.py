@@ -21,6 +21,7 @@ from harness.suite.schema import (
     SuiteTable,
     ThresholdTable,
 )
+from harness.suite.search_table import SearchTable
 from harness.suite.training_tables import HardNegativesTable, LossTable, ModelTable, TrainingTable
 
 if sys.version_info >= (3, 11):
@@ -50,7 +51,18 @@ def read_toml(path: Path) -> dict:
         raise ConfigError(Problem(str(path), "", f"invalid TOML: {e}"))
 
 
-TABLES = ("suite", "data", "models", "losses", "training", "evaluation", "export", "thresholds", "references")
+TABLES = (
+    "suite",
+    "data",
+    "models",
+    "losses",
+    "training",
+    "search",
+    "evaluation",
+    "export",
+    "thresholds",
+    "references",
+)
 
 
 def load_suite(path: Path | str, profile: str | None = None, device: str | None = None) -> Suite:
@@ -114,6 +126,7 @@ def describe_keys() -> str:
         ("losses", LossTable),
         ("losses.hard_negatives", HardNegativesTable),
         ("training", TrainingTable),
+        ("search", SearchTable),
         ("evaluation", EvaluationTable),
         ("export", ExportTable),
         ("thresholds", ThresholdTable),

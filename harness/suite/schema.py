@@ -20,6 +20,7 @@ from harness.suite.keys import (
     non_negative,
     positive,
 )
+from harness.suite.search_table import SearchTable
 from harness.suite.training_tables import LossTable, ModelTable, TrainingTable
 
 
@@ -268,6 +269,9 @@ class Suite:
     losses: list[LossTable] = key(help="[[losses]]")
     suite: SuiteTable = key(SuiteTable, "")
     training: TrainingTable = key(TrainingTable, "")
+    search: SearchTable | None = key(
+        None, "[search]: a recipe search on dev within a budget (trials, minutes), see docs/training.md"
+    )
     evaluation: EvaluationTable = key(EvaluationTable, "")
     export: ExportTable = key(ExportTable, "")
     thresholds: list[ThresholdTable] = key([], "")
@@ -287,14 +291,29 @@ class Suite:
     def name(self) -> str:
         return self.suite.name or self.path.stem
 
+    def candidate_losses(self) -> list[tuple[LossTable, tuple[str, ...]]]:
+        """Each candidate of a model: its loss, and the losses its search chooses among (none: a loss
+        of its own). The losses a ``[search]`` lists become one candidate, in the first one's place."""
+        searched = tuple(self.search.loss or ()) if self.search is not None else ()
+        out = []
+        for loss in self.losses:
+            if loss.name not in searched:
+                out.append((loss, ()))
+            elif not any(s for _, s in out):
+                first = next(x for x in self.losses if x.name in searched)
+                out.append((first, searched))
+        return out
+
     def candidate_names(self) -> set[str]:
         """The name of every candidate the suite declares (see :func:`item_name`)."""
-        return {item_name(m, loss) for m in self.models for loss in self.losses}
+        return {item_name(m, loss, s) for m in self.models for loss, s in self.candidate_losses()}
 
     def problems(self):
         for i, m in enumerate(self.models):  # a teacher is trained before its student
             if m.distill_from is not None:
-                earlier = sorted(item_name(t, loss) for t in self.models[:i] for loss in self.losses)
+                earlier = sorted(
+                    item_name(t, loss, s) for t in self.models[:i] for loss, s in self.candidate_losses()
+                )
                 if m.distill_from not in earlier:
                     yield (
                         f"models[{i}].distill_from",
@@ -334,6 +353,7 @@ class Suite:
                         f"{sorted(refs)}, got {t.against!r}"
                     ),
                 )
+        yield from self.search_problems()
         for table, items in (("models", self.models), ("losses", self.losses)):
             if not items:
                 yield table, "expected at least one entry"
@@ -346,7 +366,25 @@ class Suite:
                     )
                 seen[item.name] = i
 
+    def search_problems(self):
+        if self.search is None:
+            return
+        names = [x.name for x in self.losses]
+        for i, name in enumerate(self.search.loss or ()):
+            if name not in names:
+                yield f"search.loss[{i}]", f"expected a [[losses]] name, one of {names}, got {name!r}"
+        if self.search.loss and "search" in names:
+            yield (
+                "search.loss",
+                "a [[losses]] entry is named 'search': <model>-search would be two candidates",
+            )
+        if self.training.grid:
+            yield "search", "give [training.grid] (every combination) or [search] (a budget), not both"
 
-def item_name(model: ModelTable, loss: LossTable | None) -> str:
-    """A baseline's or candidate's name in a suite: ``<model>-baseline`` or ``<model>-<loss>``."""
+
+def item_name(model: ModelTable, loss: LossTable | None, searched: tuple[str, ...] = ()) -> str:
+    """A baseline's or candidate's name in a suite: ``<model>-baseline``, ``<model>-<loss>``, or
+    ``<model>-search`` for the candidate whose search chooses among losses."""
+    if searched:
+        return f"{model.name}-search"
     return f"{model.name}-{'baseline' if loss is None else loss.name}"

@@ -164,6 +164,12 @@ class TrainingTable:
         size_problem,
     )
     seed: int = key(42, "training seed")
+    batch_sampler: str = key(
+        "auto",
+        "how batches are drawn: auto (the loss's own: in-batch losses never put a text twice in a batch), "
+        "batch_sampler (any order) or no_duplicates (sentence-transformers' BatchSamplers.NO_DUPLICATES)",
+        choices=("auto", "batch_sampler", "no_duplicates"),
+    )
     precision: str = key(
         "auto", "auto: bf16/fp16 on CUDA, fp32 on the CPU", choices=("auto", "fp32", "fp16", "bf16")
     )
@@ -205,7 +211,15 @@ class TrainingTable:
     )
 
     #: the keys a ``[training.grid]`` may vary
-    GRID_KEYS = ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "max_seq_length")
+    GRID_KEYS = (
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "warmup_ratio",
+        "weight_decay",
+        "max_seq_length",
+        "batch_sampler",
+    )
 
     def problems(self):
         for k, values in self.grid.items():

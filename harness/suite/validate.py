@@ -139,15 +139,16 @@ def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
                 )
     if suite.data.dev_fraction == 0:
         for k, v in (
-            ("grid", suite.training.grid),
-            ("learning_curve", suite.training.learning_curve),
-            ("refit", suite.training.refit),
+            ("training.grid", suite.training.grid),
+            ("search", suite.search),
+            ("training.learning_curve", suite.training.learning_curve),
+            ("training.refit", suite.training.refit),
         ):
             if v:
                 problems.append(
                     Problem(
                         file,
-                        f"training.{k}",
+                        k,
                         "needs a dev split to measure on (the test split never "
                         "chooses): set data.dev_fraction > 0",
                     )

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.api import ResolvedModel
@@ -19,8 +20,26 @@ from harness.evaluate.evaluation import Evaluation
 from harness.plugins import Plugins
 from harness.results import Trained
 from harness.suite.collect import Item
+from harness.suite.training_tables import HardNegativesTable
+from harness.train.search import searched
 from harness.train.step import RECORD, drop_model, fit_step
 from harness.train.student import layer_count, student_model
+
+#: the dimensions of a setting that choose the recipe rather than a [training] key
+RECIPE_DIMS = ("loss", "num_negatives")
+
+
+@dataclass
+class Recipe:
+    """What a setting trains with: the item (its loss as the setting has it), the loss's spec and
+    options, the mining statistics, the training columns and what they hold."""
+
+    item: Item
+    spec: object
+    options: dict
+    mining: dict | None
+    columns: dict
+    rows_info: dict
 
 
 class CandidateTrainer:
@@ -43,34 +62,40 @@ class CandidateTrainer:
         """Mine (if asked), try the grid's settings on dev, train once per seed at the chosen setting,
         export and evaluate each seed, and draw the learning curve: the shipped seed's evaluation
         with the training's record."""
-        from dataclasses import replace
-
         from harness.core import records
         from harness.core.records import digest
         from harness.data import trainset
         from harness.train import selection
 
         cfg, primary = run.suite.training, run.suite.evaluation.primary_metric
-        spec = self.plugins.registry.losses[item.loss.type]
-        options = loss_options(self.plugins, item, spec)
         part: Trained = {}
-        mined = None
-        if item.loss.hard_negatives is not None:  # "base" mines with the base model, a student's too
-            mined = self.miner.mined(run, item, resolved, progress)
-            part["mining"] = mined["stats"]
-        base = resolved  # what "base" mines with
+        base = resolved  # what "base" mines with, a student's too
         if item.model.student:
             resolved, part["student"] = student_model(run, item, resolved, self.device, progress)
         part["layers"] = layer_count(resolved.path)
-        columns, rows_info = trainset.build(
-            run.data,
-            spec,
-            options,
-            mined and mined["columns"],
-            item.model.query_prompt,
-            item.model.document_prompt,
-            run.suite.data.seed,
-        )
+        recipes: dict = {}
+
+        def recipe(setting: dict) -> Recipe:
+            """The loss, its options and training columns of a setting (a search may choose the loss
+            and the number of mined negatives): made once per loss and negatives."""
+            loss = item.loss
+            if "loss" in setting:
+                loss = next(x for x in run.suite.losses if x.name == setting["loss"])
+            if "num_negatives" in setting:
+                n = setting["num_negatives"]
+                hn = loss.hard_negatives or HardNegativesTable()
+                loss = replace(loss, hard_negatives=replace(hn, num_negatives=n) if n else None)
+            at = (loss.name, loss.hard_negatives and loss.hard_negatives.num_negatives)
+            if at not in recipes:
+                it = replace(item, loss=loss)
+                spec = self.plugins.registry.losses[loss.type]
+                options = loss_options(self.plugins, it, spec)
+                mining, columns, rows_info = training_columns(
+                    self.miner, run, it, base, spec, options, progress
+                )
+                recipes[at] = Recipe(it, spec, options, mining, columns, rows_info)
+            return recipes[at]
+
         seeds, points = cfg.seed_list, cfg.points()
         trained: list[dict] = []  # every training's summary, for the total time
 
@@ -78,19 +103,28 @@ class CandidateTrainer:
             return digest([keys["train"], setting, seed, *tag])
 
         def train_once(
-            out: Path, setting: dict, seed: int, rows: dict, tag: list, keep: bool = True, data=None
+            out: Path,
+            setting: dict,
+            seed: int,
+            rows: dict | None,
+            tag: list,
+            keep: bool = True,
+            data=None,
+            progress_=None,
         ) -> dict:
+            r = recipe(setting)
+            training = {k: v for k, v in setting.items() if k not in RECIPE_DIMS}
             info = fit_step(
                 run,
-                item,
+                r.item,
                 resolved.path,
                 out,
                 key(setting, seed, tag),
-                progress,
-                spec,
-                options,
-                rows,
-                replace(cfg, **setting, seed=seed),
+                progress_ or progress,
+                r.spec,
+                r.options,
+                r.columns if rows is None else rows,
+                replace(cfg, **training, seed=seed),
                 self.device,
                 self.plugin_specs,
                 keep,
@@ -99,39 +133,25 @@ class CandidateTrainer:
             trained.append(info)
             return info
 
-        chosen, grid = points[0], None
-        if len(points) > 1:
-            trials = []
-            for i, point in enumerate(points):
-                progress(Stage.TRIAL, {"index": i + 1, "of": len(points), "setting": point})
-                info = train_once(work / "grid" / str(i) / "trained", point, seeds[0], columns, [])
-                trials.append(
-                    {
-                        "setting": point,
-                        "dev_score": info["dev_score"],
-                        "chosen_epoch": info["chosen_epoch"],
-                        "seconds": info["seconds"],
-                    }
-                )
-            best = selection.best([t["dev_score"] for t in trials])
-            chosen = points[best]
-            grid = {
-                "trials": trials,
-                "chosen": chosen,
-                "chosen_index": best,
-                "by": f"best dev {primary} of {len(points)} settings (seed {seeds[0]})",
-            }
-            progress(
-                Stage.CHOSEN, {"setting": chosen, "dev_score": trials[best]["dev_score"], "of": len(points)}
-            )
+        chosen, grid, search = points[0], None, None
+        if run.suite.search is not None:
+            search = searched(run, work, train_once, progress)
+            chosen = search["chosen"]
+        elif len(points) > 1:
+            chosen, grid = grid_trials(points, work, train_once, seeds[0], primary, progress)
+        picked = recipe(chosen)
+        if picked.mining is not None:
+            part["mining"] = picked.mining
+        tried = grid or search
+        where = "grid" if grid is not None else "search"
         runs, refit = [], None
         for seed in seeds:
             folder = work if seed == seeds[0] else work / "seeds" / str(seed)
             chosen_dir = folder / ("selection" if cfg.refit else "trained")  # what dev chose on
             adopted = (
-                grid is not None
+                tried is not None
                 and seed == seeds[0]
-                and selection.adopt(work / "grid" / str(grid["chosen_index"]) / "trained", chosen_dir)
+                and selection.adopt(work / where / str(tried["chosen_index"]) / "trained", chosen_dir)
             )
             if adopted:  # the grid's winner is this training: moved, not redone
                 progress(Stage.TRAINED, {"adopted": True})
@@ -141,10 +161,12 @@ class CandidateTrainer:
                     selection.adopt(
                         folder / "trained", chosen_dir
                     )  # a run without refit trained it: --resume re-uses it
-                info = train_once(chosen_dir, chosen, seed, columns, [], keep=not cfg.refit)
+                info = train_once(chosen_dir, chosen, seed, None, [], keep=not cfg.refit)
             if cfg.refit:  # the same choices, trained once more with the dev pairs too: this one ships
                 if refit is None:
-                    refit = refit_data(self.miner, run, item, base, spec, options, progress)
+                    refit = refit_data(
+                        self.miner, run, picked.item, base, picked.spec, picked.options, progress
+                    )
                 epochs = max(1, math.ceil(info["chosen_epoch"] - 1e-6))
                 progress(Stage.REFIT, {"epochs": epochs, "pairs": trainset.rows(refit["columns"])})
                 again = train_once(
@@ -164,7 +186,13 @@ class CandidateTrainer:
                 }
             skeys = {k: digest([v, chosen, seed]) for k, v in keys.items()}
             evaluated = self.evaluation.export_and_evaluate(
-                run, item, folder / "trained", folder, progress, skeys, spec.evaluation_dims(options)
+                run,
+                item,
+                folder / "trained",
+                folder,
+                progress,
+                skeys,
+                picked.spec.evaluation_dims(picked.options),
             )
             runs.append({"seed": seed, "folder": folder, "training": info, "evaluated": evaluated})
             if len(seeds) > 1:
@@ -177,6 +205,7 @@ class CandidateTrainer:
                     },
                 )
         shutil.rmtree(work / "grid", ignore_errors=True)
+        shutil.rmtree(work / "search", ignore_errors=True)
         curve = None
         if cfg.learning_curve:
             points_ = []
@@ -185,7 +214,7 @@ class CandidateTrainer:
                     work / "curve" / f"{f:g}",
                     chosen,
                     seeds[0],
-                    trainset.subset(columns, f, seeds[0]),
+                    trainset.subset(picked.columns, f, seeds[0]),
                     [f],
                     keep=False,
                 )
@@ -194,7 +223,39 @@ class CandidateTrainer:
             first = runs[0]["training"]
             points_.append({"fraction": 1.0, "pairs": first["pairs"], "dev_score": first["dev_score"]})
             curve = {"points": points_, "verdict": selection.curve_verdict(points_, primary)}
-        return shipped_part(part, run, runs, work, chosen, grid, curve, trained, rows_info)
+        part = shipped_part(part, run, runs, work, chosen, grid, curve, trained, picked.rows_info)
+        part["training"]["search"] = search
+        return part
+
+
+def grid_trials(points: list[dict], work: Path, train_once, seed: int, primary: str, progress):
+    """Every setting of ``[training.grid]`` trained with the first seed into ``work/grid/<i>``: the
+    best on dev, and the grid's record."""
+    from harness.train import selection
+
+    trials = []
+    for i, point in enumerate(points):
+        progress(Stage.TRIAL, {"index": i + 1, "of": len(points), "setting": point})
+        info = train_once(work / "grid" / str(i) / "trained", point, seed, None, [])
+        trials.append(
+            {
+                "setting": point,
+                "dev_score": info["dev_score"],
+                "chosen_epoch": info["chosen_epoch"],
+                "seconds": info["seconds"],
+            }
+        )
+    best = selection.best([t["dev_score"] for t in trials])
+    grid = {
+        "trials": trials,
+        "chosen": points[best],
+        "chosen_index": best,
+        "by": f"best dev {primary} of {len(points)} settings (seed {seed})",
+    }
+    progress(
+        Stage.CHOSEN, {"setting": points[best], "dev_score": trials[best]["dev_score"], "of": len(points)}
+    )
+    return points[best], grid
 
 
 def shipped_part(
@@ -247,11 +308,22 @@ def refit_data(
     """The data of a refit (dev's queries in train, see
     :meth:`harness.data.prepare.Prepared.with_dev_in_train`)
     and its training columns; a loss that mines gets negatives mined again for the dev pairs too."""
+    data = run.data.with_dev_in_train()
+    mining, columns, _ = training_columns(miner, run, item, resolved, spec, options, progress, data)
+    return {"data": data, "columns": columns, "mining": mining}
+
+
+def training_columns(
+    miner: Miner, run: SuiteRun, item: Item, resolved: ResolvedModel, spec, options: dict, progress, data=None
+) -> tuple[dict | None, dict, dict]:
+    """``item``'s training columns from the train pairs of ``data`` (default: the run's), with the hard
+    negatives its loss mines (``resolved``: the model "base" mines with): (the mining statistics or
+    None, the columns, what they hold)."""
     from harness.data import trainset
 
-    data = run.data.with_dev_in_train()
+    data = data or run.data
     mined = miner.mined(run, item, resolved, progress, data) if item.loss.hard_negatives is not None else None
-    columns, _ = trainset.build(
+    columns, rows_info = trainset.build(
         data,
         spec,
         options,
@@ -260,7 +332,7 @@ def refit_data(
         item.model.document_prompt,
         run.suite.data.seed,
     )
-    return {"data": data, "columns": columns, "mining": mined and mined["stats"]}
+    return mined and mined["stats"], columns, rows_info
 
 
 def loss_options(plugins: Plugins, item: Item, spec) -> dict:

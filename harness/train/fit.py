@@ -143,7 +143,7 @@ def fit(
         **warmup(cfg.warmup_ratio),
         weight_decay=cfg.weight_decay,
         seed=cfg.seed,
-        batch_sampler=loss.batch_sampler,
+        batch_sampler=loss.batch_sampler if cfg.batch_sampler == "auto" else cfg.batch_sampler,
         eval_strategy="epoch" if has_dev else "no",
         save_strategy="epoch" if keep_best else "no",
         save_total_limit=1,
