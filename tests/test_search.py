@@ -73,22 +73,26 @@ def scripted(scores: dict, calls: list):
         calls.append(setting)
         history = scores[setting["learning_rate"]]
         for epoch, value in enumerate(history, 1):
-            report(float(epoch), value)
+            report(float(epoch), value, epoch == len(history))
         return {"dev_score": max(history), "chosen_epoch": 1.0, "seconds": 1.0, "memory": None}
 
     return train
 
 
 def test_the_search_chooses_the_best_complete_trial_on_dev_and_prunes_the_ones_behind():
-    scores = {1e-5: [0.50, 0.52], 2e-5: [0.60, 0.70], 3e-5: [0.20, 0.90], 4e-5: [0.55, 0.65]}
+    scores = {1e-5: [0.50, 0.52], 2e-5: [0.60, 0.70], 3e-5: [0.20, 0.90], 4e-5: [0.55, 0.65], 5e-5: [0.1]}
     calls, events = [], []
-    table = SearchTable(trials=4, sampler="random", learning_rate=list(scores))
+    table = SearchTable(trials=5, sampler="random", learning_rate=list(scores))
     found = run_search(table, 7, "ndcg@10", scripted(scores, calls), lambda s, i: events.append((s, i)))
     states = {t["setting"]["learning_rate"]: t["state"] for t in found["trials"]}
-    assert len(found["trials"]) == 4 and sorted(states) == sorted(scores)  # each setting once
+    assert len(found["trials"]) == 5 and sorted(states) == sorted(scores)  # each setting once
+    # a trial at its last epoch is finished: kept, whatever its score
+    assert states[5e-5] == "complete"
     # from the third trial on, a trial whose first epoch is below the median of the earlier ones stops
     # there: 3e-5 would have won (0.90 after epoch 2), but the pruner judges on what it has seen
     for t in found["trials"][2:]:
+        if len(t["dev_history"]) == 1 and t["state"] == "complete":
+            continue
         first = t["dev_history"][0]["dev_score"]
         earlier = sorted(x["dev_history"][0]["dev_score"] for x in found["trials"][: t["number"]])
         median = (earlier[(len(earlier) - 1) // 2] + earlier[len(earlier) // 2]) / 2
@@ -99,7 +103,7 @@ def test_the_search_chooses_the_best_complete_trial_on_dev_and_prunes_the_ones_b
     assert found["chosen"]["learning_rate"] == max(done, key=done.get)
     assert found["trials"][found["chosen_index"]]["setting"] == found["chosen"]
     assert found["stopped_by"] in ("trials", "space") and found["pruner"] == "MedianPruner"
-    assert [s for s, _ in events].count("trial") == 4 and [s for s, _ in events].count("trial_end") == 4
+    assert [s for s, _ in events].count("trial") == 5 and [s for s, _ in events].count("trial_end") == 5
 
 
 def test_the_budget_in_minutes_stops_the_search_and_a_failed_trial_is_only_that_trial():

@@ -61,7 +61,8 @@ def new_study(table: SearchTable, seed: int):
 def run_search(table: SearchTable, seed: int, primary: str, train, progress, clock=time.monotonic) -> dict:
     """Trials until the budget is spent. ``train(index, setting, report)`` trains one recipe and returns
     its training summary (``dev_score``, ``chosen_epoch``, ``seconds``, ``memory``), calling
-    ``report(epoch, dev_score)`` after each epoch (which raises :class:`Pruned` to stop it); a
+    ``report(epoch, dev_score, final)`` after each epoch (which raises :class:`Pruned` to stop it
+    before its last epoch); a
     :class:`CandidateError` fails that trial only. Returns the search's record for results.json."""
     from optuna.trial import TrialState
 
@@ -95,11 +96,11 @@ def run_search(table: SearchTable, seed: int, primary: str, train, progress, clo
         progress(Stage.TRIAL, {"index": index, "of": table.trials, "setting": setting, "search": True})
         rec = {"number": trial.number, "setting": setting, "dev_history": []}
 
-        def report(epoch: float, value: float, trial=trial, rec=rec) -> None:
+        def report(epoch: float, value: float, final: bool = False, trial=trial, rec=rec) -> None:
             step = max(1, round(epoch))
             rec["dev_history"].append({"epoch": step, "dev_score": value})
             trial.report(value, step)
-            if trial.should_prune():
+            if not final and trial.should_prune():  # a trial at its last epoch is done: kept, not pruned
                 raise Pruned(step, value)
 
         t0 = clock()
@@ -187,8 +188,9 @@ def searched(run, work: Path, train_once, progress) -> dict:
         def progress_(stage, info):
             progress(stage, info)
             if stage == Stage.EPOCH and info.get(dev_key) is not None:
-                report(info["epoch"], info[dev_key])
+                report(info["epoch"], info[dev_key], info["epoch"] >= epochs - 1e-6)
 
+        epochs = setting.get("epochs", cfg.epochs)
         out = work / "search" / str(index) / "trained"
         info = train_once(out, setting, seed, None, [], progress_=progress_)
         score = info.get("dev_score")
