@@ -114,6 +114,12 @@ def run_search(table: SearchTable, seed: int, primary: str, train, progress, clo
             study.tell(trial, state=TrialState.FAIL)
         else:
             score = info.get("dev_score")
+            if not rec["dev_history"]:  # a trial re-used (--resume) reported no epochs: its record has them
+                rec["dev_history"] = [
+                    {"epoch": max(1, round(h["epoch"])), "dev_score": h[f"dev_{primary}"]}
+                    for h in info.get("history", [])
+                    if f"dev_{primary}" in h
+                ]
             rec.update(
                 state="complete" if score is not None else "failed",
                 dev_score=score,
