@@ -149,7 +149,7 @@ def test_a_limit_nothing_fits_exits_4_before_anything_trains(run_cli, tmp_path, 
     assert code == 4, out
     assert "training.max_memory" in out and 'training.max_memory = "64MiB"' in out, out
     assert "would fit: a limit of at least" in out, out
-    assert not list((tmp_path / "out").rglob("results.json"))  # nothing ran, not even the baseline
+    assert not list((tmp_path / "out").rglob("*"))  # nothing ran, not even the baseline: no folder left
 
 
 def test_a_bad_size_is_a_usage_error_naming_the_key(run_cli, tmp_path, tiny_suite):

@@ -216,7 +216,8 @@ def release(run: SuiteRun, remove_if_new: bool = False) -> None:
             (run.run_dir / mark).unlink(missing_ok=True)
         try:
             run.run_dir.rmdir()
-        except OSError:  # not empty: something was written, keep it
+            run.run_dir.parent.rmdir()  # the suite's folder, when this run was its first
+        except OSError:  # not empty: something was written (or it holds other runs), keep it
             pass
 
 
