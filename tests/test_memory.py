@@ -217,3 +217,20 @@ def test_the_guard_stops_a_training_whose_peak_passes_the_limit():
         control = SimpleNamespace(should_training_stop=False)
         guard.callback.on_step_end(None, SimpleNamespace(global_step=3), control)
     assert not control.should_training_stop and guard.message(10) is None
+
+
+def test_a_probe_step_the_device_refuses_measures_as_more_than_the_device_has(tiny_model):
+    """An out-of-memory error inside a probe step (the GPU's, or the CPU's MemoryError) is "does not
+    fit", recorded as such, and the prober goes on measuring."""
+    from harness.core.memory import device_total
+    from harness.train.probe import Prober
+
+    prober = Prober(tiny_model, 32, {"anchor": ["a b"], "positive": ["c d"]}, "cpu", None)
+
+    def refused():
+        raise MemoryError("simulated: the allocator had no more")
+
+    peak = prober._measured(refused, {"rows": 1})
+    assert peak > device_total("cpu") and prober.probes[-1]["out_of_memory"] is True
+    assert 0 < prober._measured(lambda: None, {"rows": 0}) < device_total("cpu")
+    prober.close()

@@ -195,20 +195,27 @@ def _available() -> int | None:
     return None
 
 
+def device_total(device: str = "cpu") -> int:
+    """All the memory of the device: the GPU's, or this machine's RAM."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def default_limit(device: str = "cpu") -> tuple[int, str]:
     """The default ``training.max_memory``, and how it was found: 85% of what this process holds plus
     the memory the kernel says is available (or the container's limit, if lower); on CUDA 85% of the
     GPU's memory."""
     if device.startswith("cuda"):
-        import torch
-
-        total = torch.cuda.get_device_properties(torch.device(device)).total_memory
+        total = device_total(device)
         return int(total * DEFAULT_SHARE), f"{DEFAULT_SHARE:.0%} of the GPU's {format_size(total)}"
     available = _available()
     if available is None:
-        import os
-
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        available = device_total(device)
     total = resident() + available
     cgroup = _cgroup_limit()
     if cgroup is not None and cgroup < total:

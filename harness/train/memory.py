@@ -21,7 +21,16 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 
-from harness.core.memory import PeakMeter, default_limit, format_size, held, parse_size, release_freed, trim
+from harness.core.memory import (
+    PeakMeter,
+    default_limit,
+    device_total,
+    format_size,
+    held,
+    parse_size,
+    release_freed,
+    trim,
+)
 from harness.errors import ConfigError
 from harness.train.probe import Prober
 
@@ -170,7 +179,11 @@ def plan(
 
     def refuse():
         seq = f"max_seq_length {max_seq_length}" if max_seq_length else "the model's max_seq_length"
-        fits = [f"a limit of at least {format_size(int(least['peak'] / MARGIN) + 1)}"]
+        if least["peak"] > device_total(device):  # it ran out of the device's memory itself
+            measured, fits = f"ran out of the {device}'s memory ({format_size(device_total(device))})", []
+        else:
+            measured = f"measured {format_size(least['peak'])}"
+            fits = [f"a limit of at least {format_size(int(least['peak'] / MARGIN) + 1)}"]
         if fixed_mini is not None:
             fits.append("no mini_batch_size in the loss's options (the probe then chooses)")
         if cached is None and 2 <= largest_batch < batch_size:
@@ -182,7 +195,7 @@ def plan(
         )
         raise MemoryError_(
             f"{limit_from} ({format_size(limit)} on {device}) is too small to train at {seq}, batch_size "
-            f"{batch_size}: the smallest step ({least['what']}) measured {format_size(least['peak'])}, "
+            f"{batch_size}: the smallest step ({least['what']}) {measured}, "
             f"the process holding {format_size(before)} before it. What would fit: {'; '.join(fits)}. "
             "Nothing was trained"
         )

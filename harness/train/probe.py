@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from harness.core.memory import PeakMeter, release_freed
+from harness.core.memory import PeakMeter, device_total, release_freed
 
 
 def longest(columns: dict[str, list], rows: int) -> dict[str, list]:
@@ -57,22 +57,35 @@ class Prober:
         }
 
     def _measured(self, run, record: dict | None) -> int:
+        import torch
+
         release_freed()
         start = time.perf_counter()
+        failed = False
         with PeakMeter(self.device) as meter:
-            run()
-            self.optimizer.step()
+            try:
+                run()
+                self.optimizer.step()
+            except (torch.cuda.OutOfMemoryError, MemoryError):  # the device said no: it does not fit
+                failed = True
             self.optimizer.zero_grad(set_to_none=True)
+        peak = meter.peak
+        if failed:  # more than the device has: nothing below the limit can hold it
+            release_freed()
+            if self.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            peak = max(peak, device_total(self.device)) + 1
         if record is not None:
             self.probes.append(
                 {
                     **record,
                     "gradient_checkpointing": self.checkpointing,
-                    "peak_bytes": meter.peak,
+                    "peak_bytes": peak,
                     "seconds": round(time.perf_counter() - start, 2),
+                    **({"out_of_memory": True} if failed else {}),
                 }
             )
-        return meter.peak
+        return peak
 
     def warm_up(self, loss_name: str) -> None:
         """One step on a few tokens: the optimiser's state and every lazy allocation are made, so the
