@@ -88,6 +88,9 @@ def test_the_search_chooses_the_best_complete_trial_on_dev_and_prunes_the_ones_b
     assert len(found["trials"]) == 5 and sorted(states) == sorted(scores)  # each setting once
     # a trial at its last epoch is finished: kept, whatever its score
     assert states[5e-5] == "complete"
+    order = [t["setting"]["learning_rate"] for t in found["trials"]]
+    if order.index(3e-5) >= 2:  # it would have won, but its first epoch was behind (the lowest of all)
+        assert states[3e-5] == "pruned"
     # from the third trial on, a trial whose first epoch is below the median of the earlier ones stops
     # there: 3e-5 would have won (0.90 after epoch 2), but the pruner judges on what it has seen
     for t in found["trials"][2:]:
