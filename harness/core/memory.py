@@ -63,9 +63,10 @@ def format_size(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def _status(field: str) -> int | None:
+def _proc_kb(file: str, field: str) -> int | None:
+    """Field ``field`` (in kB) of a ``/proc`` file such as ``/proc/self/status``, in bytes."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(file).read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except OSError:
@@ -73,11 +74,25 @@ def _status(field: str) -> int | None:
     return None
 
 
+def _status(field: str) -> int | None:
+    return _proc_kb("/proc/self/status", field)
+
+
+@functools.cache
+def _page_size() -> int:
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE")
+
+
 def resident() -> int:
-    """This process's resident memory now, in bytes."""
-    rss = _status("VmRSS")
-    if rss is not None:
-        return rss
+    """This process's resident memory now, in bytes (``/proc/self/statm``: one short line, read
+    hundreds of times a second by :class:`PeakMeter`)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _page_size()
+    except OSError:
+        pass
     import resource  # not Linux: the peak is the best that is known
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if _darwin() else 1024)
@@ -118,10 +133,12 @@ def release_freed() -> None:
 
 class PeakMeter:
     """``with PeakMeter(device) as m: ...`` then ``m.peak``: the most memory held during the block,
-    in bytes: this process's resident memory (CPU), or what torch reserved on the GPU (CUDA)."""
+    in bytes: this process's resident memory (CPU), or what torch reserved on the GPU (CUDA).
+    ``interval``: seconds between samples (a probe's step is short; a training's are long)."""
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", interval: float = 0.002):
         self.cuda = device.startswith("cuda")
+        self.interval = interval
         self.peak = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -141,7 +158,7 @@ class PeakMeter:
         return self
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.002):
+        while not self._stop.wait(self.interval):
             self.peak = max(self.peak, resident())
 
     def read(self) -> int:
@@ -186,13 +203,7 @@ def _cgroup_limit() -> int | None:
 
 
 def _available() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return _proc_kb("/proc/meminfo", "MemAvailable")
 
 
 def device_total(device: str = "cpu") -> int:
@@ -203,7 +214,7 @@ def device_total(device: str = "cpu") -> int:
         return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
     import os
 
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return _page_size() * os.sysconf("SC_PHYS_PAGES")
 
 
 def default_limit(device: str = "cpu") -> tuple[int, str]:

@@ -7,15 +7,8 @@ from __future__ import annotations
 
 import math
 
-#: losses whose candidates for a query are the batch's documents: guessing scores ln(their number)
-IN_BATCH = (
-    "MultipleNegativesRankingLoss",
-    "CachedMultipleNegativesRankingLoss",
-    "MultipleNegativesSymmetricRankingLoss",
-    "CachedMultipleNegativesSymmetricRankingLoss",
-    "GISTEmbedLoss",
-    "CachedGISTEmbedLoss",
-)
+from harness.core.losses import IN_BATCH
+
 #: a dev score change per epoch smaller than this is flat
 FLAT = 0.002
 

@@ -68,23 +68,14 @@ def memory_problems(run: SuiteRun, plugins: Plugins, device: str) -> list[Proble
     """Trainings that fit no memory plan (:mod:`harness.train.memory`), found before anything trains:
     each candidate's setting is probed here (its plan is re-used when it trains). A student, smaller
     than its base, is probed where it trains."""
-    from dataclasses import replace
 
-    from harness.suite.search_table import costliest
     from harness.train.candidate import loss_options
     from harness.train.memory import MemoryError_, fitted
 
     if run.data is None:
         return []
     suite, out, seen = run.suite, [], set()
-    cfg = suite.training
-    grid = cfg.grid
-    cfg = replace(  # the costliest point of a grid or a search
-        cfg,
-        batch_size=max(grid.get("batch_size") or [cfg.batch_size]),
-        max_seq_length=max(grid["max_seq_length"]) if grid.get("max_seq_length") else cfg.max_seq_length,
-    )
-    cfg = replace(cfg, **costliest(suite.search, cfg))
+    cfg = costliest(suite)
     negatives = suite.search and suite.search.num_negatives
     for item in run.items:
         if (
@@ -120,6 +111,22 @@ def memory_problems(run: SuiteRun, plugins: Plugins, device: str) -> list[Proble
         except Exception:  # noqa: BLE001 - a loss that fails its probe fails its training: that candidate's error
             continue
     return out
+
+
+def costliest(suite):
+    """The suite's ``[training]`` at the largest batch_size and max_seq_length any grid setting or
+    search trial may use (what the check before the run probes)."""
+    from dataclasses import replace
+
+    cfg, out = suite.training, {}
+    for d in ("batch_size", "max_seq_length"):
+        values = list(cfg.grid.get(d) or [])
+        spec = None if suite.search is None else getattr(suite.search, d)
+        if spec is not None:
+            values.append(max(spec) if isinstance(spec, list) else spec["high"])
+        if values:
+            out[d] = max(values)
+    return replace(cfg, **out)
 
 
 def probe_columns(data, spec, options: dict, mined: int, query_prompt: str = "", document_prompt: str = ""):

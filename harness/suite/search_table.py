@@ -129,13 +129,3 @@ def value_problem(d: str, v) -> str | None:
     if d in INTEGER_DIMS and (not isinstance(v, int) or isinstance(v, bool)):
         return f"expected an integer, got {describe(v)}"
     return check_field(TrainingTable, d, v)
-
-
-def costliest(search: SearchTable | None, cfg: TrainingTable) -> dict:
-    """The largest batch_size and max_seq_length a trial may use (what the memory check probes)."""
-    out = {}
-    for d in ("batch_size", "max_seq_length"):
-        spec = None if search is None else getattr(search, d)
-        if spec is not None:
-            out[d] = max(spec) if isinstance(spec, list) else spec["high"]
-    return out

@@ -161,7 +161,7 @@ def fit(
         model=model, args=args, train_dataset=dataset, loss=loss_module, evaluator=evaluator
     )
     _quiet_progress(trainer)
-    meter = PeakMeter(device)
+    meter = PeakMeter(device, interval=0.01)  # steps take seconds; new peaks the kernel counts exactly
     guard = memory.Guard(meter, plan)
     trainer.add_callback(guard.callback)
     if progress is not None:

@@ -21,6 +21,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 
+from harness.core.losses import CACHED, UNCACHED
 from harness.core.memory import (
     PeakMeter,
     default_limit,
@@ -34,13 +35,6 @@ from harness.core.memory import (
 from harness.errors import ConfigError
 from harness.train.probe import Prober
 
-#: an uncached in-batch loss -> its cached form (the same loss values, mini-batched)
-CACHED = {
-    "MultipleNegativesRankingLoss": "CachedMultipleNegativesRankingLoss",
-    "GISTEmbedLoss": "CachedGISTEmbedLoss",
-    "MultipleNegativesSymmetricRankingLoss": "CachedMultipleNegativesSymmetricRankingLoss",
-}
-UNCACHED = {v: k for k, v in CACHED.items()}
 MARGIN = 0.9  #: plan to this share of the limit: what a step allocates varies a little from batch to batch
 WRAPPER = "MatryoshkaLoss"  #: wraps another loss named by its ``loss`` option
 

@@ -117,9 +117,7 @@ class Prober:
     def mini_batch(self, size: int) -> int:
         """What one mini-batch of a cached loss holds at its peak: the forward and backward pass of
         ``size`` of the longest documents (the cache of the whole batch's embeddings is a few MB)."""
-        name = next(
-            (k for k in self.columns if k not in ("anchor", "sentence1", "score")), next(iter(self.columns))
-        )
+        name = self._document_column()
         features = self._features(longest({name: self.columns[name]}, size)[name])
 
         def run():
