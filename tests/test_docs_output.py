@@ -49,7 +49,7 @@ def test_the_recorded_run_is_the_current_main_job(run_cli):
     assert code == 0, out
     nodeids = re.findall(r"<(?:Baseline|Candidate)[^>]* (scifact::\S+)>", out)
     references = re.findall(r"<Reference (\S+) type=(\S+)>", out)
-    assert len(nodeids) == 6 and references, out
+    assert nodeids and references, out
     lines = excerpt_lines()
     results = {m.group(1) for m in map(re.compile(r"^(\S+::\S+) \S+=").match, lines) if m}
     for name, kind in references:
@@ -114,12 +114,6 @@ dev_fraction = 0.2
 [[models]]
 name = "minilm"
 base = "{tiny_model}"
-[[models]]
-name = "minilm-l3"
-base = "{tiny_model}"
-keep_layers = 1
-distill_from = "minilm-mnrl"
-distill_epochs = 1
 [[losses]]
 name = "mnrl"
 type = "MultipleNegativesRankingLoss"
@@ -134,6 +128,11 @@ relative_margin = 0.05
 epochs = 2
 batch_size = 16
 learning_rate = 1e-3
+[profiles.cpu.search]
+trials = 3
+minutes = 45
+loss = ["mnrl", "mnrl-hn"]
+learning_rate = [1e-3, 3e-3]
 [evaluation]
 k_values = [1, 3, 10, 100]
 [export]
@@ -171,7 +170,7 @@ type = "hybrid"
         "(rerun the main job and scripts/refresh_docs.py):\n" + "\n".join(wrong)
     )
     doc = json.loads((tmp_path / "o" / "scifact" / "latest" / "results.json").read_text())
-    assert {c["name"] for c in doc["candidates"]} >= {"minilm-mnrl-hn", "minilm-l3-mnrl"}
+    assert {c["name"] for c in doc["candidates"]} >= {"minilm-search"}
 
 
 def test_the_hook_table_of_docs_plugins_is_the_hookspecs():

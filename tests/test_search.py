@@ -125,6 +125,41 @@ def test_the_budget_in_minutes_stops_the_search_and_a_failed_trial_is_only_that_
     assert found["chosen_index"] == 2
 
 
+def test_the_first_trial_is_the_suites_own_recipe_where_it_lies_in_the_space():
+    from harness.suite.training_tables import HardNegativesTable, LossTable, TrainingTable
+    from harness.train.search import own_setting
+
+    training = TrainingTable(learning_rate=5e-5, epochs=2, max_seq_length=128, batch_sampler="auto")
+    mined = LossTable(name="hn", type="MultipleNegativesRankingLoss", hard_negatives=HardNegativesTable())
+    table = SearchTable(
+        trials=3,
+        learning_rate=[1e-4, 5e-5, 2e-4],
+        epochs={"low": 1, "high": 4, "step": 1},
+        max_seq_length=[256, 512],  # the suite's 128 is not a choice: the sampler picks one
+        batch_sampler=["no_duplicates", "batch_sampler"],  # "auto" is not a choice either
+        num_negatives={"low": 0, "high": 3},
+        warmup_ratio={"low": 0.05, "high": 0.2, "step": 0.05},  # 0.1 lies on the step
+    )
+    first = own_setting(table, training, mined)
+    assert first == {
+        "learning_rate": 5e-5,
+        "epochs": 2,
+        "num_negatives": mined.hard_negatives.num_negatives,
+        "warmup_ratio": 0.1,
+    }
+    off_step = SearchTable(trials=1, warmup_ratio={"low": 0.0, "high": 0.3, "step": 0.3}, loss=["hn"])
+    assert own_setting(off_step, training, mined) == {"loss": "hn"}
+
+    calls = []
+    found = run_search(
+        table, 3, "ndcg@10", lambda i, s, r: calls.append(s) or {"dev_score": 0.1 * i}, print, first=first
+    )
+    assert {d: calls[0][d] for d in first} == first and calls[0]["max_seq_length"] in (256, 512)
+    assert found["trials"][0]["own"] == sorted(first) and "own" not in found["trials"][1]
+    assert found["by"].endswith("the first trial the suite's own recipe")
+    assert len({json.dumps(c, sort_keys=True) for c in calls}) == 3  # the sampler goes on from there
+
+
 def test_a_finite_space_ends_the_search_and_no_finished_trial_is_the_candidates_error():
     calls = []
     table = SearchTable(trials=10, epochs=[1, 2])

@@ -135,7 +135,7 @@ class CandidateTrainer:
 
         chosen, grid, search = points[0], None, None
         if run.suite.search is not None:
-            search = searched(run, work, train_once, progress)
+            search = searched(run, item, work, train_once, progress)
             chosen = search["chosen"]
         elif len(points) > 1:
             chosen, grid = grid_trials(points, work, train_once, seeds[0], primary, progress)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.core.names import Stage
 from harness.errors import CandidateError
-from harness.suite.search_table import INTEGER_DIMS, SearchTable
+from harness.suite.search_table import INTEGER_DIMS, SAMPLERS, TRAINING_DIMS, SearchTable
 
 
 class Pruned(Exception):
@@ -41,6 +41,33 @@ def distributions(table: SearchTable) -> dict:
     return out
 
 
+def own_setting(table: SearchTable, training, loss) -> dict:
+    """The candidate's own recipe in the search's terms: each dimension whose value in the suite (its
+    [training] key, its loss and mined negatives) lies in the searched space. The search tries it
+    first, so it chooses another recipe only when dev scores that one higher."""
+    own = {d: getattr(training, d) for d in TRAINING_DIMS}
+    own["num_negatives"] = loss.hard_negatives.num_negatives if loss.hard_negatives is not None else 0
+    own["batch_sampler"] = training.batch_sampler if training.batch_sampler in SAMPLERS else None
+    own["loss"] = loss.name
+    return {d: own[d] for d, spec in table.dims().items() if in_space(own[d], spec, d in INTEGER_DIMS)}
+
+
+def in_space(value, spec, integer: bool) -> bool:
+    """Whether a suite's value is one of a dimension's choices or lies on its range (and its step)."""
+    if isinstance(spec, list):
+        return value in spec
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (integer and not isinstance(value, int))
+    ):
+        return False
+    low, high, step = spec["low"], spec["high"], spec.get("step") or (1 if integer else None)
+    if not low <= value <= high:
+        return False
+    return step is None or abs((value - low) / step - round((value - low) / step)) < 1e-9
+
+
 def new_study(table: SearchTable, seed: int):
     import optuna
 
@@ -58,16 +85,27 @@ def new_study(table: SearchTable, seed: int):
     return optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
 
 
-def run_search(table: SearchTable, seed: int, primary: str, train, progress, clock=time.monotonic) -> dict:
-    """Trials until the budget is spent. ``train(index, setting, report)`` trains one recipe and returns
-    its training summary (``dev_score``, ``chosen_epoch``, ``seconds``, ``memory``), calling
-    ``report(epoch, dev_score, final)`` after each epoch (which raises :class:`Pruned` to stop it
-    before its last epoch); a
+def run_search(
+    table: SearchTable,
+    seed: int,
+    primary: str,
+    train,
+    progress,
+    clock=time.monotonic,
+    first: dict | None = None,
+) -> dict:
+    """Trials until the budget is spent, the first with the values of ``first`` (the suite's own
+    recipe, :func:`own_setting`; the sampler proposes the dimensions it leaves out).
+    ``train(index, setting, report)`` trains one recipe and returns its training summary
+    (``dev_score``, ``chosen_epoch``, ``seconds``, ``memory``), calling ``report(epoch, dev_score,
+    final)`` after each epoch (which raises :class:`Pruned` to stop it before its last epoch); a
     :class:`CandidateError` fails that trial only. Returns the search's record for results.json."""
     from optuna.trial import TrialState
 
     study = new_study(table, seed)
     dists = distributions(table)
+    if first:
+        study.enqueue_trial(first)
     start, trials, stopped_by, repeats = clock(), [], "trials", 0
     size = space_size(dists)
     while True:
@@ -95,6 +133,8 @@ def run_search(table: SearchTable, seed: int, primary: str, train, progress, clo
         index = len(trials) + 1
         progress(Stage.TRIAL, {"index": index, "of": table.trials, "setting": setting, "search": True})
         rec = {"number": trial.number, "setting": setting, "dev_history": []}
+        if first and trial.number == 0:
+            rec["own"] = sorted(first)  # the dimensions whose value is the suite's own
 
         def report(epoch: float, value: float, final: bool = False, trial=trial, rec=rec) -> None:
             step = max(1, round(epoch))
@@ -134,7 +174,7 @@ def run_search(table: SearchTable, seed: int, primary: str, train, progress, clo
         rec["seconds"] = round(clock() - t0, 1)
         trials.append(rec)
         progress(Stage.TRIAL_END, {"index": index, "of": table.trials, **rec})
-    return record(table, seed, primary, trials, stopped_by, round(clock() - start, 1))
+    return record(table, seed, primary, trials, stopped_by, round(clock() - start, 1), first)
 
 
 def space_size(dists: dict) -> float:
@@ -152,7 +192,9 @@ def space_size(dists: dict) -> float:
     return n
 
 
-def record(table: SearchTable, seed: int, primary: str, trials: list[dict], stopped_by: str, seconds) -> dict:
+def record(
+    table: SearchTable, seed: int, primary: str, trials: list[dict], stopped_by: str, seconds, first=None
+) -> dict:
     """The search's record: every trial, the chosen one (the best complete trial on dev) and how."""
     from harness.train.selection import best
 
@@ -169,7 +211,7 @@ def record(table: SearchTable, seed: int, primary: str, trials: list[dict], stop
         "chosen_index": chosen,
         "by": (
             f"best dev {primary} of {len(trials)} trial(s) ({said}), Optuna {table.sampler} sampler "
-            f"(seed {seed})"
+            f"(seed {seed})" + (", the first trial the suite's own recipe" if first else "")
         ),
         "budget": {"trials": table.trials, "minutes": table.minutes},
         "stopped_by": stopped_by,
@@ -179,7 +221,7 @@ def record(table: SearchTable, seed: int, primary: str, trials: list[dict], stop
     }
 
 
-def searched(run, work: Path, train_once, progress) -> dict:
+def searched(run, item, work: Path, train_once, progress) -> dict:
     """The recipe search of ``[search]`` (:mod:`harness.train.search`): each trial trained with the
     first seed into ``work/search/<i>``, only the best so far keeping its model (the winner is
     adopted as the first seed's training, as a grid's is)."""
@@ -214,6 +256,7 @@ def searched(run, work: Path, train_once, progress) -> dict:
         run.suite.evaluation.primary_metric,
         train,
         progress,
+        first=own_setting(table, cfg, item.loss),
     )
     won = found["trials"][found["chosen_index"]]
     progress(
