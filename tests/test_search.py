@@ -125,6 +125,24 @@ def test_the_budget_in_minutes_stops_the_search_and_a_failed_trial_is_only_that_
     assert found["chosen_index"] == 2
 
 
+def test_a_setting_proposed_again_does_not_count_as_a_trained_trial_for_the_pruner():
+    """The second trained trial is never pruned, even when the sampler proposed the first one's setting
+    again in between (told its score, a complete trial to Optuna): with two choices, over twenty seeds,
+    such a repeat comes up (each time with chance one half)."""
+    scores = {1e-4: [0.70, 0.72], 2e-4: [0.60, 0.80]}
+    for seed in range(20):
+        found = run_search(
+            SearchTable(trials=3, sampler="random", learning_rate=list(scores)),
+            seed,
+            "ndcg@10",
+            scripted(scores, []),
+            lambda s, i: None,
+            first={"learning_rate": 1e-4},
+        )
+        assert [t["state"] for t in found["trials"]] == ["complete", "complete"], (seed, found["trials"])
+        assert found["chosen"] == {"learning_rate": 2e-4} and found["stopped_by"] == "space"
+
+
 def test_the_first_trial_is_the_suites_own_recipe_where_it_lies_in_the_space():
     from harness.suite.training_tables import HardNegativesTable, LossTable, TrainingTable
     from harness.train.search import own_setting

@@ -13,6 +13,11 @@ from harness.errors import CandidateError
 from harness.suite.search_table import INTEGER_DIMS, SAMPLERS, TRAINING_DIMS, SearchTable
 
 
+#: trials trained to their end before the pruner judges: a setting proposed again is told its score
+#: (a complete trial to Optuna), so the pruner's own count of complete trials is not enough
+PRUNE_AFTER = 2
+
+
 class Pruned(Exception):
     """A trial stopped after an epoch because its dev score fell below the earlier trials' median."""
 
@@ -78,7 +83,7 @@ def new_study(table: SearchTable, seed: int):
         else optuna.samplers.RandomSampler(seed=seed)
     )
     pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER, n_warmup_steps=0)
         if table.pruning
         else optuna.pruners.NopPruner()
     )
@@ -136,11 +141,14 @@ def run_search(
         if first and trial.number == 0:
             rec["own"] = sorted(first)  # the dimensions whose value is the suite's own
 
-        def report(epoch: float, value: float, final: bool = False, trial=trial, rec=rec) -> None:
+        trained = sum(t["state"] == "complete" for t in trials)
+
+        def report(epoch: float, value: float, final: bool = False, trial=trial, rec=rec, trained=trained):
             step = max(1, round(epoch))
             rec["dev_history"].append({"epoch": step, "dev_score": value})
             trial.report(value, step)
-            if not final and trial.should_prune():  # a trial at its last epoch is done: kept, not pruned
+            # a trial at its last epoch is done: kept, not pruned
+            if not final and trained >= PRUNE_AFTER and trial.should_prune():
                 raise Pruned(step, value)
 
         t0 = clock()
