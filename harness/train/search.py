@@ -12,7 +12,6 @@ from harness.core.names import Stage
 from harness.errors import CandidateError
 from harness.suite.search_table import INTEGER_DIMS, SAMPLERS, TRAINING_DIMS, SearchTable
 
-
 #: trials trained to their end before the pruner judges: a setting proposed again is told its score
 #: (a complete trial to Optuna), so the pruner's own count of complete trials is not enough
 PRUNE_AFTER = 2
