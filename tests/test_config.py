@@ -154,3 +154,44 @@ def test_unset_export_variants_are_the_devices_default(tmp_path):
         'export.ship: expected "fp32" or "fastest" while variants is unset (by device), got \'int8\'' in f
         for f in found
     )
+
+
+def test_set_overrides_the_file_and_the_profile_and_its_mistakes_name_the_option(tmp_path):
+    """``--set KEY=VALUE``: a TOML value (a bare word is a string) at a dotted key, over the profile;
+    a wrong key or value is reported as the command line's, and nothing else in the file changes."""
+    from harness.suite.load import parse_overrides
+
+    p = tmp_path / "s.toml"
+    p.write_text(
+        MINIMAL
+        + "[training]\nepochs = 20\nbatch_size = 64\n[search]\ntrials = 4\nlearning_rate = [1e-5, 1e-4]\n"
+        "[profiles.cpu.training]\nepochs = 2\n"
+    )
+    s = load_suite(
+        p,
+        "cpu",
+        None,
+        parse_overrides(["training.epochs=5", "training.max_seq_length=auto", "search.trials=1"]),
+    )
+    assert (s.training.epochs, s.training.batch_size, s.training.max_seq_length) == (5, 64, "auto")
+    assert s.search.trials == 1 and s.overrides == [
+        "training.epochs=5",
+        "training.max_seq_length=auto",
+        "search.trials=1",
+    ]
+    assert load_suite(p, "cpu").training.epochs == 2
+    for given, expected in (
+        ("training.epoch=3", "--set training.epoch: unknown key; did you mean 'epochs'?"),
+        ("training.epochs=three", "--set training.epochs: expected an integer"),
+        ("models.base=x", "--set models.base: models is not a table"),
+        (
+            "evaluation.max_seq_length=0",
+            '--set evaluation.max_seq_length: expected a number of tokens > 0 or "auto"',
+        ),
+    ):
+        with pytest.raises(ConfigError) as e:
+            load_suite(p, None, None, parse_overrides([given]))
+        assert expected in str(e.value) and str(p) in str(e.value), str(e.value)
+    for given in ("epochs", "=3", "training..epochs=3"):
+        with pytest.raises(ConfigError, match="--set: .*expected KEY=VALUE"):
+            parse_overrides([given])

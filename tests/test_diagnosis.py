@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_the_signals_are_measured_and_the_suggestions_follow_them():
     assert d["because"].startswith("not better than baseline on ndcg@10: +0.0060 [")
     # texts cut for most documents come first when the loss did fall; one mined negative per pair
     # doubles the documents a query is ranked among
-    facts = {**FACTS, "cut": {"documents": 0.98, "max_seq_length": 128}, "searched": True}
+    facts = {**FACTS, "cut": {"documents": 0.98, "max_seq_length": 128, "limit": 512}, "searched": True}
     d = diagnose(
         record([3.0, 0.2], [0.70, 0.70], ("anchor", "positive", "negative_1")),
         None,
@@ -87,6 +88,56 @@ def test_the_signals_are_measured_and_the_suggestions_follow_them():
         and "a higher learning rate" not in tries
         and "a recipe search" not in tries
     )
+    assert d["suggestions"][0]["setting"] == {
+        "training.max_seq_length": "auto",
+        "evaluation.max_seq_length": "auto",
+    }
+    # texts cut at the most the model can read: longer texts are no suggestion
+    at_limit = {**facts, "cut": {"documents": 0.98, "max_seq_length": 512, "limit": 512}}
+    d = diagnose(record([3.0, 0.2], [0.70, 0.70]), None, comparison, {}, "ndcg@10", at_limit)
+    assert "longer texts" not in [x["try"] for x in d["suggestions"]]
+
+
+def test_every_suggested_setting_is_one_a_suite_takes():
+    """Each suggestion's setting, given as ``--set`` on a shipped suite (the terminal prints it so), loads:
+    no suggestion names a key or a value the suite would refuse. Keys in arrays of tables (a loss's
+    hard negatives) are shown as ``key = value`` for the file instead."""
+    from pathlib import Path
+
+    from harness.builtin.terminal import setting_text
+    from harness.gate.diagnosis import suggestions
+    from harness.suite.load import load_suite, parse_overrides
+
+    s = {
+        "against": {"name": "hybrid"},
+        "loss": {"first": 3.4, "last": 3.0, "ratio": 0.86, "ranked_among": 32, "chance": 3.47},
+        "dev": {"per_epoch": [0.70, 0.72], "trend": "rising"},
+        "pairs": 500,
+        "pairs_per_query": 1.1,
+        "cut": {"documents": 0.7, "max_seq_length": 256, "limit": 512},
+        "baseline_rank1": 0.7,
+        "false_negatives": 0.2,
+        "mined": False,
+        "hybrid": 0.73,
+        "value": 0.70,
+    }
+    ranked = suggestions(s, "ndcg@10", 1e-4, 2, searched=False)
+    ranked += suggestions(
+        {**s, "dev": {"per_epoch": [0.72, 0.70], "trend": "fell"}}, "ndcg@10", 1e-4, 2, False
+    )
+    assert len({x["try"] for x in ranked}) >= 9, [x["try"] for x in ranked]
+    suite = Path(__file__).resolve().parents[1] / "suites" / "scifact.toml"
+    for x in ranked:
+        text = setting_text(x["setting"])
+        if not x["setting"] or not text.startswith("--set "):
+            continue
+        given = [w for w in shlex.split(text) if w != "--set"]
+        loaded = load_suite(suite, None, "cpu", parse_overrides(given))
+        for k, v in x["setting"].items():
+            table, name = k.split(".")
+            assert getattr(getattr(loaded, table), name) == (
+                parse_overrides([f"{k}={v}"])[0][1] if isinstance(v, str) else v
+            ), (x, getattr(getattr(loaded, table), name))
 
 
 def test_dev_shapes_and_a_loss_that_is_not_in_batch():
@@ -111,6 +162,15 @@ def test_a_tiny_candidate_that_barely_learned_is_diagnosed_in_results_terminal_a
     assert d["signals"]["pairs"] == c["training"]["pairs"]
     assert d["suggestions"][0]["try"] == "a higher learning rate", d["suggestions"]
     assert "diagnosis: not better than baseline" in out and "1. try a higher learning rate" in out
+    # the line says how to try it: those --set options, given as printed, are what the next run trains with
+    line = next(x for x in out.splitlines() if "1. try a higher learning rate" in x)
+    given = shlex.split(line.split("(", 1)[1].split(")", 1)[0])
+    assert given[0] == "--set" and given[1].startswith("training.learning_rate="), line
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "again"), "--device", "cpu", *given)
+    assert code == 0, out
+    again = json.loads((tmp_path / "again" / "tiny" / "latest" / "results.json").read_text())
+    assert again["overrides"] == [given[1]]
+    assert again["training"]["learning_rate"] == d["suggestions"][0]["setting"]["training.learning_rate"]
     html = (run_dir / "report.html").read_text()
     assert 'id="diagnosis"' in html and "of guessing" in html
     base = next(c for c in doc["candidates"] if c["name"] == "tiny-baseline")

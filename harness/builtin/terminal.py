@@ -33,6 +33,7 @@ def harness_sessionstart(session):
     _out(
         f"harness {__version__} · device {session.device}"
         + (f" · profile {', '.join(profiles)}" if profiles else "")
+        + "".join(f" · --set {o}" for o in sorted({o for s in session.suites for o in s.overrides}))
         + f" · output {session.out_dir}"
     )
     from harness.core.machine import cpu_description
@@ -174,9 +175,24 @@ def diagnosis_lines(diagnosis: dict | None, shown: int = 3) -> list[str]:
         return []
     out = [f"    diagnosis: {diagnosis['because']}"]
     for i, s in enumerate(diagnosis["suggestions"][:shown], 1):
-        setting = ", ".join(f"{k} = {v}" for k, v in s["setting"].items())
+        setting = setting_text(s["setting"])
         out.append(f"      {i}. try {s['try']}{f' ({setting})' if setting else ''}: {s['why']}")
     return out
+
+
+def setting_text(setting: dict) -> str:
+    """A suggestion's settings as the ``--set`` options that try it (``harness run SUITE --set ...``),
+    or as ``key = value`` where a key lies in an array of tables (``losses``, ``models``), which only
+    the file sets."""
+    import json
+    import shlex
+
+    if any(k.split(".")[0] in ("losses", "models", "references", "thresholds") for k in setting):
+        return ", ".join(f"{k} = {v}" for k, v in setting.items())
+    return " ".join(
+        f"--set {shlex.quote(f'{k}={v if isinstance(v, str) else json.dumps(v)}')}"
+        for k, v in setting.items()
+    )
 
 
 def _seed_lines(seeds: dict | None, metric: str) -> list[str]:

@@ -66,12 +66,13 @@ def _run(args, plugins, files, ray) -> int:
     from harness.run.options import RunOptions
     from harness.run.session import Session, resolve_device
     from harness.suite.collect import collect_items, load_suites
+    from harness.suite.load import parse_overrides
 
     if ray is not None:  # the workers' GPUs decide, not the driver's: a CPU head node can drive a GPU cluster
         device = "cpu" if args.device == "cpu" else ("cuda" if ray.gpus() or args.device == "cuda" else "cpu")
     else:
         device = resolve_device(args.device)
-    suites = load_suites(files, plugins, args.profile, device)
+    suites = load_suites(files, plugins, args.profile, device, parse_overrides(args.overrides))
     items = collect_items(suites, args.keyword)
     if args.collect_only:
         return _collect_only(suites, items)
@@ -172,6 +173,7 @@ def cmd_data(args) -> int:
     from harness.run.loading import data_ready, load_data
     from harness.run.session import resolve_device
     from harness.suite.collect import load_suites
+    from harness.suite.load import parse_overrides
 
     if args.export:
         wrong = folder_problems(args.export, "--export")
@@ -182,7 +184,7 @@ def cmd_data(args) -> int:
     if not files:
         return ExitCode.NO_CANDIDATES
     device = resolve_device(args.device)
-    suites = load_suites(files, plugins, args.profile, device)
+    suites = load_suites(files, plugins, args.profile, device, parse_overrides(args.overrides))
     problems, prepared = [], []
     for suite in suites:
         try:

@@ -38,6 +38,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
     run.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
     run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a suite key over the file and the profile (repeatable), e.g. --set training.epochs=4",
+    )
+    run.add_argument(
         "-p",
         dest="plugins",
         action="append",
@@ -105,6 +113,14 @@ def parser() -> argparse.ArgumentParser:
         help="the device whose profile applies, as with `run` (default: auto)",
     )
     data.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
+    data.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a suite key over the file and the profile (repeatable), e.g. --set training.epochs=4",
+    )
     data.add_argument(
         "-p",
         dest="plugins",

@@ -181,17 +181,53 @@ def model_max_length(model_dir) -> int | None:
         return None
 
 
+def model_token_limit(model_dir) -> int | None:
+    """The most tokens a sentence-transformers folder's transformer can read: its position embeddings
+    (less the offset RoBERTa-style models keep for padding) and its tokenizer's limit, whichever is
+    smaller. Not the ``max_seq_length`` it declares: that is the length it was trained at (256 for
+    all-MiniLM-L6-v2, whose positions go to 512), a default, not a bound."""
+    import json
+    from pathlib import Path
+
+    folder, limits = Path(model_dir), []
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        sub = next((m.get("path", "") for m in modules if m["type"].endswith("Transformer")), "")
+    except (OSError, ValueError, KeyError, TypeError):
+        sub = ""
+    for name, key in (
+        ("config.json", "max_position_embeddings"),
+        ("tokenizer_config.json", "model_max_length"),
+    ):
+        try:
+            cfg = json.loads((folder / sub / name).read_text())
+        except (OSError, ValueError):
+            continue
+        value = cfg.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 100_000:
+            if (
+                key == "max_position_embeddings"
+                and isinstance(cfg.get("pad_token_id"), int)
+                and cfg.get("model_type", "").endswith(("roberta", "camembert"))
+            ):
+                value -= cfg["pad_token_id"] + 1  # positions start after the padding index
+            limits.append(value)
+    return min(limits) if limits else model_max_length(folder)
+
+
 def length_report(
     corpus_texts: list[str], query_texts: list[str], models: dict, stages: dict[str, int | None]
 ) -> list[dict]:
     """For each model (``{name: folder}``) and each stage (``{"training": 128, "evaluation": 256}``,
-    None: the model's own limit): the share of documents and of queries the model cuts."""
+    None: the model's own limit): the share of documents and of queries the model cuts, and the most
+    tokens it could read (``limit``)."""
     out = []
     for name, folder in models.items():
         count = token_counter(folder)
         if count is None:
             continue
         doc_lengths, query_lengths = count(corpus_texts), count(query_texts)
+        limit = model_token_limit(folder)
         by_length: dict[int, list[str]] = {}
         for stage, n in stages.items():
             n = n or model_max_length(folder)
@@ -206,6 +242,7 @@ def length_report(
                     "max_seq_length": n,
                     "documents": share(doc_lengths),
                     "queries": share(query_lengths),
+                    "limit": limit,
                 }
             )
     return out

@@ -113,13 +113,14 @@ def suggestions(s: dict, primary: str, lr: float | None, epochs: int | None, sea
         out.append({"try": what, "why": why, "setting": setting or {}, "score": round(score, 4)})
 
     cut, loss, dev = s.get("cut"), s.get("loss"), s.get("dev")
-    if cut and cut["documents"] > 0.2:
+    limit = (cut or {}).get("limit")
+    if cut and cut["documents"] > 0.2 and (limit is None or cut["max_seq_length"] < limit):
         add(
             0.5 + cut["documents"],
             "longer texts",
             f"{cut['documents']:.0%} of the documents are cut at max_seq_length {cut['max_seq_length']}: the "
-            "model never reads the rest",
-            {"training.max_seq_length": "auto", "evaluation.max_seq_length": "auto or the same"},
+            "model never reads the rest" + (f" (it can read {limit} tokens)" if limit else ""),
+            {"training.max_seq_length": "auto", "evaluation.max_seq_length": "auto"},
         )
     if loss and loss.get("ratio") is not None and loss["ratio"] > 0.4:
         add(

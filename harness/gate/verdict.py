@@ -84,7 +84,12 @@ def facts(item, result: CandidateResult, suite: Suite, data) -> dict:
     return {
         "pairs": training.get("pairs"),
         "queries": len(data.train.relevant()),
-        "cut": cut and {"documents": cut["documents"], "max_seq_length": cut["max_seq_length"]},
+        "cut": cut
+        and {
+            "documents": cut["documents"],
+            "max_seq_length": cut["max_seq_length"],
+            "limit": cut.get("limit"),
+        },
         "batch_size": setting.get("batch_size", cfg.batch_size),
         "learning_rate": setting.get("learning_rate", cfg.learning_rate),
         "epochs": setting.get("epochs", cfg.epochs),

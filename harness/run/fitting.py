@@ -15,7 +15,8 @@ from harness.suite.schema import Suite
 
 def auto_length(run: SuiteRun, say) -> None:
     """Resolve ``max_seq_length = "auto"`` for ``run`` (:func:`resolve_auto_length`) with its trained
-    models' tokenizers; the run's suite trains with the number, and results.json says how it was found."""
+    models' tokenizers (every model's when none trains); the run's suite trains and evaluates with the
+    number, and results.json says how it was found."""
     if run.data is None:
         return
     trained = {
@@ -23,23 +24,28 @@ def auto_length(run: SuiteRun, say) -> None:
         for n, m in run.models.items()
         if any(i.model.name == n and not i.untuned for i in run.items)
     }
-    run.suite, run.max_seq_length_auto = resolve_auto_length(run.suite, run.data, trained, say)
+    models = trained or {n: m.path for n, m in run.models.items()}
+    run.suite, run.max_seq_length_auto = resolve_auto_length(run.suite, run.data, models, say)
 
 
 def resolve_auto_length(
     suite: Suite, data: Prepared, models: dict[str, Path], say
 ) -> tuple[Suite, dict | None]:
-    """``max_seq_length = "auto"``: the tokens that keep ``max_seq_length_share`` of the corpus's
-    documents whole with each model's tokenizer (``models``: name -> folder; the longest of them, at
-    most the smallest model's own limit). The suite with that number, and how it was found (said with
-    ``say``); the suite unchanged and None without "auto"."""
+    """``max_seq_length = "auto"`` (in ``[training]``, ``[evaluation]`` or both): the tokens that keep
+    ``training.max_seq_length_share`` of the corpus's documents whole with each model's tokenizer
+    (``models``: name -> folder; the longest of them, at most the fewest tokens one of the models can
+    read, :func:`harness.data.cleaning.model_token_limit`). The suite with that number where it said
+    "auto", and how it was found (said with ``say``); the suite unchanged and None without "auto"."""
     import math
     from dataclasses import replace
 
-    from harness.data.cleaning import model_max_length, token_counter
+    from harness.data.cleaning import model_token_limit, token_counter
 
-    cfg = suite.training
-    if cfg.max_seq_length != "auto":
+    cfg, ev = suite.training, suite.evaluation
+    where = [
+        t for t, v in (("training", cfg.max_seq_length), ("evaluation", ev.max_seq_length)) if v == "auto"
+    ]
+    if not where:
         return suite, None
     texts = data.corpus["text"].to_list()
     share, lengths, limits = cfg.max_seq_length_share, {}, []
@@ -47,21 +53,30 @@ def resolve_auto_length(
         count = token_counter(folder)
         if count is not None and texts:
             lengths[name] = sorted(count(texts))
-            limits += [n for n in [model_max_length(folder)] if n]
+            limits += [n for n in [model_token_limit(folder)] if n]
     if not lengths:
+        length = None
         record = {"share": share, "max_seq_length": None, "covers": {}, "note": "no tokenizer to count with"}
         say(f'{suite.name}: max_seq_length = "auto": no tokenizer to count with, the model\'s own is used')
-        return replace(suite, training=replace(cfg, max_seq_length=None)), record
-    need = max(ls[max(0, math.ceil(share * len(ls)) - 1)] for ls in lengths.values())
-    length = min([need, *limits])
-    covers = {name: round(sum(1 for n in ls if n <= length) / len(ls), 4) for name, ls in lengths.items()}
-    note = f"{length} tokens" + (
-        f" (the model's limit; {need} would keep the share whole)" if length < need else ""
-    )
-    record = {"share": share, "max_seq_length": length, "needed": need, "covers": covers, "note": note}
-    kept = ", ".join(f"{v:.0%} of the documents whole ({k})" for k, v in covers.items())
-    say(f'{suite.name}: max_seq_length = "auto" (share {share:g}): {note}, keeping {kept}')
-    return replace(suite, training=replace(cfg, max_seq_length=length)), record
+    else:
+        need = max(ls[max(0, math.ceil(share * len(ls)) - 1)] for ls in lengths.values())
+        length = min([need, *limits])
+        covers = {name: round(sum(1 for n in ls if n <= length) / len(ls), 4) for name, ls in lengths.items()}
+        note = f"{length} tokens" + (
+            f" (the most the model reads; {need} would keep the share whole)" if length < need else ""
+        )
+        record = {"share": share, "max_seq_length": length, "needed": need, "covers": covers, "note": note}
+        kept = ", ".join(f"{v:.0%} of the documents whole ({k})" for k, v in covers.items())
+        say(
+            f'{suite.name}: max_seq_length = "auto" (share {share:g}): {note} for '
+            f"{' and '.join(where)}, keeping {kept}"
+        )
+    record["for"] = where
+    if "training" in where:
+        suite = replace(suite, training=replace(cfg, max_seq_length=length))
+    if "evaluation" in where:
+        suite = replace(suite, evaluation=replace(ev, max_seq_length=length))
+    return suite, record
 
 
 def memory_problems(run: SuiteRun, plugins: Plugins, device: str) -> list[Problem]:

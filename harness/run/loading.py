@@ -246,10 +246,14 @@ def history_warnings(run: SuiteRun) -> list[str]:
             f"the previous run {last.get('run_id')} used other data (fingerprint "
             f"{last['data']['fingerprint']} vs {run.data.fingerprint}): the history mixes datasets"
         )
-    if last.get("suite_sha256") not in (None, run.suite.sha256) or last.get("profile") != run.suite.profile:
+    if (
+        last.get("suite_sha256") not in (None, run.suite.sha256)
+        or last.get("profile") != run.suite.profile
+        or last.get("overrides", []) != run.suite.overrides
+    ):
         out.append(
-            f"the previous run {last.get('run_id')} used other suite settings (suite file or profile "
-            "changed): compare the history with care"
+            f"the previous run {last.get('run_id')} used other suite settings (suite file, profile "
+            "or --set changed): compare the history with care"
         )
     return out
 

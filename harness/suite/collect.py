@@ -77,16 +77,19 @@ def collect_suite_files(paths: list[str]) -> list[Path]:
     return files
 
 
-def load_suites(files: list[Path], plugins, profile: str | None, device: str | None) -> list[Suite]:
+def load_suites(
+    files: list[Path], plugins, profile: str | None, device: str | None, overrides: list | None = None
+) -> list[Suite]:
     """Load, type-check and plugin-check every suite, raising one ConfigError with every problem.
-    ``plugins``: a :class:`harness.plugins.Plugins` (a suite's own plugins are loaded into it)."""
+    ``plugins``: a :class:`harness.plugins.Plugins` (a suite's own plugins are loaded into it);
+    ``overrides``: ``--set`` values (:func:`harness.suite.load.parse_overrides`), over every suite."""
     from harness.suite.load import load_suite
     from harness.suite.validate import check_suite
 
     suites, problems = [], []
     for f in files:
         try:
-            suite = load_suite(f, profile, device)
+            suite = load_suite(f, profile, device, overrides)
             plugins.load_suite_plugins(suite)
         except ConfigError as e:
             problems += e.problems

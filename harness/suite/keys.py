@@ -35,6 +35,13 @@ def positive(v):
     return None if v > 0 else "expected a number > 0"
 
 
+def tokens_or_auto(v):
+    """A ``max_seq_length``: a number of tokens, or "auto" (resolved from the data before anything runs)."""
+    if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+        return None
+    return 'expected a number of tokens > 0 or "auto"'
+
+
 def non_negative(v):
     return None if v >= 0 else "expected a number >= 0"
 

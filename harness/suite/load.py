@@ -65,19 +65,74 @@ TABLES = (
 )
 
 
-def load_suite(path: Path | str, profile: str | None = None, device: str | None = None) -> Suite:
+def parse_overrides(texts: list[str]) -> list[tuple[str, object]]:
+    """``--set KEY=VALUE`` (repeatable): ``KEY`` a dotted TOML path (``training.epochs``,
+    ``search.trials``), ``VALUE`` a TOML value (``4``, ``1e-4``, ``true``, ``[1, 2]``,
+    ``{low = 1e-5, high = 1e-3}``); a value that is no TOML, such as ``auto``, is a string."""
+    out = []
+    for text in texts:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not key or not all(part.strip() for part in key.split(".")):
+            raise ConfigError(
+                Problem("--set", text, "expected KEY=VALUE with a dotted key, e.g. training.epochs=4")
+            )
+        try:
+            parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value.strip()
+        out.append((key, parsed))
+    return out
+
+
+def apply_overrides(raw: dict, overrides: list[tuple[str, object]], file: str) -> dict:
+    """``raw`` with each ``--set`` value in place (after the profile: the command line wins). A key
+    must lead through tables: ``models`` and the other arrays of tables are set in the file."""
+    for key, value in overrides:
+        node, parts = raw, key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            node = node.get(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(
+                    Problem(
+                        file,
+                        f"--set {key}",
+                        f"{'.'.join(parts[: i + 1])} is not a table (an array of tables is set in the file)",
+                    )
+                )
+        nested: object = value
+        for part in reversed(parts):
+            nested = {part: nested}
+        raw = merge(raw, nested)
+    return raw
+
+
+def from_command_line(problem: Problem, overrides: list[tuple[str, object]]) -> Problem:
+    """``problem`` marked as the command line's when its key is one ``--set`` gave."""
+    for key, _ in overrides:
+        if problem.path == key or problem.path.startswith((f"{key}.", f"{key}[")):
+            return Problem(problem.file, f"--set {problem.path}", problem.message)
+    return problem
+
+
+def load_suite(
+    path: Path | str, profile: str | None = None, device: str | None = None, overrides: list | None = None
+) -> Suite:
     """Read and type-check one suite file, with ``profile`` (or the suite's ``cpu_profile`` when
-    ``device`` is ``"cpu"``) merged over it. Raises :class:`ConfigError` listing every problem."""
+    ``device`` is ``"cpu"``) merged over it, then ``overrides`` (:func:`parse_overrides`). Raises
+    :class:`ConfigError` listing every problem."""
     import hashlib
 
     path = Path(path)
-    suite = build_suite(read_toml(path), str(path), profile, device)
+    suite = build_suite(read_toml(path), str(path), profile, device, overrides or [])
     suite.path = path
     suite.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     return suite
 
 
-def build_suite(raw: dict, file: str, profile: str | None = None, device: str | None = None) -> Suite:
+def build_suite(
+    raw: dict, file: str, profile: str | None = None, device: str | None = None, overrides: list | None = None
+) -> Suite:
     """Type-check a parsed suite (see :func:`load_suite`)."""
     b = Builder(file)
     profiles = raw.get("profiles", {})
@@ -97,6 +152,7 @@ def build_suite(raw: dict, file: str, profile: str | None = None, device: str | 
             b.err(where, f"unknown profile {chosen!r}; this suite has {sorted(profiles) or 'no profiles'}")
         else:
             raw = merge(raw, profiles[chosen])
+    raw = apply_overrides(raw, overrides or [], file)
     suite = b.table(Suite, raw, "")
     if suite is not INVALID:
         suite.export = suite.export.for_device(device or "cpu")
@@ -111,8 +167,9 @@ def build_suite(raw: dict, file: str, profile: str | None = None, device: str | 
                     f"device is {device}; list it in a profile for that device",
                 )
     if b.problems or suite is INVALID:
-        raise ConfigError(b.problems)
+        raise ConfigError([from_command_line(p, overrides or []) for p in b.problems])
     suite.profile = chosen
+    suite.overrides = [f"{k}={v}" for k, v in overrides or []]
     return suite
 
 

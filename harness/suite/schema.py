@@ -19,6 +19,7 @@ from harness.suite.keys import (
     key,
     non_negative,
     positive,
+    tokens_or_auto,
 )
 from harness.suite.search_table import SearchTable
 from harness.suite.training_tables import LossTable, ModelTable, TrainingTable
@@ -91,8 +92,11 @@ class EvaluationTable:
     primary_metric: str = key("ndcg@10", "metric that ranks candidates and selects epochs")
     k_values: list[int] = key([1, 3, 5, 10, 100], "cut-offs of the @k metrics", k_list)
     batch_size: int = key(32, "encoding batch size", positive)
-    max_seq_length: int | None = key(
-        None, "truncate texts at evaluation (default: the model's own)", positive
+    max_seq_length: int | str | None = key(
+        None,
+        'truncate texts at evaluation (default: the model\'s own); "auto": the length that covers '
+        "training.max_seq_length_share of the documents, as in [training] (the same number when both say it)",
+        tokens_or_auto,
     )
     out_of_domain: list[OutOfDomainTable] = key(
         [],
@@ -286,6 +290,7 @@ class Suite:
     path: Path = field(default=Path("."), metadata={"internal": True})
     profile: str | None = field(default=None, metadata={"internal": True})
     sha256: str = field(default="", metadata={"internal": True})
+    overrides: list = field(default_factory=list, metadata={"internal": True})  #: ``--set KEY=VALUE``
 
     @property
     def name(self) -> str:

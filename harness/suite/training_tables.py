@@ -16,6 +16,7 @@ from harness.suite.keys import (
     key,
     non_negative,
     positive,
+    tokens_or_auto,
 )
 
 
@@ -144,11 +145,7 @@ class TrainingTable:
         'truncate training texts to this many tokens (default: the model\'s); "auto": the length that '
         "covers max_seq_length_share of the documents with the model's tokenizer (at most the model's "
         "own limit), recorded in results.json",
-        lambda v: (
-            None
-            if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
-            else 'expected a number of tokens > 0 or "auto"'
-        ),
+        tokens_or_auto,
     )
     max_seq_length_share: float = key(
         0.9,
