@@ -613,3 +613,33 @@ def test_evaluation_max_seq_length_auto_is_the_training_length_and_both_are_reco
     assert doc["overrides"] == ["training.max_seq_length=auto", "evaluation.max_seq_length=auto"]
     header = next(line for line in out.splitlines() if line.startswith("harness "))
     assert "--set evaluation.max_seq_length=auto · --set training.max_seq_length=auto" in header, header
+
+
+def test_an_explicit_bf16_trains_in_bf16_on_the_cpu_and_fp16_there_is_refused(tiny_suite, run_cli, tmp_path):
+    """``training.precision = "bf16"`` is honoured on a CPU (it used to fall back to fp32 without a
+    word); "auto" there is fp32; fp16 needs CUDA and is a usage error naming the key."""
+    from harness.train.fit import precision_flags
+
+    assert precision_flags("auto", "cpu") == {} and precision_flags("bf16", "cpu") == {"bf16": True}
+    suite = tiny_suite(name="bf16.toml")
+    code, out = run_cli(
+        "run",
+        str(suite),
+        "--out",
+        str(tmp_path / "o"),
+        "-k",
+        "mnrl",
+        "--device",
+        "cpu",
+        "--set",
+        "training.precision=bf16",
+    )
+    assert code == 0, out
+    doc = json.loads(next((tmp_path / "o").glob("bf16/*/results.json")).read_text())
+    c = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")
+    assert c["training"]["precision"] == "bf16", c["training"]
+    assert all(math.isfinite(h["loss"]) for h in c["training"]["history"] if "loss" in h)
+    code, out = run_cli(
+        "run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "--set", "training.precision=fp16"
+    )
+    assert code == 4 and "--set training.precision: fp16 mixed precision needs CUDA" in out, out

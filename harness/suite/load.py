@@ -156,6 +156,12 @@ def build_suite(
     suite = b.table(Suite, raw, "")
     if suite is not INVALID:
         suite.export = suite.export.for_device(device or "cpu")
+    if suite is not INVALID and device == "cpu" and suite.training.precision == "fp16":
+        b.err(
+            "training.precision",
+            "fp16 mixed precision needs CUDA, and this run's device is cpu: bf16 (fast on CPUs with "
+            "AVX-512 BF16 or AMX) or fp32, or set it in a profile for the GPU",
+        )
     if suite is not INVALID and device is not None:
         from harness.core.variants import VARIANTS
 

@@ -168,7 +168,9 @@ class TrainingTable:
         choices=("auto", "batch_sampler", "no_duplicates"),
     )
     precision: str = key(
-        "auto", "auto: bf16/fp16 on CUDA, fp32 on the CPU", choices=("auto", "fp32", "fp16", "bf16")
+        "auto",
+        "auto: bf16/fp16 on CUDA, fp32 on the CPU; bf16 runs on a CPU too (autocast), fp16 only on CUDA",
+        choices=("auto", "fp32", "fp16", "bf16"),
     )
     select: str = key(
         "best_dev", "which epoch is kept: the best on dev, or the last", choices=("best_dev", "last")

@@ -30,6 +30,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  #: loss and dev metrics over steps
     dev_score: float | None = None  #: the kept model's dev primary metric (what a grid and seeds choose by)
     memory: dict | None = None  #: the memory plan and the measured peak (:mod:`harness.train.memory`)
+    precision: str = "fp32"  #: what it trained in (:func:`precision_of`)
 
     def as_dict(self) -> dict:
         return {
@@ -44,6 +45,7 @@ class TrainResult:
             "history": self.history,
             "dev_score": self.dev_score,
             "memory": self.memory,
+            "precision": self.precision,
         }
 
     @property
@@ -51,14 +53,23 @@ class TrainResult:
         return max((int(math.ceil(h.get("epoch", 0))) for h in self.history), default=1)
 
 
-def precision_flags(precision: str, device: str) -> dict:
-    if device != "cuda" or precision == "fp32":
-        return {}
-    if precision == "auto":
-        import torch
+def precision_of(precision: str, device: str) -> str:
+    """The precision a training runs in: ``auto`` is bf16 (fp16 where the GPU lacks bf16) on CUDA and
+    fp32 on the CPU; an explicit one is kept, bf16 on a CPU too (autocast: fast where the CPU has
+    AVX-512 BF16 or AMX). fp16 on a CPU is refused when the suite loads."""
+    if precision != "auto":
+        return precision
+    if device != "cuda":
+        return "fp32"
+    import torch
 
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {precision: True}
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def precision_flags(precision: str, device: str) -> dict:
+    """The trainer's mixed-precision flag for :func:`precision_of`."""
+    chosen = precision_of(precision, device)
+    return {} if chosen == "fp32" else {chosen: True}
 
 
 def fit(
@@ -215,6 +226,7 @@ def fit(
         history,
         dev_score,
         plan.as_dict(),
+        precision_of(cfg.precision, device),
     )
 
 
