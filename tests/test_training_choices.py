@@ -587,18 +587,8 @@ def test_evaluation_max_seq_length_auto_is_the_training_length_and_both_are_reco
     "auto" resolves to; the cleaning report and results.json say both stages used it."""
     suite = tiny_suite(name="evalauto.toml")
     suite.write_text(suite.read_text().replace("[training]\n", "[training]\nmax_seq_length_share = 0.5\n"))
-    code, out = run_cli(
-        "run",
-        str(suite),
-        "--out",
-        str(tmp_path / "o"),
-        "-k",
-        "mnrl",
-        "--set",
-        "training.max_seq_length=auto",
-        "--set",
-        "evaluation.max_seq_length=auto",
-    )
+    sets = "--set training.max_seq_length=auto --set evaluation.max_seq_length=auto".split()
+    code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-k", "mnrl", *sets)
     assert code == 0, out
     doc = json.loads(next((tmp_path / "o").glob("evalauto/*/results.json")).read_text())
     auto = doc["training"]["max_seq_length_auto"]
@@ -622,18 +612,8 @@ def test_an_explicit_bf16_trains_in_bf16_on_the_cpu_and_fp16_there_is_refused(ti
 
     assert precision_flags("auto", "cpu") == {} and precision_flags("bf16", "cpu") == {"bf16": True}
     suite = tiny_suite(name="bf16.toml")
-    code, out = run_cli(
-        "run",
-        str(suite),
-        "--out",
-        str(tmp_path / "o"),
-        "-k",
-        "mnrl",
-        "--device",
-        "cpu",
-        "--set",
-        "training.precision=bf16",
-    )
+    out_dir = str(tmp_path / "o")
+    code, out = run_cli("run", str(suite), "--out", out_dir, "-k", "mnrl", "--set", "training.precision=bf16")
     assert code == 0, out
     doc = json.loads(next((tmp_path / "o").glob("bf16/*/results.json")).read_text())
     c = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")

@@ -37,14 +37,7 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports/)")
     run.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a suite key over the file and the profile (repeatable), e.g. --set training.epochs=4",
-    )
+    add_set(run)
     run.add_argument(
         "-p",
         dest="plugins",
@@ -113,14 +106,7 @@ def parser() -> argparse.ArgumentParser:
         help="the device whose profile applies, as with `run` (default: auto)",
     )
     data.add_argument("--profile", metavar="NAME", help="merge [profiles.NAME] of each suite over it")
-    data.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a suite key over the file and the profile (repeatable), e.g. --set training.epochs=4",
-    )
+    add_set(data)
     data.add_argument(
         "-p",
         dest="plugins",
@@ -182,3 +168,15 @@ def _exit_codes() -> str:
         for c in ExitCode
     ]
     return "exit codes:\n" + "\n".join(rows)
+
+
+def add_set(command: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable): a suite key over the file and the profile."""
+    command.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a suite key over the file and the profile (repeatable), e.g. --set training.epochs=4",
+    )
