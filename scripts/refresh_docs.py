@@ -76,13 +76,35 @@ def excerpt(log: str, detail: str) -> list[str]:
     out = [line for line in header if line and not line.startswith(("warning:", "    cleaning:"))]
     for nodeid, progress, result in items:
         if nodeid.endswith("::" + detail):
-            out += progress + [line for line in result if not line.startswith("    warning:")]
+            out += first_trial_in_full(progress) + [
+                line for line in result if not line.startswith("    warning:")
+            ]
         elif nodeid:
             out += [result[0]] + [line for line in result[1:] if line.startswith("    vs ")]
             if len(result) > 1:
                 out.append(OMITTED)
         else:
             out += result
+    return out
+
+
+TRIAL = re.compile(r"^    search trial (\d+)(/\d+: | pruned|: )")
+
+
+def first_trial_in_full(progress: list[str]) -> list[str]:
+    """A candidate's progress lines with a search's first trial in full and, of each later one, the
+    line that starts it and the line with its outcome (``OMITTED`` for what it printed in between)."""
+    out, trial = [], 0
+    for line in progress:
+        m = TRIAL.match(line)
+        if m and m.group(2).startswith("/"):
+            trial = int(m.group(1))
+        elif line.startswith("    search: "):
+            trial = 0  # the search's choice: what follows is the chosen model's
+        if trial <= 1 or m or line.startswith("    search: "):
+            out.append(line)
+        elif out[-1] != OMITTED:
+            out.append(OMITTED)
     return out
 
 
