@@ -3,7 +3,9 @@
 Both train the same model on the same SciFact (claim, abstract) pairs with the same loss
 (MultipleNegativesRankingLoss), batch size, sampler (no duplicates in a batch), precision, learning
 rate schedule and max_seq_length, alternating, and each is timed from loading the model to the
-saved result. Prints one JSON line per way: ``{"way", "device", "pairs_per_s", "ratio_vs_plain", ...}``.
+saved result. Prints one JSON line per way: ``{"way", "device", "pairs_per_s", "ratio_vs_plain", ...}``;
+the harness's lines also give what its memory probe predicted for the training's peak and the peak
+measured over it (``predicted_peak_gib``, ``peak_gib``, ``peak_over_predicted``).
 
 ``harness`` is :func:`harness.train.train` given no dev split, so it keeps the last epoch and does
 exactly the plain script's work; ``harness+dev`` (``--with-dev``) also evaluates the dev split after
@@ -83,6 +85,20 @@ def plain_trainer(model_dir: Path, anchors, positives, args, out: Path, precisio
     model.save_pretrained(str(out / "model"))
 
 
+def memory_figures(memory: dict | None) -> dict:
+    """What the probe predicted for the training's peak, the peak measured over it, and their ratio."""
+    if not memory or not memory.get("peak_bytes"):
+        return {}
+    return {
+        "memory_plan": memory["loss"]
+        + (f" in mini-batches of {memory['mini_batch_size']}" if memory.get("mini_batch_size") else ""),
+        "probe_rows": [p["rows"] for p in memory["probes"] if p.get("rows")],
+        "predicted_peak_gib": round(memory["predicted_peak_bytes"] / 2**30, 2),
+        "peak_gib": round(memory["peak_bytes"] / 2**30, 2),
+        "peak_over_predicted": round(memory["peak_bytes"] / memory["predicted_peak_bytes"], 3),
+    }
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from harness.api import Split
@@ -137,15 +153,18 @@ def main(argv=None) -> int:
             model_dir, mnrl, {}, data, dev_cfg, "ndcg@10", args.device, out / "model"
         )
     seconds: dict[str, list[float]] = {w: [] for w in ways}
+    memory: dict[str, dict] = {}  #: the harness's memory plan: what the probe predicted, what was measured
     for rep in range(args.reps):
         for name, fn in ways.items():
             out = Path(tempfile.mkdtemp(prefix=f"bench-train-{name}-"))
             try:
                 start = time.perf_counter()
-                fn(out)
+                result = fn(out)
                 seconds[name].append(time.perf_counter() - start)
             finally:
                 shutil.rmtree(out, ignore_errors=True)
+            if getattr(result, "memory", None):
+                memory[name] = result.memory
             rate = len(anchors) * args.epochs / seconds[name][-1]
             print(f"rep {rep + 1}/{args.reps} {name}: {rate:.2f} pairs/s", file=sys.stderr)
     plain = len(anchors) * args.epochs / statistics.median(seconds["plain"])
@@ -165,6 +184,7 @@ def main(argv=None) -> int:
                     "ratio_vs_plain": round(rate / plain, 3),
                     "seconds": [round(s, 1) for s in seconds[name]],
                 }
+                | memory_figures(memory.get(name))
             ),
             flush=True,
         )
