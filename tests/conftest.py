@@ -83,13 +83,28 @@ def synthetic_pairs(n: int, seed: int) -> list[dict]:
     return rows
 
 
-@pytest.fixture()
-def pair_files(tmp_path) -> Path:
-    d = tmp_path / "data"
+#: a bm25 reference and its hybrid, as TOML to append to a suite
+HYBRID_REFERENCES = """
+[[references]]
+name = "bm25"
+type = "bm25"
+[[references]]
+name = "hybrid"
+type = "hybrid"
+"""
+
+
+def write_pair_files(folder: Path) -> Path:
+    d = folder / "data"
     d.mkdir()
     for name, n, seed in (("train", 80, 1), ("test", 20, 2)):
         (d / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic_pairs(n, seed)))
     return d
+
+
+@pytest.fixture()
+def pair_files(tmp_path) -> Path:
+    return write_pair_files(tmp_path)
 
 
 def write_suite(folder: Path, body: str, name: str = "tiny.toml") -> Path:
@@ -101,6 +116,11 @@ def write_suite(folder: Path, body: str, name: str = "tiny.toml") -> Path:
 @pytest.fixture()
 def tiny_suite(tmp_path, tiny_model, pair_files):
     """Factory: a jsonl suite on the tiny model; ``extra`` TOML is appended."""
+    return tiny_suite_factory(tmp_path, tiny_model, pair_files)
+
+
+def tiny_suite_factory(tmp_path: Path, tiny_model: Path, pair_files: Path):
+    """What :func:`tiny_suite` gives, for fixtures of any scope."""
 
     def make(
         extra: str = "",
@@ -169,24 +189,31 @@ def shipped_suite_data() -> Path:
     return out
 
 
+def run_in_process(tmp_path: Path, *args: str) -> tuple[int, str]:
+    """``harness ARGS`` in-process with the tests' environment (offline, its cache under ``tmp_path``):
+    (exit code, stdout+stderr)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from harness.cli import main
+
+    buf = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARNESS_DATA_DIR", str(DATA_DIR))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+        with redirect_stdout(buf), redirect_stderr(buf):
+            code = main(list(args))
+    return code, buf.getvalue()
+
+
 @pytest.fixture()
 def run_cli(tmp_path, monkeypatch):
     """Run ``harness`` in-process; returns (exit code, stdout+stderr)."""
-    from harness.cli import main
-
-    def run(*args: str) -> tuple[int, str]:
-        import io
-        from contextlib import redirect_stderr, redirect_stdout
-
-        buf = io.StringIO()
-        with redirect_stdout(buf), redirect_stderr(buf):
-            code = main(list(args))
-        return code, buf.getvalue()
-
-    monkeypatch.setenv("HARNESS_DATA_DIR", str(DATA_DIR))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(DATA_DIR))  # for what a test does beside the CLI
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    return run
+    return lambda *args: run_in_process(tmp_path, *args)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -77,6 +77,7 @@ def shape(line: str) -> str:
     line = re.sub(r"\b\d+m\d+s\b|\b\d+(\.\d+)?s\b", "<t>", line)
     line = re.sub(r"(\d) (KiB|MiB|GiB|TiB)\b", r"\1 <unit>", line)  # a tiny model's memory is MiB
     line = re.sub(r"\bloss=[\w-]+", "loss=<name>", line)  # the loss a search chose
+    line = re.sub(r"\bfusion (rrf k|weighted dense)=", "fusion <fusion>=", line)  # as dev chose it
     line = re.sub(r"[+-]?\d+(\.\d+)?(e[+-]?\d+)?%?", "#", line)
     line = re.sub(r"\b(better|worse|not distinguishable)\b", "<verdict>", line)
     line = re.sub(r"\b(PASSED|FAILED)\b", "<status>", line)

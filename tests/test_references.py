@@ -9,15 +9,7 @@ import json
 import pytest
 
 from .conftest import DATA_DIR
-
-HYBRID = """
-[[references]]
-name = "bm25"
-type = "bm25"
-[[references]]
-name = "hybrid"
-type = "hybrid"
-"""
+from .conftest import HYBRID_REFERENCES as HYBRID
 
 
 def results(folder) -> dict:
@@ -67,46 +59,116 @@ def test_a_gate_against_bm25_fails_when_the_candidate_does_not_beat_it(tiny_suit
 def test_hybrid_rows_for_every_candidate_and_baseline_and_the_report_rerenders_them(
     tiny_suite, run_cli, tmp_path
 ):
+    """Each baseline's and candidate's hybrid is a candidate of its own: its fusion chosen on dev (every
+    setting tried with its dev score), read on test once, judged and ranked like a dense row."""
+    from harness.evaluate.fusion import RRF_KS, WEIGHTS
+
     suite = tiny_suite(HYBRID + '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = -1.0\nagainst = "hybrid"\n')
     code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
     assert code == 0, text
     doc = results(tmp_path / "o")
     hybrids = {r["fuses"]: r for r in doc["references"] if r["type"] == "hybrid"}
     assert set(hybrids) == {"tiny-baseline", "tiny-mnrl"}
-    assert all(
-        r["of"] == "bm25" and r["settings"]["method"] == "rrf" and "ndcg@10" in r["metrics"]
-        for r in hybrids.values()
-    )
-    cand = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl")
-    base = next(c for c in doc["candidates"] if c["name"] == "tiny-baseline")
+    assert all(r["of"] == "bm25" and "ndcg@10" in r["metrics"] for r in hybrids.values())
+    rows = {c["name"]: c for c in doc["candidates"]}
+    assert {"tiny-baseline+bm25", "tiny-mnrl+bm25"} <= set(rows)
+    for dense in ("tiny-baseline", "tiny-mnrl"):
+        row = rows[f"{dense}+bm25"]
+        assert row["hybrid_of"] == {"dense": dense, "reference": "hybrid", "of": "bm25"}
+        assert hybrids[dense]["candidate"] == row["name"]
+        fusion = row["fusion"]
+        tried = fusion["tried"]
+        assert len(tried) == len(RRF_KS) + len(WEIGHTS)  # neither method nor parameter set: both searched
+        best = max(t["ndcg@10"] for t in tried)
+        assert fusion["dev"]["ndcg@10"] == best and fusion["chosen_by"] == "dev ndcg@10"
+        chosen = next(t for t in tried if t["ndcg@10"] == best)
+        assert fusion["method"] == chosen["method"] and fusion.get("rrf_k") == chosen.get("rrf_k")
+        assert fusion["bm25"] == {
+            "k1": 1.5,
+            "b": 0.75,
+            "stemmer": "english",
+            "stopwords": "en",
+            "method": "lucene",
+        }
+        assert row["metrics"] == hybrids[dense]["metrics"]  # test read once, with the chosen setting
+        assert row["status"] == "passed" and set(row["comparison"]) == {"baseline", "bm25", "hybrid"}
+        assert row["dev"] == fusion["dev"]
+    cand, base = rows["tiny-mnrl"], rows["tiny-baseline"]
+    assert cand["dev"] == rows["tiny-mnrl+bm25"]["fusion"]["dense_dev"]
     # the hybrid threshold holds the candidate against its untuned baseline's hybrid
     (gate,) = cand["gates"]
     assert gate["value"] == pytest.approx(
         cand["metrics"]["ndcg@10"] - base["hybrid"]["hybrid"]["metrics"]["ndcg@10"], abs=1e-5
     )
     assert set(cand["comparison"]) == {"baseline", "bm25", "hybrid"}
+    # "best" ships the passing row best on dev
+    passing = [c for c in doc["candidates"] if not c["baseline"] and c["status"] == "passed"]
+    assert (
+        doc["shipped"] == max(passing, key=lambda c: (c["dev"]["ndcg@10"], c["metrics"]["ndcg@10"]))["name"]
+    )
+    assert "tiny::tiny-mnrl+bm25 ndcg@10=" in text, text
     report = tmp_path / "o" / "tiny" / "latest" / "report.html"
     report.unlink()
     code, text = run_cli("report", str(tmp_path / "o" / "tiny" / "latest"))
     assert code == 0, text
     html = report.read_text()
     for row in (
-        "tiny-mnrl + hybrid",
-        "tiny-baseline + hybrid",
+        "tiny-mnrl+bm25",
+        "tiny-baseline+bm25",
+        "tiny-mnrl fused with bm25 (",
         "BM25 (bm25s: k1=1.5",
         "Against the references",
     ):
         assert row in html, row
+    assert "tiny-mnrl + hybrid" not in html  # not twice: the reference row is the candidate's
+
+
+def test_a_gate_against_the_untuned_hybrid_fails_the_rows_that_do_not_beat_it(tiny_suite, run_cli, tmp_path):
+    """`against = "hybrid"`: every row, dense or hybrid, is held against the untuned model fused with
+    BM25; a bar above what a row gains fails it (exit 1), and nothing failing is shipped."""
+    gate = '[[thresholds]]\nmetric = "ndcg@10"\nmin_gain = {}\nagainst = "hybrid"\ncandidates = ["{}"]\n'
+    suite = tiny_suite(HYBRID + gate.format(0.5, "tiny-mnrl*"))
+    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "-q")
+    doc = results(tmp_path / "o")
+    rows = {c["name"]: c for c in doc["candidates"]}
+    untuned = rows["tiny-baseline+bm25"]["metrics"]["ndcg@10"]
+    for name in ("tiny-mnrl", "tiny-mnrl+bm25"):
+        (g,) = rows[name]["gates"]
+        assert g["against"] == "hybrid" and not g["passed"] and rows[name]["status"] == "failed", g
+        assert g["value"] == pytest.approx(rows[name]["metrics"]["ndcg@10"] - untuned, abs=1e-5)
+    assert code == 1, text
+    assert doc["shipped"] == "tiny-baseline+bm25"  # the one passing row (no gate applies to it)
 
 
 def test_weighted_fusion_and_no_references(tiny_suite, run_cli, tmp_path):
     suite = tiny_suite(
         HYBRID.replace('type = "hybrid"', 'type = "hybrid"\nmethod = "weighted"\nweight = 0.7')
     )
-    code, text = run_cli("run", str(suite), "--out", str(tmp_path / "w"), "--device", "cpu", "-q")
+    code, text = run_cli(
+        "run",
+        str(suite),
+        "--out",
+        str(tmp_path / "w"),
+        "--device",
+        "cpu",
+        "-q",
+        "--set",
+        "suite.ship=tiny-mnrl+bm25",
+    )
     assert code == 0, text
-    hybrid = next(r for r in results(tmp_path / "w")["references"] if r["type"] == "hybrid")
+    doc = results(tmp_path / "w")
+    hybrid = next(r for r in doc["references"] if r["type"] == "hybrid")
     assert hybrid["settings"] == {"of": "bm25", "method": "weighted", "weight": 0.7}
+    # what the suite sets is kept: nothing else was tried
+    row = next(c for c in doc["candidates"] if c["name"] == "tiny-mnrl+bm25")
+    assert [{k: v for k, v in t.items() if k != "ndcg@10"} for t in row["fusion"]["tried"]] == [
+        {"method": "weighted", "weight": 0.7}
+    ]
+    assert doc["shipped"] == "tiny-mnrl+bm25"  # named by `ship`, whatever is best on dev
+    suite.write_text(suite.read_text().replace("[suite]\n", '[suite]\nship = "tiny-mnrl+bm52"\n', 1))
+    code, text = run_cli("check", str(suite))
+    assert code == 4 and "suite.ship: expected 'best' or the name of a row" in text, text
+    assert "did you mean 'tiny-mnrl+bm25'" in text, text
     suite = tiny_suite("references = []\n", name="none.toml")
     text = suite.read_text()
     suite.write_text(

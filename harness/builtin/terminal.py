@@ -118,6 +118,13 @@ def harness_candidate_report(item, result):
         _out(line)
 
 
+def fusion_setting(f: dict) -> str:
+    """``rrf k=20`` or ``weighted dense=0.7``: a hybrid's fusion (harness/evaluate/fusion.py)."""
+    if f.get("method") == "weighted":
+        return f"weighted dense={f.get('weight')}"
+    return f"rrf k={f.get('rrf_k', 60)}"
+
+
 def result_lines(
     nodeid: str, baseline: bool, result: dict, metric: str, base: dict | None, took: str
 ) -> list[str]:
@@ -148,9 +155,17 @@ def result_lines(
     for name, hybrid in hybrids.items():
         if metric in hybrid["metrics"]:
             out.append(
-                f"    {name} ({hybrid['method']} with {hybrid['of']}): "
+                f"    {name} (with {hybrid['of']}, fusion {fusion_setting(hybrid.get('fusion') or hybrid)}): "
                 f"{metric}={hybrid['metrics'][metric]:.4f}"
             )
+    if result.get("fusion"):
+        f = result["fusion"]
+        out.append(
+            f"    fusion {fusion_setting(f)} ({f['chosen_by']}: {f['dev'][metric]:.4f}; this model alone "
+            f"{f['dense_dev'][metric]:.4f}; {len(f['tried'])} settings tried)"
+            if f.get("tried") and metric in f.get("dev", {})
+            else f"    fusion {fusion_setting(f)} ({f['chosen_by']})"
+        )
     out += _seed_lines(result.get("seeds"), metric)
     curve = (result.get("training") or {}).get("learning_curve")
     if curve:

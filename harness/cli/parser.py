@@ -136,7 +136,9 @@ def parser() -> argparse.ArgumentParser:
     rel.add_argument("run_dir", metavar="RUN", help="a run folder, or reports/<suite>/latest")
     rel.add_argument("--to", required=True, metavar="DIR", help="new (or empty) folder for the artifact")
     rel.add_argument(
-        "--candidate", metavar="NAME", help="default: the run's shipped (best passing) candidate"
+        "--candidate",
+        metavar="NAME",
+        help="default: the run's shipped candidate (a hybrid one too: NAME+bm25)",
     )
     rel.add_argument("--force", action="store_true", help="release a candidate that did not pass its gates")
 
@@ -149,14 +151,28 @@ def parser() -> argparse.ArgumentParser:
     )
     enc.add_argument("--out", metavar="FILE", help="Parquet file of (id, vector)")
     enc.add_argument("--append", action="store_true", help="add to --out; refused if another model made it")
-    enc.add_argument("--check", metavar="FILE", help="exit 1 unless FILE's embeddings were made by ARTIFACT")
+    enc.add_argument(
+        "--check",
+        metavar="FILE",
+        help="exit 1 unless FILE's embeddings (and a hybrid's BM25 index beside it) were made by ARTIFACT "
+        "(and from --corpus, when given)",
+    )
     enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    srch = sub.add_parser("search", help="exact top-k search of an embeddings file")
+    srch = sub.add_parser(
+        "search", help="exact top-k search of an index (a hybrid artifact's: fused with BM25), or a batch"
+    )
     srch.add_argument("file", metavar="FILE", help="a Parquet file written by `harness encode`")
     srch.add_argument("artifact", metavar="ARTIFACT", help="the released model that wrote FILE (checked)")
-    srch.add_argument("query", metavar="QUERY", help="the query text")
+    srch.add_argument("query", metavar="QUERY", nargs="?", help="the query text (or --queries FILE)")
     srch.add_argument("-k", type=int, default=10, help="how many results (default: 10)")
+    srch.add_argument("--queries", metavar="FILE", help="a batch: JSONL (_id or id, text) or TSV (id, text)")
+    srch.add_argument(
+        "--qrels", metavar="FILE", help="judgements (BEIR TSV or TREC qrels): print the report's metrics"
+    )
+    srch.add_argument("--json", metavar="OUT", help="write the metrics (and per-query values) as JSON")
+    srch.add_argument("--trec", metavar="OUT", help="write the rankings as a TREC run")
+    srch.add_argument("--jsonl", metavar="OUT", help="write the rankings as JSONL")
     return p
 
 

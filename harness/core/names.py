@@ -71,3 +71,9 @@ class GroupBy(Name):
 
     COMPONENT = "component"  #: queries that share a relevant document, transitively
     QUERY = "query"  #: each query on its own
+
+
+def hybrid_name(dense: str, ref, suite) -> str:
+    """``<dense>+<bm25 reference>``; with two hybrids of one bm25 reference, ``<dense>+<hybrid name>``."""
+    same = [r for r in suite.references if r.type == "hybrid" and r.of == ref.of]
+    return f"{dense}+{ref.of if len(same) == 1 else ref.name}"

@@ -31,15 +31,33 @@ class Bm25:
     ):
         import bm25s
 
+        self._analyser(stemmer, stopwords)
+        self.retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
+        self.retriever.index(self._tokens(texts, ids=True), show_progress=False)
+        self.size = len(texts)
+
+    def _analyser(self, stemmer: str, stopwords: str) -> None:
         self.stemmer = None
         if stemmer:
             import Stemmer
 
             self.stemmer = Stemmer.Stemmer(stemmer)
         self.stopwords = stopwords or None
-        self.retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
-        self.retriever.index(self._tokens(texts, ids=True), show_progress=False)
-        self.size = len(texts)
+
+    def save(self, folder) -> None:
+        """bm25s's own files of the index (its scores and vocabulary) in ``folder``."""
+        self.retriever.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder, size: int, stemmer: str = "english", stopwords: str = "en") -> Bm25:
+        """The index :meth:`save` wrote, of ``size`` documents, with the analyser it was built with."""
+        import bm25s
+
+        self = cls.__new__(cls)
+        self._analyser(stemmer, stopwords)
+        self.retriever = bm25s.BM25.load(str(folder), show_progress=False)
+        self.size = size
+        return self
 
     def _tokens(self, texts: Sequence[str], ids: bool):
         import bm25s

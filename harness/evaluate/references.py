@@ -14,23 +14,27 @@ from harness.suite.schema import ReferenceTable, Suite
 _INDEXES: dict[tuple, object] = {}
 
 
-def bm25_scores(data, ref: ReferenceTable):
-    """BM25 scores of every test query for every document of ``data`` (a prepared dataset)."""
+def bm25_scores(data, ref: ReferenceTable, split: str = "test"):
+    """BM25 scores of every query of ``data``'s ``split`` (test, or dev over the dev corpus) for every
+    document it retrieves from."""
     from harness.evaluate.lexical import Bm25
 
+    corpus = data.corpus if split == "test" else data.dev_corpus
     key = (
         data.fingerprint,
-        data.corpus.height,
-        tuple(data.corpus["id"].head(3)),
+        split,
+        corpus.height,
+        tuple(corpus["id"].head(3)),
         ref.k1,
         ref.b,
         ref.stemmer,
         ref.stopwords,
     )
     if key not in _INDEXES:
-        _INDEXES.clear()  # one corpus at a time: an index of a large corpus is not small
-        _INDEXES[key] = Bm25(data.corpus["text"].to_list(), ref.k1, ref.b, ref.stemmer, ref.stopwords)
-    return _INDEXES[key].scores(data.test.queries["text"].to_list())
+        if len(_INDEXES) >= 2:
+            _INDEXES.clear()  # one corpus (test and dev) at a time: an index of a large corpus is not small
+        _INDEXES[key] = Bm25(corpus["text"].to_list(), ref.k1, ref.b, ref.stemmer, ref.stopwords)
+    return _INDEXES[key].scores(getattr(data, split).queries["text"].to_list())
 
 
 def evaluate_bm25(suite: Suite, data, ref: ReferenceTable) -> dict:
@@ -53,26 +57,47 @@ def evaluate_bm25(suite: Suite, data, ref: ReferenceTable) -> dict:
 
 def evaluate_hybrids(suite: Suite, data, encoder) -> dict[str, dict]:
     """For each hybrid reference of ``suite``: the dense ranking of ``encoder`` fused with its bm25
-    reference's, ``{of, method, settings, metrics, per_query, rankings}``."""
-    from harness.evaluate.lexical import fuse
+    reference's, by the fusion chosen on dev (:mod:`harness.evaluate.fusion`), then read on test
+    once: ``{of, method, settings, fusion, metrics, per_query, rankings}``."""
+    from harness.evaluate.fusion import choose, fused, without_dev
     from harness.evaluate.ranking import rank_scores
 
     hybrids = [r for r in suite.references if r.type == "hybrid"]
     if not hybrids:
         return {}
     refs = {r.name: r for r in suite.references}
-    dense = (
-        encoder.encode_queries(data.test.queries["text"].to_list())
-        @ encoder.encode_documents(data.corpus["text"].to_list()).T
-    )
+    ev = suite.evaluation
+
+    def dense(split: str, corpus):
+        return encoder.encode_queries(getattr(data, split).queries["text"].to_list()) @ (
+            encoder.encode_documents(corpus["text"].to_list()).T
+        )
+
+    test = dense("test", data.corpus)
+    dev = dense("dev", data.dev_corpus) if len(data.dev) else None
     out = {}
     for ref in hybrids:
-        scores = fuse(dense, bm25_scores(data, refs[ref.of]), ref.method, ref.rrf_k, ref.depth, ref.weight)
-        res = rank_scores(scores, data.corpus["id"].to_list(), data.test, suite.evaluation.k_values)
+        bm25 = refs[ref.of]
+        if dev is not None:
+            fusion = choose(
+                dev,
+                bm25_scores(data, bm25, "dev"),
+                data.dev_corpus["id"].to_list(),
+                data.dev,
+                ev.k_values,
+                ev.primary_metric,
+                ref,
+                bm25,
+            )
+        else:
+            fusion = without_dev(ref, bm25)
+        scores = fused(test, bm25_scores(data, bm25), fusion)
+        res = rank_scores(scores, data.corpus["id"].to_list(), data.test, ev.k_values)
         out[ref.name] = {
             "of": ref.of,
-            "method": ref.method,
+            "method": fusion["method"],
             "settings": ref.settings,
+            "fusion": fusion,
             **rounded(res.metrics, res.per_query),
             "rankings": res.rankings,
         }
@@ -120,4 +145,5 @@ def model_reference(ref: ReferenceTable, result: dict) -> dict:
 
 def settings_key(suite: Suite) -> list[dict]:
     """What of the references decides a model's evaluation (for the baselines' evaluation cache)."""
-    return [vars(r) for r in suite.references]
+    # "fusion": hybrids' fusion chosen on dev (an evaluation cached before that has no `fusion`)
+    return [{"fusion": "chosen on dev"}] + [vars(r) for r in suite.references]

@@ -17,13 +17,24 @@ from harness.gate.stats import compare_runs
 SNIPPET = 400  #: characters of a document shown in the per-query view
 
 
-def shipped(candidates: list[dict], primary: str) -> dict | None:
-    """The candidate a run would ship: the best passing non-baseline candidate on the primary metric."""
+def shipped(candidates: list[dict], primary: str, ship: str = "best") -> dict | None:
+    """The row a run ships: with ``ship = "best"``, of the rows (not baselines) that pass their gates
+    the best on dev (``dev``), when every one of them has a dev score, else the best on the primary
+    metric; with a name, that row when it passed (else None)."""
     ok = [
         c
         for c in candidates
         if not c["baseline"] and c["status"] == Status.PASSED and primary in c["metrics"]
     ]
+    if ship != "best":
+        return next((c for c in ok if c["name"] == ship), None)
+
+    def dev(c) -> float | None:
+        d = c.get("dev") or {}
+        return d.get(primary, d.get("score"))
+
+    if ok and all(dev(c) is not None for c in ok):
+        return max(ok, key=lambda c: (dev(c), c["metrics"][primary]))
     return max(ok, key=lambda c: c["metrics"][primary], default=None)
 
 
@@ -31,10 +42,14 @@ def load_reference(doc: dict, path: Path | str) -> dict:
     """``{suite, run_id, file, name, metrics, per_query}`` of the model shipped by the previous run
     whose results.json ``doc`` was read from ``path`` (see :func:`harness.report.document.read_results`)."""
     primary, cands = doc["primary_metric"], doc["candidates"]
-    ref = shipped(cands, primary) or max(
-        (c for c in cands if not c["baseline"] and c["metrics"]),
-        key=lambda c: c["metrics"].get(primary, 0),
-        default=None,
+    ref = (
+        next((c for c in cands if c["name"] == doc.get("shipped")), None)
+        or shipped(cands, primary)
+        or max(
+            (c for c in cands if not c["baseline"] and c["metrics"]),
+            key=lambda c: c["metrics"].get(primary, 0),
+            default=None,
+        )
     )
     if ref is None or not ref.get("per_query"):
         raise ConfigError(

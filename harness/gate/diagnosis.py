@@ -100,6 +100,10 @@ def signals(
         "false_negatives": fn,
         "mined": bool(mining),
         "hybrid": own_hybrid and own_hybrid.get("metrics", {}).get(primary),
+        # its row (harness/gate/hybrids.py), named so when the suite has one hybrid reference
+        "hybrid_row": f"{result.get('name')}+{own_hybrid['of']}"
+        if own_hybrid and len(result.get("hybrid") or {}) == 1
+        else None,
         "value": result.get("metrics", {}).get(primary),
     }
     return out
@@ -177,7 +181,12 @@ def suggestions(s: dict, primary: str, lr: float | None, epochs: int | None, sea
             0.45 + (hybrid - value) * 5,
             "ship the hybrid",
             f"this model fused with BM25 scores {primary} {hybrid:.4f} against {value:.4f} alone; "
-            f"{against['name']} is the best reference",
+            f"{against['name']} is the best reference"
+            + (
+                f" (that row, {s['hybrid_row']}, ships with `harness release --candidate`)"
+                if s.get("hybrid_row")
+                else ""
+            ),
         )
     r1 = s.get("baseline_rank1")
     if r1 is not None and r1 > 0.6:

@@ -91,7 +91,7 @@ def run_document(
         "environment": environment(),
         "candidates": results,
         "not_run": [i.name for i in run.items if i.name not in run.results and i.name not in run.references],
-        "shipped": (shipped(results, suite.evaluation.primary_metric) or {}).get("name"),
+        "shipped": (shipped(results, suite.evaluation.primary_metric, suite.suite.ship) or {}).get("name"),
         "compare": None if not compare else {k: compare[k] for k in ("file", "run_id", "name", "metrics")},
         "references": references_of(run),
     }
@@ -99,10 +99,16 @@ def run_document(
 
 def references_of(run) -> list[dict]:
     """results.json ``references``: each bm25 reference of the suite, then each hybrid of every
-    baseline and candidate (``fuses``: whose dense ranking it fused)."""
+    baseline and candidate (``fuses``: whose dense ranking it fused; ``fusion``: as chosen on dev;
+    ``candidate``: the hybrid's own row among the candidates, harness/gate/hybrids.py)."""
     out = [
         {k: v for k, v in r.items() if k not in ("per_query", "rankings")} for r in run.references.values()
     ]
+    rows = {
+        (c["hybrid_of"]["dense"], c["hybrid_of"]["reference"]): c["name"]
+        for c in run.results.values()
+        if c.get("hybrid_of")
+    }
     for c in run.results.values():
         for name, h in (c.get("hybrid") or {}).items():
             out.append(
@@ -112,10 +118,16 @@ def references_of(run) -> list[dict]:
                     "fuses": c["name"],
                     "of": h["of"],
                     "settings": h["settings"],
+                    "method": h["method"],
+                    "fusion": {k: v for k, v in (h.get("fusion") or {}).items() if k in FUSION_KEYS},
+                    "candidate": rows.get((c["name"], name)),  # its row among the candidates
                     "metrics": h["metrics"],
                 }
             )
     return out
+
+
+FUSION_KEYS = ("method", "rrf_k", "depth", "weight", "chosen_by")  #: of a hybrid reference's entry
 
 
 def write_results(run_dir: Path, doc: RunDocument) -> Path:

@@ -54,6 +54,7 @@ def ranking(doc: dict) -> list[dict]:
         rows.append(
             {
                 **c,
+                **({"base_model": fusion_text(c)} if c.get("hybrid_of") else {}),
                 "cells": cells,
                 "primary": c["metrics"].get(primary),
                 "verdict": top["verdict"] if top else None,
@@ -69,15 +70,25 @@ def ranking(doc: dict) -> list[dict]:
     return rows
 
 
+def fusion_text(c: dict) -> str:
+    """What a hybrid row is, in words: ``tiny-mnrl fused with bm25 (rrf k=20, chosen on dev ndcg@10)``."""
+    f = c["fusion"]
+    param = f"k={f['rrf_k']}" if f["method"] == "rrf" else f"dense weight {f['weight']}"
+    of = c["hybrid_of"]
+    return f"{of['dense']} fused with {of['of']} ({f['method']} {param}, {f['chosen_by']})"
+
+
 def reference_rows(doc: dict) -> list[dict]:
     """The references as rows of the ranking: BM25, and the hybrid of each candidate and baseline."""
     primary, metrics = doc["primary_metric"], columns(doc)
     rows = []
     for r in doc.get("references") or []:
+        if r["type"] == "hybrid" and r.get("candidate"):
+            continue  # ranked as a candidate of its own
         if r["type"] == "hybrid":
             name, what = (
                 f"{r['fuses']} + {r['name']}",
-                f"{r['fuses']} fused with {r['of']} ({r['settings'].get('method')})",
+                f"{r['fuses']} fused with {r['of']} ({r.get('method') or r['settings'].get('method')})",
             )
         elif r["type"] == "bm25":
             name, what = r["name"], f"BM25 (bm25s: {', '.join(f'{k}={v}' for k, v in r['settings'].items())})"
@@ -208,7 +219,8 @@ def history(run_dir: Path, doc: dict) -> list[dict]:
             continue
         try:  # a plain read: the full schema check costs ~0.3 s per SciFact run, once per earlier run
             d = doc if other == run_dir else json.loads((other / "results.json").read_text())
-            ship = shipped(d["candidates"], primary)
+            ship = next((c for c in d["candidates"] if c["name"] == d.get("shipped")), None)
+            ship = ship or shipped(d["candidates"], primary)
             points.append(
                 {
                     "run_id": other.name,

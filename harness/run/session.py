@@ -10,8 +10,8 @@ every executor.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-import traceback
 from typing import Any
 
 from harness.core import records
@@ -19,6 +19,7 @@ from harness.core.names import Stage, Status
 from harness.core.suiterun import SuiteRun
 from harness.evaluate.references import bm25_references, model_reference
 from harness.exitcodes import ExitCode
+from harness.gate.hybrids import dense_dev, judged, judged_hybrids, passed_baseline
 from harness.plugins import Plugins
 from harness.results import CandidateResult, new_result
 from harness.run.options import RunOptions
@@ -239,31 +240,20 @@ class Session:
 
     def _conclude(self, run: SuiteRun, item: Item, result: CandidateResult) -> CandidateResult:
         """Judge a computed candidate against its baseline (which concluded before it), record, report."""
-        from harness.gate.verdict import judge
-
         if item.reference is not None:  # a model reference: kept beside the bm25 ones, never gated
             entry = run.references[item.name] = model_reference(item.reference, result)
             self._write(run, None)
             self.hook.harness_reference_report(suite=run.suite, reference=entry)
             return {**result, "status": Status.PASSED if "error" not in result else Status.ERROR}
+        compare = self.compare if self.compare and self.compare["suite"] == run.suite.name else None
         if not item.baseline and "error" not in result:
-            base = run.results.get(f"{item.model.name}-baseline")
-            base = base if base and base["status"] == Status.PASSED else None
-            compare = self.compare if self.compare and self.compare["suite"] == run.suite.name else None
-            # bm25 as evaluated for the suite; a hybrid as the untuned baseline's (is tuning better than
-            # adding BM25?)
-            references = {n: r for n, r in run.references.items() if not r.get("error")}
-            references |= (base or {}).get("hybrid") or {}
-            try:
-                result = {**result, **judge(result, base, compare, run.suite, run.data, references, item)}
-            except Exception as e:  # noqa: BLE001 - one candidate's problem must not stop the others
-                result = {
-                    **result,
-                    "error": f"{type(e).__name__}: {e}",
-                    "status": Status.ERROR,
-                    "traceback": traceback.format_exc(),
-                }
-        return self._record(run, item, result)
+            result = judged(run, item, result, passed_baseline(run, item), compare)
+            result = result if "error" in result else {**result, "dev": dense_dev(result)}
+        recorded = self._record(run, item, result)
+        if "error" not in result:  # its hybrids with BM25: rows of their own
+            for row in judged_hybrids(run, item, result, compare):
+                self._record(run, dataclasses.replace(item, fused=row["name"]), row)
+        return recorded
 
     def _record(self, run: SuiteRun, item: Item, result: CandidateResult) -> CandidateResult:
         """Keep ``result``, rewrite results.json (so a crash loses nothing) and report it."""

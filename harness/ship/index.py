@@ -14,6 +14,7 @@ from typing import Iterator
 from harness.errors import ConfigError, DataError, HarnessError
 
 FINGERPRINT_KEY = b"harness.fingerprint"
+CORPUS_KEY = b"harness.corpus"  #: the digest of the documents encoded (harness.ship.hybrid.CorpusDigest)
 CHUNK = 2048
 
 
@@ -70,15 +71,30 @@ def read_corpus(path: Path, chunk: int | None = None) -> Iterator[tuple[list[str
         raise DataError(f"{path}: unknown corpus format {suffix!r}; expected .jsonl, .csv or .parquet")
 
 
-def file_fingerprint(path: Path) -> str | None:
+def corpus_digest(corpus: Path) -> str:
+    """The :class:`harness.ship.hybrid.CorpusDigest` of the corpus file ``corpus``, as encoding it gives."""
+    from harness.ship.hybrid import CorpusDigest
+
+    digest = CorpusDigest()
+    for ids, texts in read_corpus(corpus):
+        digest.update(ids, texts)
+    return digest.hexdigest()
+
+
+def file_meta(path: Path, key: bytes) -> str | None:
+    """One of the harness's keys in the embeddings file ``path``'s metadata."""
     import pyarrow.parquet as pq
 
     try:
-        meta = pq.read_schema(path).metadata or {}
+        meta = pq.ParquetFile(path).metadata.metadata or {}
     except Exception as e:  # noqa: BLE001 - not a Parquet file
         raise DataError(f"{path}: not an embeddings Parquet file ({e})") from None
-    value = meta.get(FINGERPRINT_KEY)
+    value = meta.get(key)
     return value.decode() if value else None
+
+
+def file_fingerprint(path: Path) -> str | None:
+    return file_meta(path, FINGERPRINT_KEY)
 
 
 def _open_encoder(artifact: Path):
@@ -105,15 +121,24 @@ def _open_encoder(artifact: Path):
 def encode_corpus(
     artifact: Path, corpus: Path, out: Path, append: bool = False, progress: bool = False
 ) -> dict:
-    """Encode ``corpus`` into ``out``; with ``append``, add to an existing file of the same model."""
+    """Encode ``corpus`` into ``out``; with ``append``, add to an existing file of the same model. A
+    hybrid artifact's BM25 index of the whole corpus is (re)built beside it (:mod:`harness.ship.hybrid`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from harness.ship import hybrid
+
     encoder, fp = _open_encoder(artifact)
+    settings = hybrid.hybrid_settings(artifact)
     out = Path(out)
     existing = out.is_file()
     if existing and not append:
         raise ConfigError(f"--out {out}: exists (use --append to add to it)")
+    if existing and settings is not None:
+        raise ConfigError(
+            f"--append {out}: {artifact} is a hybrid artifact, whose BM25 index is built over the whole "
+            "corpus at once; encode the whole corpus into a new file"
+        )
     if existing and file_fingerprint(out) != fp:
         raise HarnessError(
             f"{out} holds embeddings of model {file_fingerprint(out)}, not of {artifact} ({fp}): "
@@ -130,6 +155,8 @@ def encode_corpus(
     try:
         seen: set[str] = set()  # a document id twice would make search return it twice
         held: set[str] = set()  # the ids already in the file appended to
+        digest = hybrid.CorpusDigest(file_meta(out, CORPUS_KEY) or "" if existing else "")
+        lexical: tuple[list, list] = ([], [])  # a hybrid's: every id and text, for its BM25 index
         if existing:  # copy what is there, row group by row group
             src = pq.ParquetFile(out)
             writer = pq.ParquetWriter(tmp, src.schema_arrow)
@@ -147,6 +174,10 @@ def encode_corpus(
                         "its own id"
                     )
                 seen.add(doc_id)
+            digest.update(ids, texts)
+            if settings is not None:
+                lexical[0].extend(ids)
+                lexical[1].extend(texts)
             vecs = encoder.encode_documents(texts)
             dim = vecs.shape[1]
             table = pa.table(
@@ -172,47 +203,66 @@ def encode_corpus(
         raise
     finally:
         if writer is not None:
+            writer.add_key_value_metadata({CORPUS_KEY: digest.hexdigest().encode()})
             writer.close()
         if bar:
             bar.close()
     if writer is None or rows == 0:
         tmp.unlink(missing_ok=True)
         raise DataError(f"{corpus}: no documents")
+    if settings is not None:
+        try:
+            hybrid.build(hybrid.index_dir(out), *lexical, settings, fp, digest.hexdigest())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     tmp.replace(out)
-    return {"file": str(out), "rows": rows, "fingerprint": fp}
+    return {
+        "file": str(out),
+        "rows": rows,
+        "fingerprint": fp,
+        "corpus": digest.hexdigest(),
+        "bm25": str(hybrid.index_dir(out)) if settings is not None else None,
+    }
 
 
-def check(file: Path, artifact: Path, want: str | None = None) -> tuple[bool, str]:
-    """Whether ``file`` was made by ``artifact`` (whose fingerprint is ``want``, computed if not given)."""
+def check(
+    file: Path, artifact: Path, want: str | None = None, corpus: Path | None = None
+) -> tuple[bool, str]:
+    """Whether ``file`` was made by ``artifact`` (whose fingerprint is ``want``, computed if not given),
+    from ``corpus`` when given; for a hybrid artifact, its BM25 index too (:mod:`harness.ship.hybrid`)."""
+    from harness.ship import hybrid
     from harness.ship.release import fingerprint
 
     have, want = file_fingerprint(Path(file)), want or fingerprint(Path(artifact))
-    if have == want:
-        return True, f"{file}: made by {artifact} (fingerprint {want})"
-    return False, (
-        f"{file}: made by another model (fingerprint {have or 'none'}), not by {artifact} ({want}); "
-        "do not mix these embeddings: reindex"
-    )
+    if have != want:
+        return False, (
+            f"{file}: made by another model (fingerprint {have or 'none'}), not by {artifact} ({want}); "
+            "do not mix these embeddings: reindex"
+        )
+    made_from = file_meta(Path(file), CORPUS_KEY)
+    if corpus is not None and made_from != (given := corpus_digest(Path(corpus))):
+        return False, (
+            f"{file}: made from another corpus (digest {made_from or 'none recorded'}) than {corpus} "
+            f"({given}): "
+            "reindex"
+        )
+    lines = [f"{file}: made by {artifact} (fingerprint {want})" + (f" from {corpus}" if corpus else "")]
+    if hybrid.hybrid_settings(Path(artifact)) is not None:
+        ok, message = hybrid.check_index(Path(file), want, made_from)
+        if not ok:
+            return False, message
+        lines.append(message)
+    return True, "\n".join(lines)
 
 
-def search(file: Path, artifact: Path, query: str, k: int = 10) -> list[tuple[str, float]]:
-    """Exact top-``k`` of ``query`` over the embeddings file, streaming its row groups."""
-    import numpy as np
-    import pyarrow.parquet as pq
+def search(file: Path, artifact: Path, queries: list[str], k: int = 10):
+    """``(doc_ids, top, scores)`` of :func:`harness.ship.hybrid.rank`: the exact top-``k`` of each query
+    over the embeddings file (a hybrid artifact's: fused with BM25's, as its run chose), once checked."""
+    from harness.ship import hybrid
 
     encoder, fp = _open_encoder(artifact)
     ok, message = check(file, artifact, fp)
     if not ok:
         raise HarnessError(message)
-    q = encoder.encode_queries([query])[0]
-    best: list[tuple[float, str]] = []
-    pf = pq.ParquetFile(file)
-    for i in range(pf.num_row_groups):
-        group = pf.read_row_group(i)
-        vecs = np.asarray(group.column("vector").combine_chunks().flatten()).reshape(group.num_rows, -1)
-        scores = vecs @ q
-        top = np.argsort(-scores)[:k]
-        ids = group.column("id")
-        best += [(float(scores[j]), ids[int(j)].as_py()) for j in top]
-        best = sorted(best, key=lambda t: -t[0])[:k]
-    return [(i, s) for s, i in best]
+    return hybrid.rank(Path(file), encoder, hybrid.hybrid_settings(Path(artifact)), queries, k)

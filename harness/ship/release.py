@@ -7,6 +7,11 @@ suite, run, metrics, gates).
 
 The fingerprint hashes what decides a vector: the ONNX graph, the tokenizer, pooling,
 normalisation and max_seq_length. Two folders with the same fingerprint embed identically.
+
+A hybrid candidate (``<candidate>+<bm25>``, :mod:`harness.gate.hybrids`) releases its dense model so,
+plus ``hybrid.json``: the BM25 settings (tokenizer, stemmer, stop words, k1, b) and the fusion chosen
+on dev, which the fingerprint hashes too: ``harness encode`` then builds the BM25 index beside the
+embeddings and ``harness search`` answers with the fused ranking (:mod:`harness.ship.hybrid`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.export.variants import copy_variant
 
 MANIFEST = "harness-artifact.json"
+HYBRID = "hybrid.json"  #: of a hybrid artifact: its BM25 settings and fusion
 
 
 def fingerprint(folder: Path) -> str:
@@ -33,6 +39,8 @@ def fingerprint(folder: Path) -> str:
     h = hashlib.sha256()
     for part in (folder / "onnx" / "model.onnx", folder / "tokenizer.json"):
         h.update(file_digest(part).encode())
+    if (folder / HYBRID).is_file():  # a hybrid ranks with BM25 as well: its settings decide the results
+        h.update(file_digest(folder / HYBRID).encode())
     h.update(json.dumps(read_st_folder(folder), sort_keys=True).encode())
     return h.hexdigest()[:32]
 
@@ -52,7 +60,10 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
     cand = next((c for c in doc["candidates"] if c["name"] == name), None)
     if cand is None or cand["baseline"]:
         names = [c["name"] for c in doc["candidates"] if not c["baseline"]]
-        raise ConfigError(f"--candidate {name!r}: not a trained candidate of this run; it has {names}")
+        raise ConfigError(
+            f"--candidate {name!r}: not a candidate of this run (a baseline is not released; its hybrid "
+            f"row is); it has {names}"
+        )
     if cand["status"] != Status.PASSED and not force:
         failed = [g for g in cand["gates"] if not g["passed"]]
         raise HarnessError(
@@ -60,7 +71,9 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
             f"{len(failed)} failed{', ' + cand['error'] if cand.get('error') else ''}); "
             "--force releases it anyway and says so in the model card"
         )
-    src = run_dir / "models" / name / cand.get("model_dir", ".")  # with seeds: the seed that ships
+    hybrid = cand.get("hybrid_of")
+    dense = hybrid["dense"] if hybrid else name  # a hybrid ships its dense model's files
+    src = run_dir / "models" / dense / cand.get("model_dir", ".")  # with seeds: the seed that ships
     onnx_file = Path((cand.get("encoder") or {}).get("file") or "onnx/model.onnx").name  # the shipped variant
     variant = VARIANTS.get(cand.get("variant", VariantName.FP32), VARIANTS[VariantName.FP32])
     if not (src / "export" / variant.folder / onnx_file).is_file():
@@ -76,6 +89,8 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
     copy_variant(src / "export", "model.onnx" if ov else onnx_file, tmp, openvino=ov)
     if (src / "trained").is_dir():
         shutil.copytree(src / "trained", tmp / "sentence-transformers")
+    if hybrid:
+        (tmp / HYBRID).write_text(json.dumps(hybrid_settings(cand), indent=1, sort_keys=True))
     base = next(
         (c for c in doc["candidates"] if c["baseline"] and c["base_model"] == cand["base_model"]), None
     )
@@ -99,6 +114,8 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
         "training": doc.get("training"),
         "environment": doc.get("environment"),
         "prompts": {k: (cand["encoder"] or {}).get(k, "") for k in ("query_prompt", "document_prompt")},
+        "hybrid": hybrid_settings(cand) if hybrid else None,
+        "k_values": k_values(cand),
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     (tmp / "README.md").write_text(model_card(doc, cand, base, manifest))
@@ -106,6 +123,23 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
         to.rmdir()
     tmp.rename(to)
     return manifest
+
+
+def hybrid_settings(cand: dict) -> dict:
+    """What a hybrid artifact serves with (``hybrid.json``): its dense row, BM25 and fusion settings."""
+    f = cand["fusion"]
+    return {
+        "dense": cand["hybrid_of"]["dense"],
+        "bm25": f["bm25"],
+        "fusion": {k: f[k] for k in ("method", "rrf_k", "depth", "weight") if k in f},
+        "chosen_by": f["chosen_by"],
+    }
+
+
+def k_values(cand: dict) -> list[int]:
+    """The cut-offs of the @k metrics the run reported (``harness search --qrels`` reports the same)."""
+    ks = {int(m.rsplit("@", 1)[1]) for m in cand["metrics"] if "@" in m and m.rsplit("@", 1)[1].isdigit()}
+    return sorted(ks) or [1, 3, 5, 10, 100]
 
 
 def released_metrics(cand: dict) -> dict:
@@ -160,6 +194,23 @@ def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
             f"{primary} is {seeds['mean'][primary]:.4f} ± {seeds['std'][primary]:.4f} (worst "
             f"{seeds['worst'][primary]:.4f}); the gains and intervals above are those of the mean over "
             "seeds.",
+        ]
+    if manifest.get("hybrid"):
+        h = manifest["hybrid"]
+        f, b = h["fusion"], h["bm25"]
+        param = (
+            f"k = {f['rrf_k']}, depth {f['depth']}" if f["method"] == "rrf" else f"dense weight {f['weight']}"
+        )
+        lines += [
+            "",
+            "## Hybrid search",
+            "",
+            f"This release ranks by the embeddings of `{h['dense']}` fused with bm25 (bm25s {b['method']}, "
+            f"k1 {b['k1']}, b {b['b']}, stemmer {b['stemmer'] or 'none'}, stop words "
+            f"{b['stopwords'] or 'none'}) by {f['method']} ({param}; {h['chosen_by']}). `harness encode` "
+            "builds the BM25 index beside the embeddings and `harness search` answers with the fused "
+            "ranking; `hybrid.json` holds these "
+            "settings, and the fingerprint covers them.",
         ]
     lines += ["", "## Gates", ""]
     lines += [

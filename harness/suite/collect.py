@@ -21,6 +21,9 @@ class Item:
     loss: LossTable | None  #: ``None`` for the untuned baseline (and a model reference)
     reference: ReferenceTable | None = None  #: a ``type = "model"`` reference: evaluated untuned, never gated
     searched: tuple[str, ...] = ()  #: the losses its ``[search]`` chooses among (``loss`` is the first)
+    fused: str | None = (
+        None  #: a hybrid row's name: this item's model fused with BM25 (harness/gate/hybrids.py)
+    )
 
     @classmethod
     def for_reference(cls, suite: Suite, ref: ReferenceTable) -> Item:
@@ -40,10 +43,12 @@ class Item:
 
     @property
     def baseline(self) -> bool:
-        return self.loss is None and self.reference is None
+        return self.loss is None and self.reference is None and self.fused is None
 
     @property
     def name(self) -> str:
+        if self.fused is not None:
+            return self.fused
         if self.reference is not None:
             return self.reference.name
         return item_name(self.model, self.loss, self.searched)

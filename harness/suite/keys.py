@@ -50,6 +50,10 @@ def fraction(v):
     return None if 0 <= v < 1 else "expected a number in [0, 1)"
 
 
+def fraction_or_one(v):
+    return None if 0 <= v <= 1 else "expected a number in [0, 1]"
+
+
 def a_name(v):
     return None if NAME_RE.match(v) else "expected a name of letters, digits, '_', '.', '-'"
 

@@ -15,6 +15,7 @@ from harness.core.variants import DEVICE_VARIANTS, VARIANTS
 from harness.suite.keys import (
     a_name,
     fraction,
+    fraction_or_one,
     k_list,
     key,
     non_negative,
@@ -31,6 +32,9 @@ class SuiteTable:
     description: str = key("", "one line shown in the report")
     plugins: list[str] = key([], "local plugin files (relative to the suite) or importable module names")
     cpu_profile: str | None = key(None, "profile applied automatically when the run's device is the CPU")
+    ship: str = key("best", "the row `harness release` ships: 'best' (of the rows that pass their "
+                    "gates, the best on dev, dense or hybrid) or a row's name (a hybrid's: "
+                    "<candidate>+<bm25>)")  # fmt: skip
 
 
 @dataclass
@@ -231,24 +235,19 @@ class ReferenceTable:
     query_prompt: str = key("", "model: text put before every query")
     document_prompt: str = key("", "model: text put before every document")
     k1: float = key(1.5, "BM25 term-frequency saturation", positive)
-    b: float = key(
-        0.75, "BM25 length normalisation", lambda v: None if 0 <= v <= 1 else "expected a number in [0, 1]"
-    )
+    b: float = key(0.75, "BM25 length normalisation", fraction_or_one)
     stemmer: str = key("english", 'a PyStemmer language, or "" for no stemming')
     stopwords: str = key("en", 'a bm25s stop-word list ("en"), or "" for none')
     of: str = key("bm25", "hybrid: the bm25 reference whose ranking is fused")
-    method: str = key(
-        "rrf",
-        "hybrid: reciprocal rank fusion, or a weighted sum of min-max normalised scores",
-        choices=("rrf", "weighted"),
-    )
-    rrf_k: int = key(60, "hybrid, rrf: a document scores 1 / (rrf_k + rank) in each ranking", positive)
+    method: str | None = key(
+        None, "hybrid: reciprocal rank fusion or a weighted sum of min-max normalised scores (default: "
+        "the better on dev, harness/evaluate/fusion.py)", choices=("rrf", "weighted"),
+    )  # fmt: skip
+    rrf_k: int | None = key(None, "hybrid, rrf: a document scores 1 / (rrf_k + rank) in each ranking "
+                            "(default: chosen on dev among 5, 10, 20, 40, 60, 100)", positive)  # fmt: skip
     depth: int = key(100, "hybrid, rrf: how deep each ranking is fused", positive)
-    weight: float = key(
-        0.5,
-        "hybrid, weighted: the dense score's share",
-        lambda v: None if 0 <= v <= 1 else "expected a number in [0, 1]",
-    )
+    weight: float | None = key(None, "hybrid, weighted: the dense score's share (default: chosen on dev "
+                               "among 0.1 ... 0.9)", fraction_or_one)  # fmt: skip
 
     @property
     def settings(self) -> dict:
@@ -256,10 +255,11 @@ class ReferenceTable:
         keys = {
             "bm25": ("k1", "b", "stemmer", "stopwords"),
             "model": ("model", "revision", "query_prompt", "document_prompt"),
-        }.get(self.type) or (
-            ("of", "method", "rrf_k", "depth") if self.method == "rrf" else ("of", "method", "weight")
-        )
-        return {k: getattr(self, k) for k in keys}
+        }.get(self.type)
+        if keys is None:  # a hybrid: what it fixes (the rest is chosen on dev, see its candidates' fusion)
+            keys = {"rrf": ("of", "method", "rrf_k", "depth"), "weighted": ("of", "method", "weight")}
+            keys = keys.get(self.method, ("of", "rrf_k", "depth", "weight"))
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None or self.type != "hybrid"}
 
 
 #: every suite is held against BM25 unless it lists its own references (``references = []``: none)

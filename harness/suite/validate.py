@@ -72,9 +72,29 @@ def source_options(suite: Suite, registry: Registry) -> dict:
     return {k: suite.data.options.get(k, opt.default) for k, opt in source.options.items()}
 
 
+def shippable_names(suite: Suite) -> list[str]:
+    """The rows ``[suite] ship`` may name: every candidate, and every baseline's and candidate's hybrid."""
+    from harness.core.names import hybrid_name
+    from harness.suite.schema import item_name
+
+    dense = [item_name(m, loss, s) for m in suite.models for loss, s in suite.candidate_losses()]
+    bases = [item_name(m, None) for m in suite.models]
+    hybrids = [r for r in suite.references if r.type == "hybrid"]
+    return dense + [hybrid_name(n, r, suite) for n in bases + dense for r in hybrids]
+
+
 def check_suite(suite: Suite, registry: Registry) -> list[Problem]:
     file = str(suite.path)
     problems: list[Problem] = []
+    if suite.suite.ship != "best" and suite.suite.ship not in (names := shippable_names(suite)):
+        problems.append(
+            Problem(
+                file,
+                "suite.ship",
+                f"expected 'best' or the name of a row of this suite, got {suite.suite.ship!r}"
+                f"{did_you_mean(suite.suite.ship, names)}",
+            )
+        )
     source = registry.pair_sources.get(suite.data.source)
     if source is None:
         problems.append(
