@@ -82,11 +82,12 @@ LAYERS = [
     {"train"},
     {"report"},
     {"ship"},
+    {"monitor"},
     {"builtin"},
     {"run"},
     {"cli", "__main__"},
 ]
-PHASES = ("suite", "data", "train", "export", "encode", "evaluate", "gate", "report", "ship")
+PHASES = ("suite", "data", "train", "export", "encode", "evaluate", "gate", "report", "ship", "monitor")
 
 
 def part(module: str) -> str:

@@ -1,8 +1,10 @@
 """The ``clicks`` source: pairs from a search log, the first place a team with a search box gets them.
 
 ``file``: a table of impressions, one row per result shown: the query, the document id, its
-position in the results, whether it was clicked, and optionally a timestamp and a session. A
-``corpus`` table holds the documents (id and text).
+position in the results, whether it was clicked, and optionally a timestamp and a session; or the
+impression log `harness ab` reads (one row per list shown: ``query``, ``shown``, ``clicked``, see
+:mod:`harness.data.impressions`), so the log of an A/B test trains the next model. A ``corpus``
+table holds the documents (id and text).
 
 - Positives: the documents clicked for a query at least ``min_clicks`` times (summed over the log;
   queries differing only in case and spacing are one query).
@@ -151,48 +153,10 @@ class ClicksSource(PairSource):
         cpath = suite_path(ctx.suite_dir, options["corpus"])
         docs = read_corpus_table(cpath, ("text",), (options["document_id"], "_id", "id", "document_id"))
         table = read_table(path, "table of impressions")
-        cols = {k: options[k] for k in ("query", "document_id", "position", "clicked")}
-        for k, v in cols.items():
-            table.column(v, k)
-        for k in ("timestamp", "session"):
-            cols[k] = table.optional(options.get(k), k, k)
-        if cutoff is not None and not cols["timestamp"]:
-            raise DataError(
-                f"data.test_after: {path} has no timestamp column (the columns are {list(table.columns)}); "
-                "set data.timestamp to the column of when each result was shown"
-            )
-        queries: dict[str, str] = {}
-        lists: dict[tuple, list[tuple[int, str, bool, int]]] = {}  # list key -> (position, doc, clicked, row)
-        times: dict[tuple, dt.datetime] = {}
-        for i in range(table.height):
-            cell = lambda key: table.columns[cols[key]][i]  # noqa: E731
-            q = text_cell(table, i, cols["query"], cell("query"))
-            doc = id_cell(table, i, cols["document_id"], cell("document_id"))
-            if doc not in docs:
-                raise DataError(f"{table.where(i)}: document id {doc!r} is not in the corpus {cpath}")
-            qid = query_id(q)
-            queries.setdefault(qid, q)
-            t = (
-                parse_time(cell("timestamp"), f"{table.where(i)}: column {cols['timestamp']!r}")
-                if cols["timestamp"]
-                else None
-            )
-            if cols["session"]:
-                key = (qid, "s", str(cell("session")))
-            elif t is not None:
-                key = (qid, "t", t.isoformat())
-            else:
-                key = (qid,)
-            lists.setdefault(key, []).append(
-                (
-                    position_cell(table, i, cols["position"], cell("position")),
-                    doc,
-                    clicked_cell(table, i, cols["clicked"], cell("clicked")),
-                    i,
-                )
-            )
-            if t is not None:
-                times[key] = min(times.get(key, t), t)
+        if "shown" in table.columns and options["document_id"] not in table.columns:
+            lists, queries, times, cols = result_lists(path, docs, cpath, cutoff is not None)
+        else:
+            lists, queries, times, cols = result_rows(table, options, docs, cpath, cutoff is not None)
         train_name, test_name = ctx.splits
         period = {k: (test_name if cutoff is not None and times[k] >= cutoff else train_name) for k in lists}
         judged, info = self.judgements(lists, period, options["min_clicks"])
@@ -282,6 +246,78 @@ class ClicksSource(PairSource):
             queries.setdefault(qid, q)
             rows.append((qid, d, grade_cell(table, i, "score", scol[i]) if scol else 1))
         return rows
+
+
+def result_rows(table, options, docs, cpath, need_time: bool):
+    """Result lists of a table with one row per result shown."""
+    cols = {k: options[k] for k in ("query", "document_id", "position", "clicked")}
+    for k, v in cols.items():
+        table.column(v, k)
+    for k in ("timestamp", "session"):
+        cols[k] = table.optional(options.get(k), k, k)
+    if need_time and not cols["timestamp"]:
+        raise DataError(
+            f"data.test_after: {table.path} has no timestamp column (the columns are "
+            f"{list(table.columns)}); set data.timestamp to the column of when each result was shown"
+        )
+    queries: dict[str, str] = {}
+    lists: dict[tuple, list[tuple[int, str, bool, int]]] = {}  # list key -> (position, doc, clicked, row)
+    times: dict[tuple, dt.datetime] = {}
+    for i in range(table.height):
+        cell = lambda key: table.columns[cols[key]][i]  # noqa: E731
+        q = text_cell(table, i, cols["query"], cell("query"))
+        doc = id_cell(table, i, cols["document_id"], cell("document_id"))
+        if doc not in docs:
+            raise DataError(f"{table.where(i)}: document id {doc!r} is not in the corpus {cpath}")
+        qid = query_id(q)
+        queries.setdefault(qid, q)
+        t = (
+            parse_time(cell("timestamp"), f"{table.where(i)}: column {cols['timestamp']!r}")
+            if cols["timestamp"]
+            else None
+        )
+        if cols["session"]:
+            key = (qid, "s", str(cell("session")))
+        elif t is not None:
+            key = (qid, "t", t.isoformat())
+        else:
+            key = (qid,)
+        lists.setdefault(key, []).append(
+            (
+                position_cell(table, i, cols["position"], cell("position")),
+                doc,
+                clicked_cell(table, i, cols["clicked"], cell("clicked")),
+                i,
+            )
+        )
+        if t is not None:
+            times[key] = min(times.get(key, t), t)
+    return lists, queries, times, cols
+
+
+def result_lists(path, docs, cpath, need_time: bool):
+    """Result lists of an impression log as `harness ab` reads it (one row per list shown:
+    query, shown, clicked[, session, timestamp]; :mod:`harness.data.impressions`)."""
+    from harness.data.impressions import read_impressions
+
+    queries: dict[str, str] = {}
+    lists: dict[tuple, list[tuple[int, str, bool, int]]] = {}
+    times: dict[tuple, dt.datetime] = {}
+    for i, imp in enumerate(read_impressions(path, arm_from_stem=False)):
+        missing = next((d for d in imp.shown if d not in docs), None)
+        if missing is not None:
+            raise DataError(f"{imp.where}: document id {missing!r} is not in the corpus {cpath}")
+        if need_time and imp.timestamp is None:
+            raise DataError(f"{imp.where}: data.test_after needs a 'timestamp' on every impression")
+        qid = query_id(imp.query)
+        queries.setdefault(qid, imp.query)
+        key = (qid, "i", str(i))
+        clicked = set(imp.clicked)
+        lists[key] = [(p, d, d in clicked, i) for p, d in enumerate(imp.shown, 1)]
+        if imp.timestamp is not None:
+            times[key] = parse_time(imp.timestamp, f"{imp.where}: column 'timestamp'")
+    cols = {"query": "query", "shown": "shown", "clicked": "clicked"}
+    return lists, queries, times, cols
 
 
 @hookimpl

@@ -1,7 +1,9 @@
-"""The ``harness`` command: run, check, data, plugins, report, release, encode, search.
+"""The ``harness`` command: run, check, data, plugins, report, release, encode, search, and after
+shipping ab, interleave, drift.
 
 ``main`` maps what went wrong to the exit code (:class:`harness.exitcodes.ExitCode`): the parser is
-in :mod:`harness.cli.parser`, the subcommands in :mod:`harness.cli.commands`.
+in :mod:`harness.cli.parser`, the subcommands in :mod:`harness.cli.commands` (after shipping:
+:mod:`harness.cli.monitor`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from harness.cli import commands
+from harness.cli import commands, monitor
 from harness.cli.parser import parser
 from harness.errors import ConfigError, DataError, HarnessError
 from harness.exitcodes import ExitCode
@@ -25,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return ExitCode.OK if e.code == 0 else ExitCode.USAGE_ERROR
     try:
-        return int(getattr(commands, f"cmd_{args.command}")(args))
+        command = getattr(commands, f"cmd_{args.command}", None) or getattr(monitor, f"cmd_{args.command}")
+        return int(command(args))
     except ConfigError as e:
         return int(commands.usage_error(e))
     except DataError as e:  # a file the user gave that cannot be used: say which and why

@@ -238,7 +238,12 @@ def cmd_report(args) -> int:
     from harness.report.html import write_report
 
     run_dir = Path(args.run_dir)
-    read_results(run_dir)  # a missing or damaged results.json: exit 4, naming the file and what is wrong
+    doc = read_results(run_dir)  # a missing or damaged results.json: exit 4, naming the file and what's wrong
+    if args.rankings:
+        from harness.report.rankings import export_rankings
+
+        for path in export_rankings(doc, Path(args.rankings)):
+            print(path)
     from jinja2.exceptions import UndefinedError
 
     try:
@@ -263,7 +268,16 @@ def cmd_release(args) -> int:
     wrong = new_folder_problems(args.to, "--to")
     if wrong:
         raise ConfigError(wrong)
+    from harness.cli.monitor import run_texts
+
+    drift, note = run_texts(Path(args.run_dir), _plugins(args.plugins))
+    if drift is None:
+        print(f"note: no drift profile ({note}); `harness drift` needs one", file=sys.stderr)
     m = release(Path(args.run_dir), Path(args.to), args.candidate, args.force)
+    if drift is not None:
+        from harness.ship.drift_profile import add_profile
+
+        add_profile(Path(args.to), *drift)
     print(
         f"released {m['candidate']} of {m['suite']} (run {m['run_id']}) to {args.to}; fingerprint "
         f"{m['fingerprint']}" + ("; FORCED: it did not pass its gates" if m["forced"] else "")

@@ -129,6 +129,9 @@ def parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="re-render report.html of a run from its results.json")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or reports/<suite>/latest")
+    report.add_argument(
+        "--rankings", metavar="DIR", help="also write each row's test ranking as DIR/<row>.trec (top 10)"
+    )
 
     rel = sub.add_parser(
         "release", help="write a run's shipped candidate as a self-describing model artifact"
@@ -141,6 +144,14 @@ def parser() -> argparse.ArgumentParser:
         help="default: the run's shipped candidate (a hybrid one too: NAME+bm25)",
     )
     rel.add_argument("--force", action="store_true", help="release a candidate that did not pass its gates")
+    rel.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="a plugin the run's data needs (its drift profile reads the data again; repeatable)",
+    )
 
     enc = sub.add_parser(
         "encode", help="encode a corpus with an artifact into Parquet, or --check such a file"
@@ -173,6 +184,9 @@ def parser() -> argparse.ArgumentParser:
     srch.add_argument("--json", metavar="OUT", help="write the metrics (and per-query values) as JSON")
     srch.add_argument("--trec", metavar="OUT", help="write the rankings as a TREC run")
     srch.add_argument("--jsonl", metavar="OUT", help="write the rankings as JSONL")
+    from harness.cli.monitor import add_parsers
+
+    add_parsers(sub)
     return p
 
 

@@ -100,10 +100,9 @@ def run_document(
 def references_of(run) -> list[dict]:
     """results.json ``references``: each bm25 reference of the suite, then each hybrid of every
     baseline and candidate (``fuses``: whose dense ranking it fused; ``fusion``: as chosen on dev;
-    ``candidate``: the hybrid's own row among the candidates, harness/gate/hybrids.py)."""
-    out = [
-        {k: v for k, v in r.items() if k not in ("per_query", "rankings")} for r in run.references.values()
-    ]
+    ``candidate``: the hybrid's own row among the candidates, harness/gate/hybrids.py). A bm25
+    reference keeps its test rankings (the top 10 ids per query), as a candidate does."""
+    out = [{k: v for k, v in r.items() if k != "per_query"} for r in run.references.values()]
     rows = {
         (c["hybrid_of"]["dense"], c["hybrid_of"]["reference"]): c["name"]
         for c in run.results.values()

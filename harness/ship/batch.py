@@ -55,9 +55,11 @@ def read_queries(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def read_qrels(path: Path, queries: set[str], documents: set[str]) -> list[tuple[str, str, int]]:
+def read_qrels(
+    path: Path, queries: set[str] | None, documents: set[str] | None
+) -> list[tuple[str, str, int]]:
     """``(query id, doc id, score)`` judgements of ``path``; a query not in ``queries`` or a document
-    not in ``documents`` (the index's) is an error naming the line."""
+    not in ``documents`` (the index's) is an error naming the line (None: not checked)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file (expected judgements as BEIR TSV or TREC qrels)")
@@ -83,9 +85,9 @@ def read_qrels(path: Path, queries: set[str], documents: set[str]) -> list[tuple
                 value = int(float(score))
             except ValueError:
                 raise DataError(f"{path}:{n}: the relevance {score!r} is not a number") from None
-            if qid not in queries:
+            if queries is not None and qid not in queries:
                 raise DataError(f"{path}:{n}: query id {qid!r} is not in the queries file")
-            if doc not in documents:
+            if documents is not None and doc not in documents:
                 raise DataError(f"{path}:{n}: document id {doc!r} is not in the index (was it encoded?)")
             out.append((qid, doc, value))
     if not out:

@@ -97,7 +97,7 @@ def file_fingerprint(path: Path) -> str | None:
     return file_meta(path, FINGERPRINT_KEY)
 
 
-def _open_encoder(artifact: Path):
+def open_encoder(artifact: Path):
     """The artifact's ONNX encoder (no caching: corpora stream through it) and its fingerprint."""
     from harness.encode.encoder import OnnxEncoder
     from harness.ship.release import fingerprint
@@ -128,7 +128,7 @@ def encode_corpus(
 
     from harness.ship import hybrid
 
-    encoder, fp = _open_encoder(artifact)
+    encoder, fp = open_encoder(artifact)
     settings = hybrid.hybrid_settings(artifact)
     out = Path(out)
     existing = out.is_file()
@@ -261,7 +261,7 @@ def search(file: Path, artifact: Path, queries: list[str], k: int = 10):
     over the embeddings file (a hybrid artifact's: fused with BM25's, as its run chose), once checked."""
     from harness.ship import hybrid
 
-    encoder, fp = _open_encoder(artifact)
+    encoder, fp = open_encoder(artifact)
     ok, message = check(file, artifact, fp)
     if not ok:
         raise HarnessError(message)

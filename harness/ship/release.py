@@ -45,8 +45,14 @@ def fingerprint(folder: Path) -> str:
     return h.hexdigest()[:32]
 
 
-def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool = False) -> dict:
-    """Write the chosen (default: shipped) candidate of ``run_dir`` as an artifact in ``to``."""
+def release(
+    run_dir: Path,
+    to: Path,
+    candidate: str | None = None,
+    force: bool = False,
+) -> dict:
+    """Write the chosen (default: shipped) candidate of ``run_dir`` as an artifact in ``to`` (its
+    drift profile is added by :func:`harness.ship.drift_profile.add_profile`)."""
     from harness.report.document import read_results
 
     run_dir = Path(run_dir)
@@ -116,6 +122,7 @@ def release(run_dir: Path, to: Path, candidate: str | None = None, force: bool =
         "prompts": {k: (cand["encoder"] or {}).get(k, "") for k in ("query_prompt", "document_prompt")},
         "hybrid": hybrid_settings(cand) if hybrid else None,
         "k_values": k_values(cand),
+        "drift": None,  #: harness.ship.drift_profile.add_profile records its profile here
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     (tmp / "README.md").write_text(model_card(doc, cand, base, manifest))
