@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .conftest import HYBRID_REFERENCES
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 LOG = ROOT / "docs" / "recorded" / "scifact-cpu.log"
@@ -109,7 +111,8 @@ def test_every_line_of_the_excerpt_has_the_shape_the_current_code_prints(
     profile-free settings, so that the run prints every kind of line the excerpt shows."""
     data = f'source = "jsonl"\ntrain = "{pair_files / "train.jsonl"}"\ntest = "{pair_files / "test.jsonl"}"'
     suite = tmp_path / "scifact.toml"
-    suite.write_text(f"""
+    suite.write_text(
+        f"""
 [suite]
 name = "scifact"
 cpu_profile = "cpu"
@@ -151,13 +154,9 @@ min = 0.0
 [[thresholds]]
 metric = "ndcg@10"
 min_gain = -1.0
-[[references]]
-name = "bm25"
-type = "bm25"
-[[references]]
-name = "hybrid"
-type = "hybrid"
-""")
+"""
+        + HYBRID_REFERENCES
+    )
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu")
     assert code == 0, out
     printed: dict[str, set[str]] = {}

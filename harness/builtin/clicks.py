@@ -154,7 +154,7 @@ class ClicksSource(PairSource):
         docs = read_corpus_table(cpath, ("text",), (options["document_id"], "_id", "id", "document_id"))
         table = read_table(path, "table of impressions")
         if "shown" in table.columns and options["document_id"] not in table.columns:
-            lists, queries, times, cols = result_lists(path, docs, cpath, cutoff is not None)
+            lists, queries, times, cols = result_lists(table, docs, cpath, cutoff is not None)
         else:
             lists, queries, times, cols = result_rows(table, options, docs, cpath, cutoff is not None)
         train_name, test_name = ctx.splits
@@ -295,15 +295,15 @@ def result_rows(table, options, docs, cpath, need_time: bool):
     return lists, queries, times, cols
 
 
-def result_lists(path, docs, cpath, need_time: bool):
+def result_lists(table, docs, cpath, need_time: bool):
     """Result lists of an impression log as `harness ab` reads it (one row per list shown:
     query, shown, clicked[, session, timestamp]; :mod:`harness.data.impressions`)."""
-    from harness.data.impressions import read_impressions
+    from harness.data.impressions import impressions_of
 
     queries: dict[str, str] = {}
     lists: dict[tuple, list[tuple[int, str, bool, int]]] = {}
     times: dict[tuple, dt.datetime] = {}
-    for i, imp in enumerate(read_impressions(path, arm_from_stem=False)):
+    for i, imp in enumerate(impressions_of(table)):
         missing = next((d for d in imp.shown if d not in docs), None)
         if missing is not None:
             raise DataError(f"{imp.where}: document id {missing!r} is not in the corpus {cpath}")

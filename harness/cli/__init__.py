@@ -2,8 +2,8 @@
 shipping ab, interleave, drift.
 
 ``main`` maps what went wrong to the exit code (:class:`harness.exitcodes.ExitCode`): the parser is
-in :mod:`harness.cli.parser`, the subcommands in :mod:`harness.cli.commands` (after shipping:
-:mod:`harness.cli.monitor`).
+in :mod:`harness.cli.parser`, the subcommands in :mod:`harness.cli.commands`, :mod:`harness.cli.shipping`
+and (after shipping) :mod:`harness.cli.monitor`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from harness.cli import commands, monitor
+from harness.cli import commands, monitor, shipping
 from harness.cli.parser import parser
 from harness.errors import ConfigError, DataError, HarnessError
 from harness.exitcodes import ExitCode
@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return ExitCode.OK if e.code == 0 else ExitCode.USAGE_ERROR
     try:
-        command = getattr(commands, f"cmd_{args.command}", None) or getattr(monitor, f"cmd_{args.command}")
+        name = f"cmd_{args.command}"
+        command = next(getattr(m, name) for m in (commands, shipping, monitor) if hasattr(m, name))
         return int(command(args))
     except ConfigError as e:
         return int(commands.usage_error(e))

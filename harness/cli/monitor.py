@@ -146,7 +146,8 @@ def cmd_ab(args) -> int:
             )
         imps = [i for log in args.logs for i in read_impressions(Path(log))]
         doc = abtest.analyse(imps, args.control, args.min_dwell, args.seed)
-    print(f"{doc['kind']}: {doc['impressions'] if 'impressions' in doc else len(imps)} impressions")
+    total = doc.get("impressions") or sum(a["impressions"] for a in doc["arms"].values())
+    print(f"{doc['kind']}: {total} impressions")
     _print_comparisons(doc)
     metric = args.metric
     ok, line = abtest.decision(doc, metric, args.min_gain)

@@ -45,11 +45,18 @@ class Impression:
 
 
 def read_impressions(path: Path, *, arm_from_stem: bool = True, need_teams: bool = False) -> list[Impression]:
-    """Every impression of ``path``. Without an ``arm`` column the arm is the file's stem
-    (``arm_from_stem``). A missing column, an empty ``shown``, a clicked id not among those shown, a
-    ``teams`` list of another length: DataError naming the file and line."""
+    """Every impression of ``path`` (see :func:`impressions_of`)."""
     path = Path(path)
     table = read_table(path, "log of impressions (query, shown, clicked)")
+    return impressions_of(table, path.stem if arm_from_stem else None, need_teams)
+
+
+def impressions_of(
+    table: Table, default_arm: str | None = None, need_teams: bool = False
+) -> list[Impression]:
+    """The :class:`Impression` of each row of a table already read. Without an ``arm`` column the arm is
+    ``default_arm``. A missing column, an empty ``shown``, a clicked id not among those shown, a
+    ``teams`` list of another length: DataError naming the file and line."""
     for c in COLUMNS + (("teams",) if need_teams else ()):
         if c not in table.columns:
             what = (
@@ -58,13 +65,10 @@ def read_impressions(path: Path, *, arm_from_stem: bool = True, need_teams: bool
                 else "one row per impression"
             )
             raise DataError(
-                f"{path}: no column {c!r} ({what}); the log has the columns {list(table.columns)}; "
+                f"{table.path}: no column {c!r} ({what}); the log has the columns {list(table.columns)}; "
                 f"expected {', '.join(COLUMNS)} and optionally {', '.join(OPTIONAL)}"
             )
-    out = []
-    for i in range(table.height):
-        out.append(_row(table, i, path.stem if arm_from_stem else None))
-    return out
+    return [_row(table, i, default_arm) for i in range(table.height)]
 
 
 def _row(table: Table, i: int, default_arm: str | None) -> Impression:

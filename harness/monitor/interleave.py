@@ -186,16 +186,14 @@ def analyse_interleaved(
             raise DataError(f"{imp.where}: team {sorted(stray)[0]!r} is not one of the runs {list(runs)}")
     a, b = runs
     outcomes = [credit(imp, a, b) for imp in impressions]
-    by_query: dict[str, list[int]] = defaultdict(list)
-    for imp, o in zip(impressions, outcomes):
-        by_query[imp.query].append(o)
+    queries = len({imp.query for imp in impressions})
     comp = paired_comparison([float(o) for o in outcomes], [0.0] * len(outcomes), seed=seed)
     var = float(np.var(outcomes, ddof=1)) if len(outcomes) > 1 else 0.0
     return {
         "kind": "interleaved",
         "runs": [a, b],
         "impressions": len(outcomes),
-        "queries": len(by_query),
+        "queries": queries,
         "wins": outcomes.count(1),
         "losses": outcomes.count(-1),
         "ties": outcomes.count(0),
@@ -209,7 +207,7 @@ def analyse_interleaved(
                 "ci_high": round(comp["ci_high"], 6),
                 "p_value": round(comp["p_value"], 6),
                 "verdict": comp["verdict"],
-                "queries": len(by_query),
+                "queries": queries,
                 "impressions": len(outcomes),
                 "impressions_needed": impressions_needed(comp["gain"], [var], one_sample=True),
             }

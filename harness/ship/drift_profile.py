@@ -34,7 +34,7 @@ def terms(text: str) -> list[str]:
 
 def new_terms(texts: list[str], vocabulary: set[str]) -> dict:
     """The share of the words of ``texts`` (and of the texts with a word) not in ``vocabulary``."""
-    words = [[t for t in terms(x)] for x in texts]
+    words = [terms(x) for x in texts]
     total = sum(len(w) for w in words)
     unseen = [[t for t in w if t not in vocabulary] for w in words]
     counts: dict[str, int] = {}
