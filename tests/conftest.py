@@ -1,11 +1,13 @@
-"""Shared fixtures: a tiny sentence-transformers model built in code, synthetic pair data, and a
-helper that writes a suite and runs the real ``harness`` CLI on it."""
+"""Shared fixtures: a tiny sentence-transformers model built in code, synthetic pair data, a
+helper that writes a suite and runs the real ``harness`` CLI on it, and a page in headless Chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -271,3 +273,41 @@ def results_follow_the_schema(request, tmp_path_factory):
         pytest.fail(
             "results.json does not follow harness/report/results.schema.json:\n" + "\n".join(problems[:20])
         )
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+
+
+@contextlib.contextmanager
+def chromium_page(html: Path):
+    """``(page, errors, requests)``: ``html`` opened offline in headless Chromium (playwright drives
+    Debian's build), with the console errors and every request the page made."""
+    from playwright.sync_api import sync_playwright
+
+    errors, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(html.as_uri())
+        page.wait_for_load_state("networkidle")
+        try:
+            yield page, errors, requests
+        finally:
+            browser.close()

@@ -11,6 +11,7 @@ import pytest
 
 from harness.data.impressions import Impression
 from harness.monitor import abtest, clickmodel, interleave
+from tests.conftest import chromium_page, needs_chromium
 
 # --- A/B analysis on logs made by a known click model ---------------------------------------------
 
@@ -323,3 +324,63 @@ def test_the_scheduled_retraining_example_runs_end_to_end(released, tiny_model):
     assert json.loads((out / "drift.json").read_text())["verdict"] == "retrain"
     manifest = json.loads((out / "release" / "harness-artifact.json").read_text())
     assert manifest["data"]["source"] == "clicks" and manifest["drift"]["train_queries"] > 20
+    (run,) = (out / "reports").glob("*/latest")  # the new run's report shows the drift that started it
+    assert (run / "monitor" / "drift-drift.json").is_file() and 'id="after-shipping"' in (
+        run / "report.html"
+    ).read_text()
+
+
+# --- the report's after-shipping section ----------------------------------------------------------
+
+
+@needs_chromium
+def test_the_report_shows_ab_and_drift_figures_in_a_section_of_its_own(released, tmp_path):
+    from tests.conftest import run_in_process
+
+    tmp, _ = released
+    run = tmp / "out" / "tiny" / "latest"
+    good, poor, qrels = _runs()
+    log = tmp_path / "week.jsonl"
+    _write_log(log, clickmodel.simulate_ab({"control": poor, "new": good}, qrels, 1500, seed=2))
+    ab = tmp_path / "ab.json"
+    assert run_in_process(tmp, "ab", str(log), "--control", "control", "--json", str(ab))[0] == 0
+    code_queries = tmp_path / "code.csv"
+    code_queries.write_text(
+        "query\n" + "".join(f"how to sort a python list {i} with lambda\n" for i in range(30))
+    )
+    drift = tmp_path / "drift.json"
+    assert (
+        run_in_process(tmp, "drift", str(tmp / "art"), "--queries", str(code_queries), "--json", str(drift))[
+            0
+        ]
+        == 1
+    )
+    # the wrong file for an option, or a damaged one: exit 4 naming it, and nothing kept
+    code, text = run_in_process(tmp, "report", str(run), "--ab", str(ab), "--drift", str(ab))
+    assert code == 4 and str(ab) in text and "harness ab --json" in text, text
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text(ab.read_text()[:-40])
+    code, text = run_in_process(tmp, "report", str(run), "--ab", str(damaged))
+    assert code == 4 and f"{damaged}" in text and "not valid JSON" in text, text
+    assert not (run / "monitor").exists()
+    code, text = run_in_process(tmp, "report", str(run), "--ab", str(ab), "--drift", str(drift))
+    assert code == 0, text
+    assert run_in_process(tmp, "report", str(run))[0] == 0  # kept: a later re-render still shows them
+    with chromium_page((run / "report.html").resolve()) as (page, errors, requests):
+        assert errors == [] and len(requests) == 1
+        section = page.locator("#after-shipping")
+        assert section.count() == 1 and page.locator("section.monitor").count() == 2
+        ab_doc = json.loads(ab.read_text())
+        arms = page.inner_text("section.ab .ab-arms")
+        assert "new" in arms and "(control)" in arms and f"{ab_doc['arms']['new']['mrr']:.4f}" in arms
+        comparisons = page.locator("section.ab .ab-comparisons tbody tr")
+        assert comparisons.count() == len(ab_doc["comparisons"]) == 4
+        mrr = next(c for c in ab_doc["comparisons"] if c["metric"] == "mrr")
+        text = page.inner_text("section.ab .ab-comparisons")
+        assert f"[{mrr['ci_low']:+.4f}, {mrr['ci_high']:+.4f}]" in text and "better" in text
+        assert f"{mrr['impressions_needed']:,}" in text
+        assert "drifted: retrain" in page.inner_text("section.drift")
+        checks = page.inner_text("section.drift .drift-checks")
+        auc = json.loads(drift.read_text())["embeddings"]["auc"]
+        assert "query_embeddings" in checks and f"{auc:.4f}" in checks and "drifted" in checks
+        assert "python" in page.inner_text("section.drift .drift-examples")

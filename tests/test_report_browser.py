@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
+from tests.conftest import chromium_page, needs_chromium
 
 MARKUP = '<img src="x" onerror="window.injected = 2"><b>bold?</b>'
 
@@ -44,32 +42,11 @@ def report(tiny_suite, run_cli, tmp_path, pair_files) -> Path:
     return (out / "tiny" / "latest" / "report.html").resolve()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+@needs_chromium
 def test_report_renders_offline_in_chromium(report, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     html = report.read_text()
     assert "<script" not in html.replace("&lt;script", "")  # no scripts at all; the injected one is escaped
-    errors, requests = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(report.as_uri())
-        page.wait_for_load_state("networkidle")
+    with chromium_page(report) as (page, errors, requests):
         assert errors == []
         assert requests == [report.as_uri()]  # the page itself and nothing else
         assert page.evaluate("window.injected === undefined")
@@ -104,7 +81,6 @@ def test_report_renders_offline_in_chromium(report, tmp_path):
         assert page.locator("#history tbody tr").count() == 2
         shot = Path(os.environ.get("HARNESS_SCREENSHOT_DIR", tmp_path)) / "report.png"
         page.screenshot(path=str(shot), full_page=True)
-        browser.close()
     assert shot.stat().st_size > 10_000
 
 

@@ -35,4 +35,6 @@ if [ $rc -eq 1 ]; then
   exit 1
 fi
 if [ $rc -ne 0 ]; then exit $rc; fi
-$HARNESS release "$(ls -d "$OUT"/reports/*/latest | head -1)" --to "$OUT/release"
+NEW_RUN=$(ls -d "$OUT"/reports/*/latest | head -1)
+$HARNESS report "$NEW_RUN" --drift "$OUT/drift.json" >/dev/null   # why it retrained, in its report
+$HARNESS release "$NEW_RUN" --to "$OUT/release"

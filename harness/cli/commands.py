@@ -239,6 +239,14 @@ def cmd_report(args) -> int:
 
     run_dir = Path(args.run_dir)
     doc = read_results(run_dir)  # a missing or damaged results.json: exit 4, naming the file and what's wrong
+    outputs = [(c, Path(f)) for c, files in (("ab", args.ab), ("drift", args.drift)) for f in files]
+    if outputs:  # every file is read and checked before anything is written
+        from harness.monitor.outputs import read_output
+        from harness.report.monitoring import attach
+
+        docs = [(c, f, read_output(f, c)) for c, f in outputs]
+        for path in attach(run_dir, docs):
+            print(path)
     if args.rankings:
         from harness.report.rankings import export_rankings
 

@@ -132,6 +132,14 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--rankings", metavar="DIR", help="also write each row's test ranking as DIR/<row>.trec (top 10)"
     )
+    for option, command in (("--ab", "harness ab"), ("--drift", "harness drift")):
+        report.add_argument(
+            option,
+            action="append",
+            default=[],
+            metavar="FILE",
+            help=f"show the output of `{command} --json` in the report (repeatable; kept in RUN_DIR/monitor)",
+        )
 
     rel = sub.add_parser(
         "release", help="write a run's shipped candidate as a self-describing model artifact"

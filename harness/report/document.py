@@ -155,51 +155,16 @@ def point_latest(run_dir: Path) -> None:
 def read_results(path: Path) -> RunDocument:
     """The results.json of run folder ``path`` (or the file itself), checked against its schema. A
     missing, truncated or damaged file raises ConfigError naming the file, where and what is wrong."""
-    from jsonschema import Draft202012Validator
-
-    from harness.errors import ConfigError, Problem
+    from harness.core.jsondoc import check_schema, load_json
 
     path = Path(path)
     file = path / "results.json" if path.is_dir() or not path.suffix else path
-    if not file.is_file():
-        raise ConfigError(
-            Problem(
-                str(file),
-                "",
-                "no such file (expected the results.json of a run folder such as reports/<suite>/latest)",
-            )
-        )
-    try:
-        doc = json.loads(file.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise ConfigError(Problem(str(file), "", f"not UTF-8 text (byte {e.start})")) from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(
-            Problem(
-                str(file),
-                f"line {e.lineno} column {e.colno}",
-                f"not valid JSON ({e.msg}): truncated or damaged",
-            )
-        ) from None
-    except (RecursionError, OSError) as e:
-        raise ConfigError(Problem(str(file), "", f"cannot be read as JSON ({type(e).__name__})")) from None
+    doc = load_json(
+        file, "no such file (expected the results.json of a run folder such as reports/<suite>/latest)"
+    )
     if isinstance(doc, dict) and isinstance(doc.get("candidates"), list):
         doc = upgrade(doc)
-    errors = sorted(
-        Draft202012Validator(json.loads(SCHEMA.read_text())).iter_errors(doc),
-        key=lambda e: list(map(str, e.absolute_path)),
-    )
-    if errors:
-        raise ConfigError(
-            [
-                Problem(
-                    str(file),
-                    "/".join(map(str, e.absolute_path)) or "(top)",
-                    f"{e.message[:200]} (not a results.json the harness wrote, or a damaged one)",
-                )
-                for e in errors[:5]
-            ]
-        )
+    check_schema(doc, SCHEMA, file, "not a results.json the harness wrote, or a damaged one")
     return doc
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from harness.core.metrics import MEASURED, reported
 from harness.gate.compare import shipped
 from harness.gate.gates import describe
-from harness.report import plots
+from harness.report import monitoring, plots
 from harness.report.document import read_results
 from harness.train.selection import refit_phrase
 
@@ -319,6 +319,9 @@ def write_report(run_dir: Path) -> Path:
         diagnosed=[c for c in doc["candidates"] if c.get("diagnosis")],
         dims=dims_table(doc, rows),
         data=data_section(doc),
+        monitoring=monitoring.section(run_dir),
+        arm_metrics=monitoring.ARM_METRICS,
+        check_meaning=monitoring.CHECK_MEANING,
     )
     out = run_dir / "report.html"
     tmp = out.with_suffix(".tmp")
