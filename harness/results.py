@@ -187,6 +187,7 @@ def new_result(item, resolved) -> CandidateResult:
         "base_model_revision": resolved.revision if resolved else None,
         "resolver": resolved.resolver if resolved else None,
         "baseline": item.baseline,
+        "kind": item.model.kind,
         "loss": None if item.loss is None else {"type": item.loss.type, **item.loss.options},
         "status": Status.ERROR,
         "metrics": {},

@@ -49,6 +49,11 @@ def _student(info: dict) -> str:
 
 
 def _distilled(info: dict) -> str:
+    if info.get("by") == "model2vec.distill":  # a static model's token table
+        return (
+            f"    static model distilled from {info['from']} with Model2Vec: {info['vocabulary']} tokens x "
+            f"{info['dimensions']} [{duration(info['seconds'])}]"
+        )
     return (
         f"    distilled from {info['from']} on {info['texts']} texts, "
         f"{info['epochs']} epoch(s): mse {info['loss']:.6f} [{duration(info['seconds'])}]"
@@ -116,7 +121,13 @@ def _trained(info: dict) -> str:
     return f"    trained on {info['pairs']} pairs in {duration(info['seconds'])}{peak}; kept: {info['kept']}"
 
 
+def _engine(variant: str) -> str:
+    return "static model" if variant == "static" else f"ONNX {variant}"
+
+
 def _exported(info: dict) -> str:
+    if info.get("variant") == "static":
+        return f"    static model in numpy: cosine to the torch model >= {info['min_cosine']:.5f}"
     return (
         f"    ONNX {info.get('variant', VariantName.FP32)}: torch-vs-ONNX cosine >= "
         f"{info['min_cosine']:.5f}, "
@@ -127,14 +138,14 @@ def _exported(info: dict) -> str:
 def _evaluated(info: dict) -> str:
     variant = info.get("variant", VariantName.FP32)
     if info.get("resumed"):
-        return f"    ONNX {variant}: test-split evaluation re-used (--resume)"
+        return f"    {_engine(variant)}: test-split evaluation re-used (--resume)"
     if info.get("cached_from"):
         return (
             f"    test-split numbers of this unchanged baseline reused from {info['cached_from']} "
             "(--no-cache to redo)"
         )
     return (
-        f"    ONNX {variant}: evaluated the test split in {duration(info['seconds'])} "
+        f"    {_engine(variant)}: evaluated the test split in {duration(info['seconds'])} "
         f"({info['docs_per_s']} docs/s)"
     )
 

@@ -57,6 +57,10 @@ class Evaluation:
         from harness.core import records
         from harness.export.onnx import export_onnx
 
+        if item.model.static:  # no ONNX: its token table, in numpy
+            from harness.evaluate.static import evaluate_static
+
+            return evaluate_static(self, run, item, torch_dir, work, progress, keys, dims)
         ex = run.suite.export
         t0 = time.perf_counter()
         export_dir = work / "export"

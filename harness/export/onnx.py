@@ -140,13 +140,14 @@ def export_transformer(model, path: Path) -> None:
 
 
 def torch_embeddings(
-    model_dir: Path, texts: list[str], device: str, max_seq_length: int, prompt: str = ""
+    model_dir: Path, texts: list[str], device: str, max_seq_length: int | None, prompt: str = ""
 ) -> np.ndarray:
     """Unit-length sentence-transformers (torch) embeddings of ``texts``: the reference of every variant."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(model_dir), device=device)
-    model.max_seq_length = max_seq_length
+    if max_seq_length:  # None: the model's own (a static model reads whole texts)
+        model.max_seq_length = max_seq_length
     ref = model.encode(
         [prompt + t for t in texts], batch_size=32, convert_to_numpy=True, normalize_embeddings=True
     )

@@ -107,7 +107,8 @@ def variant_drop(
 def variant_gate(variants: list[VariantRow], primary: str, max_drop: float) -> Gate | None:
     """The gate of the shipped variant when it is not fp32: it may lose at most ``max_drop``."""
     shipped = next((v for v in variants if v.get("shipped")), None)
-    if not shipped or shipped["variant"] == VariantName.FP32:
+    if not shipped or shipped["variant"] == VariantName.FP32 or "drop" not in shipped:
+        # fp32 itself, or a static model's one row (no fp32 to lose against)
         return None
     return {
         "metric": primary,

@@ -42,6 +42,8 @@ def hybrid_results(result: CandidateResult, suite) -> list[CandidateResult]:
                 "variant": result.get("variant"),
                 "model_dir": result.get("model_dir", "."),
                 "layers": result.get("layers"),
+                "kind": result.get("kind", "transformer"),
+                **({"static": result["static"]} if result.get("static") else {}),
             }
         )
     return out

@@ -20,6 +20,7 @@ from harness.results import CandidateResult, new_result
 from harness.run.options import RunOptions
 from harness.suite.collect import Item
 from harness.train.candidate import CandidateTrainer
+from harness.train.static import static_model
 from harness.train.student import layer_count
 
 
@@ -92,6 +93,8 @@ class Pipeline:
 
         try:
             if item.untuned:
+                if item.model.static:  # the token table Model2Vec distils from the untuned base
+                    resolved, result["static"] = static_model(run, item, resolved, progress)
                 evaluated = self.evaluation.export_and_evaluate(
                     run, item, resolved.path, work, progress, keys, self.evaluation.suite_dims(run)
                 )

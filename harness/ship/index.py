@@ -103,6 +103,13 @@ def open_encoder(artifact: Path):
     from harness.ship.release import fingerprint
 
     artifact = Path(artifact)
+    if (artifact / "static").is_dir():  # a static model: its token table, in numpy
+        from harness.encode.static import StaticEncoder
+
+        info = json.loads((artifact / "harness-artifact.json").read_text())
+        return StaticEncoder(artifact / "static", cache=False, **info.get("prompts", {})), fingerprint(
+            artifact
+        )
     if not (artifact / "onnx" / "model.onnx").is_file():
         raise ConfigError(f"{artifact}: not a model artifact (no onnx/model.onnx; see `harness release`)")
     manifest = artifact / "harness-artifact.json"

@@ -30,6 +30,7 @@ from harness.export.variants import copy_variant
 
 MANIFEST = "harness-artifact.json"
 HYBRID = "hybrid.json"  #: of a hybrid artifact: its BM25 settings and fusion
+STATIC = "static"  #: of a static model's artifact: its StaticEmbedding folder (numpy serves it)
 
 
 def fingerprint(folder: Path) -> str:
@@ -37,6 +38,11 @@ def fingerprint(folder: Path) -> str:
 
     folder = Path(folder)
     h = hashlib.sha256()
+    static = folder / STATIC
+    if static.is_dir():  # a static model: its token table and tokenizer decide every vector
+        for part in (static / "model.safetensors", static / "tokenizer.json", static / "modules.json"):
+            h.update(file_digest(part).encode())
+        return h.hexdigest()[:32]
     for part in (folder / "onnx" / "model.onnx", folder / "tokenizer.json"):
         h.update(file_digest(part).encode())
     if (folder / HYBRID).is_file():  # a hybrid ranks with BM25 as well: its settings decide the results
@@ -81,9 +87,11 @@ def release(
     dense = hybrid["dense"] if hybrid else name  # a hybrid ships its dense model's files
     src = run_dir / "models" / dense / cand.get("model_dir", ".")  # with seeds: the seed that ships
     onnx_file = Path((cand.get("encoder") or {}).get("file") or "onnx/model.onnx").name  # the shipped variant
+    static = (cand.get("encoder") or {}).get("format") == STATIC
     variant = VARIANTS.get(cand.get("variant", VariantName.FP32), VARIANTS[VariantName.FP32])
-    if not (src / "export" / variant.folder / onnx_file).is_file():
-        raise HarnessError(f"{src}/export/{variant.folder}/{onnx_file}: the exported model is missing")
+    folder = STATIC if static else variant.folder
+    if not (src / "export" / folder / onnx_file).is_file():
+        raise HarnessError(f"{src}/export/{folder}/{onnx_file}: the exported model is missing")
     to = Path(to)
     if to.exists() and any(to.iterdir()):
         raise ConfigError(f"--to {to}: exists and is not empty")
@@ -92,7 +100,10 @@ def release(
     # an OpenVINO variant's IR (openvino/) comes along beside the fp32 graph, which onnxruntime-only
     # readers load
     ov = variant.engine == "openvino"
-    copy_variant(src / "export", "model.onnx" if ov else onnx_file, tmp, openvino=ov)
+    if static:
+        shutil.copytree(src / "export" / STATIC, tmp / STATIC, ignore=shutil.ignore_patterns(".*"))
+    else:
+        copy_variant(src / "export", "model.onnx" if ov else onnx_file, tmp, openvino=ov)
     if (src / "trained").is_dir():
         shutil.copytree(src / "trained", tmp / "sentence-transformers")
     if hybrid:
@@ -115,7 +126,8 @@ def release(
         "encoder": cand["encoder"],
         "variant": cand.get("variant", VariantName.FP32),
         "variant_file": onnx_file,
-        "engine": variant.engine,
+        "engine": "numpy" if static else variant.engine,
+        "kind": cand.get("kind", "transformer"),
         "data": doc.get("data"),
         "training": doc.get("training"),
         "environment": doc.get("environment"),
@@ -167,6 +179,13 @@ def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
             f"> **Released with --force: this candidate did not pass its gates ({cand['status']}).**",
             "",
         ]
+    if manifest.get("kind") == "static":
+        lines += [
+            f"A static embedding model (a token table distilled with Model2Vec, from "
+            f"{(cand.get('static') or {}).get('from', 'the base')}): it encodes with numpy, no transformer "
+            "and no ONNX (`static/`, a sentence-transformers StaticEmbedding folder).",
+            "",
+        ]
     lines += [
         f"Fine-tuned from `{cand['base_model']}` ({cand.get('base_model_revision', '?')}) by "
         "embedding-harness, "
@@ -175,7 +194,9 @@ def model_card(doc: dict, cand: dict, base: dict | None, manifest: dict) -> str:
         f"{doc['device']}. Model fingerprint `{manifest['fingerprint']}`: embeddings made by another model "
         "must not be mixed with this one's (`harness encode --check`).",
         "",
-        "## Test-split metrics (through the exported ONNX model)",
+        "## Test-split metrics (through the "
+        + ("static model in numpy" if manifest.get("kind") == "static" else "exported ONNX model")
+        + ")",
         "",
         "| metric | this model | untuned baseline | gain | 95% CI | p |",
         "| --- | --- | --- | --- | --- | --- |",

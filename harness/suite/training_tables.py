@@ -45,18 +45,50 @@ class ModelTable:
         "trains on the pairs",
     )
     distill_epochs: int = key(1, "epochs of that distillation", positive)
+    type: str = key(
+        "transformer",
+        "'static': a token-embedding table distilled from base (or from distill_from) with "
+        "Model2Vec, then fine-tuned on the pairs as a sentence-transformers StaticEmbedding; "
+        "it encodes with numpy, no transformer and no ONNX",
+        choices=("transformer", "static"),
+    )
+    pca_dims: int = key(
+        256, "a static model's embedding size (Model2Vec's PCA of the token vectors)", positive
+    )
+    learning_rate: float | None = key(
+        None, "this model's learning rate, over [training]'s (static models learn at about 0.05)", positive
+    )
+    batch_size: int | None = key(None, "this model's batch size, over [training]'s", positive)
 
     def problems(self):
         if self.layers is not None and self.keep_layers is not None:
             yield ".layers", "give layers or keep_layers, not both"
-        if self.distill_from is not None and not self.student:
-            yield ".distill_from", "distils into a smaller student: give layers or keep_layers too"
+        if self.static and self.student:
+            yield (
+                ".type",
+                "a static model has no transformer layers: give layers/keep_layers or type = 'static'",
+            )
+        if self.distill_from is not None and not (self.student or self.static):
+            yield (
+                ".distill_from",
+                "distils into a smaller student: give layers or keep_layers too (or type = 'static')",
+            )
         if self.layers is not None and (
             not self.layers
             or len(set(self.layers)) != len(self.layers)
             or any(not isinstance(i, int) or i < 0 for i in self.layers)
         ):
             yield ".layers", f"expected distinct layer numbers >= 0, e.g. [0, 2, 4], got {self.layers!r}"
+
+    @property
+    def static(self) -> bool:
+        """Its models are static embeddings (Model2Vec, StaticEmbedding)."""
+        return self.type == "static"
+
+    @property
+    def kind(self) -> str:
+        """What results.json calls its candidates: ``transformer``, ``student`` or ``static``."""
+        return "static" if self.static else "student" if self.student else "transformer"
 
     @property
     def student(self) -> bool:

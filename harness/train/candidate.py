@@ -22,6 +22,7 @@ from harness.results import Trained
 from harness.suite.collect import Item
 from harness.suite.training_tables import HardNegativesTable
 from harness.train.search import searched
+from harness.train.static import static_model
 from harness.train.step import RECORD, drop_model, fit_step
 from harness.train.student import layer_count, student_model
 
@@ -67,11 +68,13 @@ class CandidateTrainer:
         from harness.data import trainset
         from harness.train import selection
 
-        cfg, primary = run.suite.training, run.suite.evaluation.primary_metric
+        cfg, primary = model_training(run.suite.training, item.model), run.suite.evaluation.primary_metric
         part: Trained = {}
-        base = resolved  # what "base" mines with, a student's too
+        base = resolved  # what "base" mines with, a student's and a static model's too
         if item.model.student:
             resolved, part["student"] = student_model(run, item, resolved, self.device, progress)
+        if item.model.static:
+            resolved, part["static"] = static_model(run, item, resolved, progress)
         part["layers"] = layer_count(resolved.path)
         recipes: dict = {}
 
@@ -226,6 +229,15 @@ class CandidateTrainer:
         part = shipped_part(part, run, runs, work, chosen, grid, curve, trained, picked.rows_info)
         part["training"]["search"] = search
         return part
+
+
+def model_training(cfg, model):
+    """``[training]`` with the ``[[models]]`` entry's own learning_rate and batch_size over it; a static
+    model reads whole texts (no max_seq_length)."""
+    over = {k: getattr(model, k) for k in ("learning_rate", "batch_size") if getattr(model, k) is not None}
+    if model.static:
+        over["max_seq_length"] = None
+    return replace(cfg, **over) if over else cfg
 
 
 def grid_trials(points: list[dict], work: Path, train_once, seed: int, primary: str, progress):

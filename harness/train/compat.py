@@ -28,6 +28,12 @@ def tokenize(model, texts: list[str]) -> dict:
     return model.tokenize(texts)
 
 
+def length_settable(model) -> bool:
+    """Whether ``model`` (a SentenceTransformer) has a max_seq_length to set: a StaticEmbedding
+    model reads whole texts and has none."""
+    return type(model[0]).__name__ != "StaticEmbedding"
+
+
 def gradient_checkpointing(model) -> None:
     """Recompute each layer's activations in the backward pass instead of keeping them (the
     non-reentrant form, which needs no input that requires a gradient), on both stacks."""

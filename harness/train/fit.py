@@ -102,7 +102,7 @@ def fit(
     from harness.core.memory import PeakMeter
     from harness.data.trainset import build, rows
     from harness.train import memory
-    from harness.train.compat import gradient_checkpointing, warmup
+    from harness.train.compat import gradient_checkpointing, length_settable, warmup
 
     if columns is None:
         columns, _ = build(data, loss, loss_options, None, query_prompt, document_prompt)
@@ -114,7 +114,7 @@ def fit(
     if progress is not None:
         progress(Stage.MEMORY, plan.as_dict())
     model = SentenceTransformer(str(base_dir), device=device)
-    if cfg.max_seq_length:
+    if cfg.max_seq_length and length_settable(model):
         model.max_seq_length = cfg.max_seq_length
     if plan.gradient_checkpointing:
         gradient_checkpointing(model)

@@ -31,7 +31,10 @@ class Prober:
 
         self.device = device
         self.model = SentenceTransformer(str(model_dir), device=device)
-        if max_seq_length:
+        from harness.train.compat import length_settable
+
+        self.settable = length_settable(self.model)
+        if max_seq_length and self.settable:
             self.model.max_seq_length = max_seq_length
         self.model.train()
         self.columns = columns
@@ -90,6 +93,9 @@ class Prober:
     def warm_up(self, loss_name: str) -> None:
         """One step on a few tokens: the optimiser's state and every lazy allocation are made, so the
         measured steps differ only in what their batch costs."""
+        if not self.settable:  # a static model: one row of whole texts
+            self.step(loss_name, 1, record=False)
+            return
         seq, self.model.max_seq_length = self.model.max_seq_length, 8
         try:
             self.step(loss_name, 1, record=False)
