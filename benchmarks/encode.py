@@ -17,6 +17,8 @@ on CUDA each line also has ``speedup_vs_st_fp16``.
     python benchmarks/encode.py --device cpu --limit 600 --openvino   # + the openvino-int8 variant
     python benchmarks/encode.py --device cpu --limit 600 --students 3 # + a 3-layer student, each way
     python benchmarks/encode.py --device cpu --old-export  # + the previous export (through optimum)
+    python benchmarks/encode.py --device cpu --limit 600 --students 3 --static distil \\
+        --static reports/scifact/latest/models/static-search/export/static   # every kind in one run
 
 ``harness_default`` marks the way a suite that says nothing about export ships: of the device's
 default variants (fp32 and int8 on the CPU, fp32 on CUDA), the fastest here within the default
@@ -84,6 +86,15 @@ def parse_args(argv=None):
         help="comma-separated layer counts, e.g. 3: also time layer-reduced students of the model "
         "(sentence-transformers' layer reduction, untuned: their speed, not their quality), "
         "each as plain sentence-transformers and through the same harness variants",
+    )
+    p.add_argument(
+        "--static",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also time a static model (a StaticEmbedding folder, e.g. a run's "
+        "models/<static candidate>/export/static; 'distil' distils one from --model with Model2Vec "
+        "here): through the harness's numpy encoder and as plain sentence-transformers (repeatable)",
     )
     p.add_argument(
         "--old-export",
@@ -246,6 +257,20 @@ def main(argv=None) -> int:
                 enc.provider,
             )
 
+    for i, folder in enumerate(args.static):  # static models: no ONNX, numpy (and plain ST) only
+        from harness.encode.static import StaticEncoder
+        from harness.train.static import distil
+
+        source = Path(folder)
+        if folder == "distil":
+            source = work / "static"
+            distil(model_dir, source, 256)
+        tag = "" if len(args.static) == 1 else f"{i + 1}-"
+        enc = StaticEncoder(source, cache=False)
+        ways[f"static-{tag}numpy"] = (enc.encode_documents, enc.encode_queries, enc.provider)
+        plain = SentenceTransformer(str(source), device=args.device)
+        ways[f"static-{tag}st"] = (st_encode(plain), st_encode(plain), f"torch {torch.__version__}")
+
     if args.old_export:
         from harness.encode.encoder import OnnxEncoder
 
@@ -306,7 +331,8 @@ def main(argv=None) -> int:
     cpu = cpu_description() if args.device == "cpu" else None
     for name, (_, _, provider) in ways.items():
         rate = statistics.median(rates[name])
-        cos = (vectors[name] * vectors["st-fp32"]).sum(axis=1)
+        same_space = vectors[name].shape == vectors["st-fp32"].shape and not name.startswith("static")
+        cos = (vectors[name] * vectors["st-fp32"]).sum(axis=1) if same_space else None
         q = quality[name]
         print(
             json.dumps(
@@ -323,7 +349,12 @@ def main(argv=None) -> int:
                     ),
                     "ndcg@10": None if q is None else round(q, 4),
                     "ndcg_drop": None if q is None or ref_q is None else round(ref_q - q, 4),
-                    "mean_cosine_vs_st_fp32": round(float(cos.mean()), 4),
+                    "mean_cosine_vs_st_fp32": None if cos is None else round(float(cos.mean()), 4),
+                    "kind": "static"
+                    if name.startswith("static")
+                    else "student"
+                    if any(p and name.startswith(p) for p in layers)
+                    else "transformer",
                     "docs": len(docs),
                     "reps": args.reps,
                     "batch_size": args.batch_size,

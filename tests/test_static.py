@@ -94,3 +94,57 @@ def test_a_static_candidate_is_released_encoded_and_searched(static_run, tmp_pat
         assert code == 0 and len(text.strip().splitlines()) == 3, text
         hits += f"d{i}" in text
     assert hits >= 3, hits  # the tuned static model finds its documents
+
+
+def test_the_speed_against_plain_sentence_transformers_is_measured_in_the_run(static_run):
+    _, _, doc, text, _ = static_run
+    by = {c["name"]: c for c in doc["candidates"]}
+    plain = by["tinystatic-baseline"]["plain_st"]
+    assert plain["docs_per_s"] > 0 and "sentence-transformers" in plain["by"]
+    for name in ("tinystatic-mnrl", "tiny-mnrl"):
+        s = by[name]["speed"]
+        assert s["x_plain_st"] == pytest.approx(s["docs_per_s"] / s["plain_st_docs_per_s"], rel=0.01)
+    assert "x plain sentence-transformers fp32" in text
+
+
+def test_the_quality_speed_plot_has_every_kind_and_its_frontier():
+    from harness.report.plots import frontier, quality_vs_speed, speed_points
+
+    def variant(name, quality, speed, shipped=False):
+        return {"variant": name, "shipped": shipped, "metrics": {"ndcg@10": quality, "docs_per_s": speed}}
+
+    def row(name, kind, quality, speed, variants, baseline=False):
+        metrics = {"ndcg@10": quality, "docs_per_s": speed}
+        return {"name": name, "baseline": baseline, "kind": kind, "metrics": metrics, "variants": variants}
+
+    rows = [
+        row("t-baseline", "transformer", 0.60, 20.0, [variant("fp32", 0.60, 20.0)], baseline=True),
+        row(
+            "t-mnrl",
+            "transformer",
+            0.70,
+            30.0,
+            [variant("fp32", 0.70, 20.0), variant("int8", 0.695, 30.0, True)],
+        ),
+        row("s-mnrl", "static", 0.65, 3000.0, [variant("static", 0.65, 3000.0, True)]),
+        {
+            "name": "t-mnrl+bm25",
+            "baseline": False,
+            "hybrid_of": {"dense": "t-mnrl", "reference": "hybrid", "of": "bm25"},
+            "metrics": {"ndcg@10": 0.75},
+        },
+    ]
+    refs = [{"name": "bm25", "type": "bm25", "metrics": {"ndcg@10": 0.68}, "docs_per_s": 6000.0}]
+    pts = speed_points(rows, refs, "ndcg@10")
+    kinds = {p["label"]: p["kind"] for p in pts}
+    assert kinds == {
+        "t-baseline": "baseline", "t-mnrl [fp32]": "transformer", "t-mnrl [int8]": "transformer",
+        "s-mnrl [static]": "static", "t-mnrl+bm25 [hybrid]": "hybrid", "bm25 [BM25 index]": "bm25",
+    }  # fmt: skip
+    hybrid = next(p for p in pts if p["kind"] == "hybrid")
+    assert hybrid["docs_per_s"] == pytest.approx(1 / (1 / 30 + 1 / 6000))  # both read every document
+    edge = [pts[i]["label"] for i in frontier([(p["docs_per_s"], p["quality"]) for p in pts])]
+    # the static model is slower than BM25 and worse; int8 a little faster than its hybrid
+    assert edge == ["bm25 [BM25 index]", "t-mnrl [int8]", "t-mnrl+bm25 [hybrid]"]
+    svg = str(quality_vs_speed(rows, "ndcg@10", refs))
+    assert svg.count('class="point') == 6 and 'id="frontier"' in svg and "kind-static" in svg

@@ -173,6 +173,8 @@ def test_the_encode_benchmark_times_students_beside_the_full_model(tiny_model, t
             "fp32,int8",
             "--students",
             "1",
+            "--static",
+            "distil",
             "--max-seq-length",
             "64",
             "--work",
@@ -181,8 +183,17 @@ def test_the_encode_benchmark_times_students_beside_the_full_model(tiny_model, t
     )
     assert code == 0
     rows = {r["variant"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert set(rows) == {"st-fp32", "onnx-fp32", "onnx-int8", "l1-st-fp32", "l1-onnx-fp32", "l1-onnx-int8"}
+    assert set(rows) == {
+        "st-fp32", "onnx-fp32", "onnx-int8", "l1-st-fp32", "l1-onnx-fp32", "l1-onnx-int8", "static-numpy",
+        "static-st",
+    }  # fmt: skip
     assert rows["l1-onnx-int8"]["layers"] == 1 and rows["onnx-fp32"]["layers"] == "full"
+    kinds = {n: r["kind"] for n, r in rows.items()}
+    assert kinds["onnx-int8"] == "transformer" and kinds["l1-st-fp32"] == "student"
+    assert (
+        kinds["static-numpy"] == kinds["static-st"] == "static"
+        and rows["static-numpy"]["ndcg@10"] is not None
+    )
     st = rows["st-fp32"]["docs_per_s"]
     for r in rows.values():  # every speed-up is its own speed over plain sentence-transformers' fp32
         assert r["speedup_vs_st_fp32"] == pytest.approx(r["docs_per_s"] / st, rel=0.02, abs=0.006), r
@@ -192,3 +203,29 @@ def test_the_encode_benchmark_times_students_beside_the_full_model(tiny_model, t
     int8_ships = int8["ndcg_drop"] <= 0.01 and int8["docs_per_s"] > fp32["docs_per_s"]
     assert default == ("onnx-int8" if int8_ships else "onnx-fp32")
     assert rows["onnx-int8"]["cpu"]
+
+
+def test_distillation_targets_are_the_teachers_embeddings(tmp_path):
+    """The student learns the teacher's embeddings: on texts it trained on, its cosine to the teacher
+    rises from near 0 (another random model) to most of the way; with random targets it could not."""
+    from sentence_transformers import SentenceTransformer
+
+    from harness.train.student import distill, make_student
+    from tests.conftest import _tiny_model, synthetic_pairs
+
+    teacher = _tiny_model(tmp_path / "teacher", seed=1)
+    make_student(_tiny_model(tmp_path / "base", seed=0), tmp_path / "student", None, 1)
+    rows = synthetic_pairs(120, 0)
+    texts = [r["query"] for r in rows] + [r["document"] for r in rows]
+    sample = texts[::7]
+
+    def cosine(folder) -> float:
+        a = SentenceTransformer(str(folder), device="cpu").encode(sample, normalize_embeddings=True)
+        b = SentenceTransformer(str(teacher), device="cpu").encode(sample, normalize_embeddings=True)
+        return float((a * b).sum(axis=1).mean())
+
+    before = cosine(tmp_path / "student")
+    info = distill(tmp_path / "student", teacher, texts, tmp_path / "distilled", "cpu", 64, 10, 16, 0)
+    after = cosine(tmp_path / "distilled")
+    assert info["texts"] == len(texts) and info["teacher"] == str(teacher)
+    assert before < 0.3 and after > 0.6, (before, after)

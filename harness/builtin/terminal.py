@@ -166,6 +166,18 @@ def result_lines(
             if f.get("tried") and metric in f.get("dev", {})
             else f"    fusion {fusion_setting(f)} ({f['chosen_by']})"
         )
+    if result.get("plain_st"):
+        p = result["plain_st"]
+        out.append(
+            f"    plain sentence-transformers fp32 (its base, {p['texts']} test documents): "
+            f"{p['docs_per_s']} docs/s"
+        )
+    if result.get("speed"):
+        s = result["speed"]
+        out.append(
+            f"    speed: {s['docs_per_s']} docs/s, {s['x_plain_st']}x plain sentence-transformers fp32 "
+            f"({s['plain_st_docs_per_s']} docs/s)"
+        )
     out += _seed_lines(result.get("seeds"), metric)
     curve = (result.get("training") or {}).get("learning_curve")
     if curve:

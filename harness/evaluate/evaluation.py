@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.core.names import Stage, VariantName
 from harness.core.suiterun import SuiteRun
 from harness.errors import CandidateError, HarnessError
-from harness.evaluate.references import settings_key
+from harness.evaluate.rows import baseline_cache_key, model_mb, shipped_result
 from harness.evaluate.test_split import TestSplitEvaluation
 from harness.gate.gates import variant_drop
 from harness.plugins import Plugins
@@ -220,21 +220,6 @@ class Evaluation:
         }
 
 
-def baseline_cache_key(run: SuiteRun, encoder, info: dict, dims, shipped: bool) -> str:
-    """The key of an untuned model's test-split evaluation in the cache: the graph, the data, the
-    evaluation settings and everything else its numbers depend on."""
-    from harness.evaluate import cache
-
-    settings = {
-        **info,
-        "dims": list(dims),
-        "shipped": shipped,
-        "references": settings_key(run.suite),
-        "out_of_domain": {n: (d.fingerprint, len(d.test)) for n, d in run.out_of_domain.items()},
-    }
-    return cache.evaluation_key(encoder.path, run.data, run.suite.evaluation, settings, encoder.prompts)
-
-
 def export_check(
     run: SuiteRun, name: str, torch_dir: Path, encoder, sample: list[str], reference, base, device: str
 ):
@@ -267,51 +252,6 @@ def export_check(
     if change is not None:
         check["embedding_change"] = change
     return check, reference
-
-
-def shipped_result(
-    shipped: dict, evaluated: dict, rows: list, export_s: float, choice: str | None
-) -> Evaluated:
-    """A model's result: its shipped variant's numbers (out-of-domain ones as ``<name>/<metric>``, paired
-    per query like the rest) and every variant's row."""
-    ood = evaluated.get("out_of_domain") or {}
-    metrics = {
-        **shipped["metrics"],
-        **{f"{n}/{m}": v for n, o in ood.items() for m, v in o["metrics"].items()},
-    }
-    per_query = {
-        **evaluated["per_query"],
-        **{
-            f"{n}/{q}": {f"{n}/{m}": v for m, v in vals.items()}
-            for n, o in ood.items()
-            for q, vals in o["per_query"].items()
-        },
-    }
-    return {
-        "metrics": metrics,
-        "encoder": shipped["encoder"],
-        "export_check": shipped["export_check"],
-        "variant": shipped["variant"],
-        "variants": rows,
-        "out_of_domain": {n: {k: v for k, v in o.items() if k != "per_query"} for n, o in ood.items()},
-        "per_query": per_query,
-        "rankings": evaluated["rankings"],
-        "dims": evaluated.get("dims"),
-        "hybrid": evaluated.get("hybrid") or {},
-        "evaluation_cached_from": shipped["cached_from"],
-        "timings": {
-            "export_s": round(export_s, 1),
-            **shipped["timings"],
-            "docs_per_s": shipped["metrics"]["docs_per_s"],
-        },
-        **({"variant_choice": choice} if choice else {}),
-    }
-
-
-def model_mb(file: Path) -> float:
-    """The size of a variant's graph in MB (an OpenVINO graph's weights are in the .bin beside it)."""
-    size = file.stat().st_size + (file.with_suffix(".bin").stat().st_size if file.suffix == ".xml" else 0)
-    return round(size / 2**20, 1)
 
 
 #: documents a statically quantised variant calibrates on

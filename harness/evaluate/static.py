@@ -24,7 +24,7 @@ def evaluate_static(
     from harness.core import records
     from harness.encode.static import StaticEncoder
     from harness.evaluate import cache
-    from harness.evaluate.evaluation import baseline_cache_key, model_mb, shipped_result
+    from harness.evaluate.rows import baseline_cache_key, model_mb, shipped_result
     from harness.export.onnx import check_export, torch_embeddings
 
     t0 = time.perf_counter()

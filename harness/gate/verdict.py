@@ -49,6 +49,8 @@ def judge(
     )
     drop = variant_gate(result.get("variants", []), primary, suite.export.max_drop)
     out["gates"] = gates + ([drop] if drop else [])
+    if (fast := speed(result, baseline)) is not None:
+        out["speed"] = fast
     out["status"] = Status.PASSED if all(g["passed"] for g in out["gates"]) else Status.FAILED
     out["guards"] = guards(result, baseline, primary) + (result.get("mining") or {}).get("warnings", [])
     if baseline:
@@ -95,4 +97,17 @@ def facts(item, result: CandidateResult, suite: Suite, data) -> dict:
         "epochs": setting.get("epochs", cfg.epochs),
         "loss_type": (training.get("memory") or {}).get("loss") or loss.type,
         "searched": suite.search is not None,
+    }
+
+
+def speed(result: dict, baseline: dict | None) -> dict | None:
+    """``result``'s docs/s against its base model's plain sentence-transformers speed, or None."""
+    plain = (baseline or {}).get("plain_st")
+    own = (result.get("metrics") or {}).get("docs_per_s")
+    if not plain or not own:
+        return None
+    return {
+        "docs_per_s": own,
+        "plain_st_docs_per_s": plain["docs_per_s"],
+        "x_plain_st": round(own / plain["docs_per_s"], 2),
     }

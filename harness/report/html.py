@@ -298,8 +298,8 @@ def write_report(run_dir: Path) -> Path:
         ),
         (
             "speed",
-            "Quality against encoding throughput and model size",
-            plots.quality_vs_speed(rows, primary),
+            "Quality against speed: every model, variant, hybrid and BM25 (pick what fits the budget)",
+            plots.quality_vs_speed(rows, primary, doc.get("references") or []),
         ),
         ("training", f"Training loss and dev {primary} over steps", plots.training_curves(rows, primary)),
         ("history", f"Shipped candidate's {primary} across runs", plots.history(past, primary)),
@@ -320,6 +320,7 @@ def write_report(run_dir: Path) -> Path:
         dims=dims_table(doc, rows),
         data=data_section(doc),
         monitoring=monitoring.section(run_dir),
+        plain_st={c["base_model"]: c["plain_st"] for c in doc["candidates"] if c.get("plain_st")},
         arm_metrics=monitoring.ARM_METRICS,
         check_meaning=monitoring.CHECK_MEANING,
     )

@@ -169,56 +169,137 @@ def frontier(points: list[tuple[float, float]]) -> list[int]:
     return out
 
 
-def quality_vs_speed(rows: list[dict], metric: str) -> Markup:
-    """Primary metric against encoding throughput (docs/s), one dot per export variant of each
-    candidate; the dot's area grows with the model's MB, a ring marks the shipped variant, a dashed
-    line joins the frontier (the fastest variant at each quality)."""
+#: the colour of each kind of point in the quality-speed plot
+KIND_COLORS = {
+    "baseline": BASE,
+    "transformer": GOOD,
+    "student": "#7a5fb0",
+    "static": "#c08a1f",
+    "hybrid": "#2f6fa7",
+    "bm25": "#8a6d3b",
+}
+
+
+def speed_points(rows: list[dict], references: list[dict], metric: str) -> list[dict]:
+    """Every way the report measured to rank the test corpus, as ``{label, kind, shipped, docs_per_s,
+    quality, mb}``: each export variant of each candidate and baseline; each hybrid row (its dense
+    model and BM25 both read every document: ``1 / (1/dense + 1/bm25)`` docs/s); each BM25 reference
+    (building its index)."""
+    bm25 = {r["name"]: r for r in references if r.get("type") == "bm25" and r.get("docs_per_s")}
+    dense = {r["name"]: r for r in rows}
     pts = []
     for r in rows:
-        for v in r.get("variants") or [{"variant": None, "metrics": r["metrics"], "shipped": True}]:
+        if r.get("hybrid_of"):
+            d, b = dense.get(r["hybrid_of"]["dense"]), bm25.get(r["hybrid_of"].get("of"))
+            speed = d and (d.get("metrics") or {}).get("docs_per_s")
+            if speed and b and r["metrics"].get(metric) is not None:
+                pts.append(
+                    {
+                        "label": f"{r['name']} [hybrid]",
+                        "kind": "hybrid",
+                        "shipped": False,
+                        "docs_per_s": 1 / (1 / speed + 1 / b["docs_per_s"]),
+                        "quality": r["metrics"][metric],
+                        "mb": (d.get("metrics") or {}).get("model_mb") or 1,
+                    }
+                )
+            continue
+        kind = "baseline" if r["baseline"] else r.get("kind", "transformer")
+        variants = r.get("variants") or [{"variant": None, "metrics": r["metrics"], "shipped": True}]
+        for v in variants:
             m = v.get("metrics") or {}
             if m.get(metric) is not None and m.get("docs_per_s"):
-                label = r["name"] + (
-                    f" [{v['variant']}]" if v["variant"] and len(r.get("variants", [])) > 1 else ""
+                tag = [v["variant"]] if v["variant"] and len(variants) > 1 else []
+                tag += [r["kind"]] if r.get("kind") in ("student", "static") else []
+                pts.append(
+                    {
+                        "label": r["name"] + (f" [{', '.join(tag)}]" if tag else ""),
+                        "kind": kind,
+                        "shipped": v.get("shipped"),
+                        "docs_per_s": m["docs_per_s"],
+                        "quality": m[metric],
+                        "mb": m.get("model_mb") or 1,
+                    }
                 )
-                pts.append((label, r["baseline"], v.get("shipped"), m))
+    for b in bm25.values():
+        if b["metrics"].get(metric) is not None:
+            pts.append(
+                {
+                    "label": f"{b['name']} [BM25 index]",
+                    "kind": "bm25",
+                    "shipped": False,
+                    "docs_per_s": b["docs_per_s"],
+                    "quality": b["metrics"][metric],
+                    "mb": 1,
+                }
+            )
+    return pts
+
+
+def quality_vs_speed(rows: list[dict], metric: str, references: list[dict] = ()) -> Markup:
+    """Primary metric against encoding throughput (docs/s, log scale): one dot per export variant of
+    each candidate and baseline, per hybrid row and per BM25 reference (:func:`speed_points`),
+    coloured by kind; the dot's area grows with the model's MB, a ring marks a shipped variant, a
+    dashed line joins the frontier (the fastest way to each quality)."""
+    import math
+
+    pts = speed_points(rows, list(references), metric)
     if not pts:
         return Markup("")
-    sp = [m["docs_per_s"] for *_, m in pts]
-    q = [m[metric] for *_, m in pts]
-    x = _scale(min(sp) * 0.9, max(sp) * 1.1, 60, W - 170)
+    lo, hi = min(p["docs_per_s"] for p in pts) / 1.3, max(p["docs_per_s"] for p in pts) * 1.3
+    logx = _scale(math.log10(lo), math.log10(hi), 60, W - 170)
+
+    def x(v):
+        return logx(math.log10(v))
+
+    q = [p["quality"] for p in pts]
     y = _scale(min(q) - 0.01, max(q) + 0.01, 200, 20)
+    height = 250 + 14 * len(pts)
     body = [
         f'<line x1="60" x2="{W - 170}" y1="210" y2="210" stroke="{MUTED}"/>',
         f'<line x1="60" x2="60" y1="15" y2="210" stroke="{MUTED}"/>',
-        _text(W - 170, 226, "docs/s (onnxruntime, test corpus) →", "end", MUTED),
+        _text(W - 170, 240, "docs/s, log scale (test corpus, this machine) →", "end", MUTED),
         _text(0, 14, f"{metric} ↑", color=MUTED),
         _text(56, y(max(q)) + 4, f"{max(q):.3f}", "end", MUTED),
         _text(56, y(min(q)) + 4, f"{min(q):.3f}", "end", MUTED),
     ]
-    edge = frontier([(m["docs_per_s"], m[metric]) for *_, m in pts])
+    for e in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1):
+        body.append(f'<line x1="{x(10**e):.1f}" x2="{x(10**e):.1f}" y1="210" y2="214" stroke="{MUTED}"/>')
+        body.append(_text(x(10**e), 226, f"{10**e:g}", "middle", MUTED))
+    edge = frontier([(p["docs_per_s"], p["quality"]) for p in pts])
     if edge:  # one point alone is the frontier too: fastest and best at once
         body.append(
             f'<polyline id="frontier" fill="none" stroke="{MUTED}" stroke-dasharray="4 3" points="'
-            f'{_points((x(pts[i][3]["docs_per_s"]), y(pts[i][3][metric])) for i in edge)}">'
+            f'{_points((x(pts[i]["docs_per_s"]), y(pts[i]["quality"])) for i in edge)}">'
             "<title>frontier: the fastest way to each quality</title></polyline>"
         )
-    for label, baseline, is_shipped, m in pts:
-        mb = m.get("model_mb") or 1
-        cx, cy = x(m["docs_per_s"]), y(m[metric])
-        radius = min(14, 3 + mb**0.5 / 2)
-        tip = f"{escape(label)}: {escape(metric)} {m[metric]:.4f}, {m['docs_per_s']:.1f} docs/s, {mb:.1f} MB"
-        color = BASE if baseline else GOOD
+    on_edge = set(edge)
+    for n, p in enumerate(pts):
+        cx, cy = x(p["docs_per_s"]), y(p["quality"])
+        radius = min(14, 3 + p["mb"] ** 0.5 / 2)
+        tip = f"{escape(p['label'])}: {escape(metric)} {p['quality']:.4f}, {p['docs_per_s']:.1f} docs/s"
         body.append(
-            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius:.1f}" fill="{color}" fill-opacity="0.7">'
-            f"<title>{tip}</title></circle>"
+            f'<circle class="point kind-{p["kind"]}" cx="{cx:.1f}" cy="{cy:.1f}" r="{radius:.1f}" '
+            f'fill="{KIND_COLORS[p["kind"]]}" fill-opacity="0.7"><title>{tip}</title></circle>'
         )
-        if is_shipped and not baseline:
+        if p["shipped"] and p["kind"] != "baseline":
             body.append(
                 f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius + 3:.1f}" fill="none" stroke="{INK}"/>'
             )
-        body.append(_text(cx + 12, cy + 4, f"{label} ({m['docs_per_s']:.0f} docs/s, {mb:.0f} MB)"))
-    return _svg(235, body, f"{metric} against encoding throughput and model size, per export variant")
+        body.append(_text(cx + radius + 2, cy + 4, str(n + 1), color=MUTED))
+        mark = " · on the frontier" if n in on_edge else ""
+        body.append(
+            _text(
+                60,
+                258 + 14 * n,
+                f"{n + 1}. {p['label']}: {metric} {p['quality']:.4f}, {p['docs_per_s']:.0f} docs/s, "
+                f"{p['mb']:.0f} MB{mark}",
+                color=KIND_COLORS[p["kind"]] if p["kind"] != "baseline" else MUTED,
+            )
+        )
+    return _svg(
+        height, body, f"{metric} against encoding throughput, every model and variant, BM25 and hybrids"
+    )
 
 
 def history(points: list[dict], metric: str) -> Markup:

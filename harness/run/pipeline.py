@@ -15,6 +15,7 @@ from harness.core.names import Status
 from harness.core.suiterun import SuiteRun
 from harness.errors import HarnessError
 from harness.evaluate.evaluation import Evaluation
+from harness.evaluate.plain_speed import run_plain_speed
 from harness.plugins import Plugins
 from harness.results import CandidateResult, new_result
 from harness.run.options import RunOptions
@@ -93,6 +94,8 @@ class Pipeline:
 
         try:
             if item.untuned:
+                if item.baseline:  # what "x plain sentence-transformers" means for its candidates
+                    result["plain_st"] = run_plain_speed(run, resolved.path, self.evaluation.device)
                 if item.model.static:  # the token table Model2Vec distils from the untuned base
                     resolved, result["static"] = static_model(run, item, resolved, progress)
                 evaluated = self.evaluation.export_and_evaluate(

@@ -56,9 +56,14 @@ class ModelTable:
         256, "a static model's embedding size (Model2Vec's PCA of the token vectors)", positive
     )
     learning_rate: float | None = key(
-        None, "this model's learning rate, over [training]'s (static models learn at about 0.05)", positive
+        None,
+        "this model's learning rate, over [training]'s, a grid's and a search's (a static model "
+        "learns at about 0.05)",
+        positive,
     )
-    batch_size: int | None = key(None, "this model's batch size, over [training]'s", positive)
+    batch_size: int | None = key(
+        None, "this model's batch size, over [training]'s, a grid's and a search's", positive
+    )
 
     def problems(self):
         if self.layers is not None and self.keep_layers is not None:

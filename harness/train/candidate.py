@@ -28,6 +28,8 @@ from harness.train.student import layer_count, student_model
 
 #: the dimensions of a setting that choose the recipe rather than a [training] key
 RECIPE_DIMS = ("loss", "num_negatives")
+#: [training] keys a [[models]] entry may set for itself
+MODEL_KEYS = ("learning_rate", "batch_size")
 
 
 @dataclass
@@ -116,7 +118,13 @@ class CandidateTrainer:
             progress_=None,
         ) -> dict:
             r = recipe(setting)
-            training = {k: v for k, v in setting.items() if k not in RECIPE_DIMS}
+            # the model's own learning_rate / batch_size hold over a grid's or search's (a static
+            # model learns at rates a transformer's range does not reach)
+            training = {
+                k: v
+                for k, v in setting.items()
+                if k not in RECIPE_DIMS and not (k in MODEL_KEYS and getattr(item.model, k) is not None)
+            }
             info = fit_step(
                 run,
                 r.item,
@@ -234,7 +242,7 @@ class CandidateTrainer:
 def model_training(cfg, model):
     """``[training]`` with the ``[[models]]`` entry's own learning_rate and batch_size over it; a static
     model reads whole texts (no max_seq_length)."""
-    over = {k: getattr(model, k) for k in ("learning_rate", "batch_size") if getattr(model, k) is not None}
+    over = {k: getattr(model, k) for k in MODEL_KEYS if getattr(model, k) is not None}
     if model.static:
         over["max_seq_length"] = None
     return replace(cfg, **over) if over else cfg
