@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.core.names import Stage, VariantName
 from harness.core.suiterun import SuiteRun
 from harness.errors import CandidateError, HarnessError
-from harness.evaluate.rows import baseline_cache_key, model_mb, shipped_result
+from harness.evaluate.rows import evaluate_encoder, model_mb, shipped_result
 from harness.evaluate.test_split import TestSplitEvaluation
 from harness.gate.gates import variant_drop
 from harness.plugins import Plugins
@@ -153,7 +153,6 @@ class Evaluation:
         """Build, check and evaluate one variant. The first one (fp32) computes the torch ``reference``
         embeddings of ``sample``; for a candidate it also measures how far they moved from the ``base``
         model's (``export_check.embedding_change``, a guard)."""
-        from harness.evaluate import cache
         from harness.export.variants import build, encoder_class, made_by
 
         ev = run.suite.evaluation
@@ -182,23 +181,8 @@ class Evaluation:
             },
         )
         info = encoder.describe()
-        key = cached = None
-        if item.untuned and not self.no_cache:  # an untuned model's numbers do not change between runs
-            key = baseline_cache_key(run, encoder, info, dims, shipped)
-            cached = cache.load(key)
-        evaluated = cached or self.test_split.evaluate(run, encoder, dims, shipped)
+        evaluated, cached, _ = evaluate_encoder(self, run, item, encoder, name, dims, shipped, progress)
         t3 = time.perf_counter()
-        if key and not cached:
-            cache.store(key, {**evaluated, "run": str(run.run_dir)})
-        progress(
-            Stage.EVALUATED,
-            {
-                "variant": name,
-                "seconds": round(t3 - t2, 1),
-                "docs_per_s": evaluated["docs_per_s"],
-                "cached_from": cached["run"] if cached else None,
-            },
-        )
         info["file"] = os.path.relpath(info["file"], run.run_dir)
         speed_size = {"docs_per_s": evaluated["docs_per_s"], "model_mb": model_mb(file)}
         return {

@@ -4,8 +4,10 @@ untuned-baseline cache key, a graph's size, and the result of the shipped varian
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from harness.core.names import Stage
 from harness.core.suiterun import SuiteRun
 from harness.evaluate.references import settings_key
 from harness.results import Evaluated
@@ -69,3 +71,30 @@ def model_mb(file: Path) -> float:
     """The size of a variant's graph in MB (an OpenVINO graph's weights are in the .bin beside it)."""
     size = file.stat().st_size + (file.with_suffix(".bin").stat().st_size if file.suffix == ".xml" else 0)
     return round(size / 2**20, 1)
+
+
+def evaluate_encoder(evaluation, run: SuiteRun, item, encoder, variant: str, dims, shipped: bool, progress):
+    """``encoder`` (a variant's, or a static model's) on the test split by ``evaluation``'s evaluators,
+    an untuned model's numbers taken from the cache where an identical evaluation is there; reported
+    as ``variant``. Returns the evaluation, the cache entry it came from (or None) and the seconds."""
+    from harness.evaluate import cache
+
+    t0 = time.perf_counter()
+    key = cached = None
+    if item.untuned and not evaluation.no_cache:  # an untuned model's numbers do not change between runs
+        key = baseline_cache_key(run, encoder, encoder.describe(), dims, shipped)
+        cached = cache.load(key)
+    evaluated = cached or evaluation.test_split.evaluate(run, encoder, dims, shipped)
+    seconds = time.perf_counter() - t0
+    if key and not cached:
+        cache.store(key, {**evaluated, "run": str(run.run_dir)})
+    progress(
+        Stage.EVALUATED,
+        {
+            "variant": variant,
+            "seconds": round(seconds, 1),
+            "docs_per_s": evaluated["docs_per_s"],
+            "cached_from": cached["run"] if cached else None,
+        },
+    )
+    return evaluated, cached, seconds

@@ -23,8 +23,7 @@ def evaluate_static(
     """The static model in ``model_dir`` evaluated like a shipped variant (re-used with ``--resume``)."""
     from harness.core import records
     from harness.encode.static import StaticEncoder
-    from harness.evaluate import cache
-    from harness.evaluate.rows import baseline_cache_key, model_mb, shipped_result
+    from harness.evaluate.rows import evaluate_encoder, model_mb, shipped_result
     from harness.export.onnx import check_export, torch_embeddings
 
     t0 = time.perf_counter()
@@ -62,23 +61,10 @@ def evaluate_static(
         )
         info = encoder.describe()
         shipped = item.reference is None
-        key = cached = None
-        if item.untuned and not evaluation.no_cache:
-            key = baseline_cache_key(run, encoder, info, dims, shipped)
-            cached = cache.load(key)
-        evaluated = cached or evaluation.test_split.evaluate(run, encoder, dims, shipped)
-        if key and not cached:
-            cache.store(key, {**evaluated, "run": str(run.run_dir)})
-        t3 = time.perf_counter()
-        progress(
-            Stage.EVALUATED,
-            {
-                "variant": VARIANT,
-                "seconds": round(t3 - t2, 1),
-                "docs_per_s": evaluated["docs_per_s"],
-                "cached_from": cached["run"] if cached else None,
-            },
+        evaluated, cached, _ = evaluate_encoder(
+            evaluation, run, item, encoder, VARIANT, dims, shipped, progress
         )
+        t3 = time.perf_counter()
         info["file"] = str(Path(info["file"]).relative_to(run.run_dir))
         row = {
             "variant": VARIANT,
