@@ -8,12 +8,18 @@ import json
 import pytest
 
 
-def test_layers_kept_evenly_from_the_first():
-    from harness.train.student import evenly_spaced
+def test_layers_kept_evenly_ending_at_the_last_and_the_subsets_dev_chooses_among():
+    from harness.train.student import MAX_SUBSETS, evenly_spaced, layer_subsets
 
-    assert evenly_spaced(6, 3) == [0, 2, 4]
-    assert evenly_spaced(12, 4) == [0, 3, 6, 9]
-    assert evenly_spaced(6, 1) == [0]
+    assert evenly_spaced(6, 3) == [1, 3, 5]
+    assert evenly_spaced(12, 4) == [2, 5, 8, 11]
+    assert evenly_spaced(6, 1) == [5]
+    # keep_layers chooses on dev among the subsets that keep the first and the last layer
+    assert layer_subsets(6, 3) == [[0, 1, 5], [0, 2, 5], [0, 3, 5], [0, 4, 5]]
+    assert len(layer_subsets(6, 4)) == 6 and all(s[0] == 0 and s[-1] == 5 for s in layer_subsets(6, 4))
+    assert layer_subsets(6, 1) == [] and layer_subsets(6, 6) == []
+    assert layer_subsets(24, 6) == []  # C(22, 4) subsets: too many to score, evenly spaced instead
+    assert all(len(layer_subsets(12, k)) <= MAX_SUBSETS for k in range(1, 12))
 
 
 def test_a_student_is_its_own_candidate_and_the_fastest_variant_ships(tiny_suite, run_cli, tmp_path):
@@ -31,10 +37,10 @@ keep_layers = 1
     suite.write_text(text.replace("{base}", base))
     code, out = run_cli("run", str(suite), "--out", str(tmp_path / "o"), "-q")
     assert code == 0, out
-    assert "student: layers [0] of the base's 2" in out
+    assert "student: layers [1] of the base's 2" in out  # evenly spaced, ending at the last
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
     by = {c["name"]: c for c in doc["candidates"]}
-    assert by["small-mnrl"]["layers"] == 1 and by["small-mnrl"]["student"]["layers"] == [0]
+    assert by["small-mnrl"]["layers"] == 1 and by["small-mnrl"]["student"]["layers"] == [1]
     assert (
         by["tiny-mnrl"]["layers"] == 2 and by["small-baseline"]["layers"] == 2
     )  # its baseline: the full base

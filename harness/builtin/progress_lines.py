@@ -45,7 +45,12 @@ def _mined(info: dict) -> str:
 
 
 def _student(info: dict) -> str:
-    return f"    student: layers {info['layers']} of the base's {info['of']}"
+    of = "the base's" if info.get("from", "base") == "base" else f"{info['from']}'s"
+    line = f"    student: layers {info['layers']} of {of} {info['of']}"
+    if info.get("chosen"):
+        tried = ", ".join(f"{t['layers']} {t['dev']:.4f}" for t in info["chosen"]["tried"])
+        line += f" ({info['chosen']['by']}: {tried})"
+    return line
 
 
 def _distilled(info: dict) -> str:
