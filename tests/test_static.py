@@ -148,3 +148,17 @@ def test_the_quality_speed_plot_has_every_kind_and_its_frontier():
     assert edge == ["bm25 [BM25 index]", "t-mnrl [int8]", "t-mnrl+bm25 [hybrid]"]
     svg = str(quality_vs_speed(rows, "ndcg@10", refs))
     assert svg.count('class="point') == 6 and 'id="frontier"' in svg and "kind-static" in svg
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        ("keep_layers = 1\n", "models[1].type: a static model has no transformer layers"),
+        ('type = "dense"\n', "models[1].type: expected one of 'transformer', 'static'"),
+        ("pca_dims = 0\n", "models[1].pca_dims"),
+    ],
+)
+def test_bad_static_settings_are_exit_4(tiny_suite, run_cli, extra, message):
+    body = '[[models]]\nname = "s"\nbase = "x"\n' + ("" if "type" in extra else 'type = "static"\n') + extra
+    code, out = run_cli("check", str(tiny_suite(body)))
+    assert code == 4 and message in out, out

@@ -115,6 +115,7 @@ class OnnxEncoder(Encoder):
             "provider": self.provider,
             "file": str(self.path),
             "max_seq_length": self.max_seq_length,
+            "batch_size": self.batch_size,
             "pooling": self.info["pooling"],
             "pooled_in_graph": self.pooled,
             "normalize": self.info["normalize"],

@@ -75,6 +75,7 @@ class StaticEncoder(Encoder):
             "provider": self.provider,
             "file": str(self.path),
             "max_seq_length": self.max_seq_length,
+            "batch_size": self.batch_size,
             "pooling": "mean",
             "pooled_in_graph": False,
             "normalize": False,

@@ -98,31 +98,30 @@ def file_fingerprint(path: Path) -> str | None:
 
 
 def open_encoder(artifact: Path):
-    """The artifact's ONNX encoder (no caching: corpora stream through it) and its fingerprint."""
-    from harness.encode.encoder import OnnxEncoder
+    """The artifact's encoder (no caching: corpora stream through it), with the batch size and
+    max_seq_length its numbers in the report were measured at, and its fingerprint."""
     from harness.ship.release import fingerprint
 
     artifact = Path(artifact)
+    manifest = artifact / "harness-artifact.json"
+    info = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    measured = {
+        k: v for k, v in (info.get("encoder") or {}).items() if k in ("batch_size", "max_seq_length") and v
+    }
+    settings = {**info.get("prompts", {}), **measured, "cache": False}
     if (artifact / "static").is_dir():  # a static model: its token table, in numpy
         from harness.encode.static import StaticEncoder
 
-        info = json.loads((artifact / "harness-artifact.json").read_text())
-        return StaticEncoder(artifact / "static", cache=False, **info.get("prompts", {})), fingerprint(
-            artifact
-        )
+        return StaticEncoder(artifact / "static", **settings), fingerprint(artifact)
     if not (artifact / "onnx" / "model.onnx").is_file():
         raise ConfigError(f"{artifact}: not a model artifact (no onnx/model.onnx; see `harness release`)")
-    manifest = artifact / "harness-artifact.json"
-    info = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    prompts = info.get("prompts", {})
     if info.get("engine") == "openvino":  # the shipped variant runs on OpenVINO: so do its embeddings
         from harness.encode.encoder import OpenVinoEncoder
 
-        return (
-            OpenVinoEncoder(artifact, "cpu", file=info["variant_file"], cache=False, **prompts),
-            fingerprint(artifact),
-        )
-    return OnnxEncoder(artifact, "cpu", cache=False, **prompts), fingerprint(artifact)
+        return OpenVinoEncoder(artifact, "cpu", file=info["variant_file"], **settings), fingerprint(artifact)
+    from harness.encode.encoder import OnnxEncoder
+
+    return OnnxEncoder(artifact, "cpu", **settings), fingerprint(artifact)
 
 
 def encode_corpus(

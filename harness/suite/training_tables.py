@@ -34,15 +34,15 @@ class ModelTable:
     )
     keep_layers: int | None = key(
         None,
-        "a smaller student with this many of the base's layers, evenly spaced from "
-        "the first (6 layers, keep 3: [0, 2, 4])",
+        "a smaller student with this many of the base's (or its teacher's) layers: the first, the "
+        "last, and the middle ones that score best on dev (6 layers, keep 3: [0, m, 5])",
         positive,
     )
     distill_from: str | None = key(
         None,
-        "a student first learns the embeddings this earlier candidate of the suite "
-        "gives the corpus and the training queries (MSE; no labels needed), then "
-        "trains on the pairs",
+        "a student starts from this earlier candidate's layers and first learns the "
+        "embeddings it gives the corpus and the training queries (MSE; no labels needed), then "
+        "trains on the pairs; a static model is distilled from it",
     )
     distill_epochs: int = key(1, "epochs of that distillation", positive)
     type: str = key(
