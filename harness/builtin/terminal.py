@@ -106,17 +106,15 @@ def harness_candidate_progress(item, stage, info):
 def harness_candidate_report(item, result):
     worker = result.get("worker")
     if worker:
-        took = duration(sum(v for k, v in result.get("timings", {}).items() if k != "docs_per_s"))
-    elif item.nodeid in _started:
-        took = duration(time.time() - _started[item.nodeid])
-    else:  # a hybrid row: fused from its dense row's rankings, nothing of its own ran
-        took = "fused from " + (result.get("hybrid_of") or {}).get("dense", "its dense row")
+        seconds = sum(v for k, v in result.get("timings", {}).items() if k != "docs_per_s")
+    else:
+        seconds = time.time() - _started.get(item.nodeid, time.time())
     metric = _primary.get(item.suite.name, "ndcg@10")
     key = f"{item.suite.name}::{item.model.name}"
     if item.baseline and metric in result["metrics"]:
         _baseline[key] = result["metrics"]
     base = None if item.baseline else _baseline.get(key)
-    for line in result_lines(item.nodeid, item.baseline, result, metric, base, took):
+    for line in result_lines(item.nodeid, item.baseline, result, metric, base, duration(seconds)):
         _out(line)
 
 

@@ -72,22 +72,16 @@ def held_against(run, base: CandidateResult | None) -> dict[str, dict]:
     return references | ((base or {}).get("hybrid") or {})
 
 
-def judged(
-    run, item, row: CandidateResult, base: CandidateResult | None, compare, itself: str | None = None
-) -> CandidateResult:
+def judged(run, item, row: CandidateResult, base: CandidateResult | None, compare) -> CandidateResult:
     """``row`` judged against ``base``, ``compare`` and the references (:func:`held_against`); a
-    baseline's own hybrid row is that baseline's hybrid reference (``itself``): its gates against it
-    see a gain of 0, and the comparison with itself is not shown. A judgement that raises is that
-    row's error, not the run's. ``item``: a candidate's (its diagnosis reads its training), None for a
-    hybrid row."""
+    judgement that raises is that row's error, not the run's. ``item``: a candidate's (its diagnosis
+    reads its training), None for a hybrid row."""
     import traceback
 
     from harness.gate.verdict import judge
 
     try:
-        out = {**row, **judge(row, base, compare, run.suite, run.data, held_against(run, base), item)}
-        out["comparison"].pop(itself, None)
-        return out
+        return {**row, **judge(row, base, compare, run.suite, run.data, held_against(run, base), item)}
     except Exception as e:  # noqa: BLE001 - one candidate's problem must not stop the others
         return {
             **row,
@@ -102,7 +96,4 @@ def judged_hybrids(run, item, result: CandidateResult, compare: dict | None) -> 
     untuned baseline (a baseline's own hybrid: against the baseline itself), BM25 and the untuned
     hybrid, on the suite's thresholds (no diagnosis: that reads a training)."""
     base = result if item.baseline else passed_baseline(run, item)
-    return [
-        judged(run, None, row, base, compare, row["hybrid_of"]["reference"] if item.baseline else None)
-        for row in hybrid_results(result, run.suite)
-    ]
+    return [judged(run, None, row, base, compare) for row in hybrid_results(result, run.suite)]

@@ -57,12 +57,12 @@ class ModelTable:
     )
     learning_rate: float | None = key(
         None,
-        "this model's learning rate, over [training]'s, a grid's and a search's (a static model "
-        "learns at about 0.05)",
+        "this model's learning rate, over training.learning_rate, a grid's and a search's (a static "
+        "model learns at about 0.05)",
         positive,
     )
     batch_size: int | None = key(
-        None, "this model's batch size, over [training]'s, a grid's and a search's", positive
+        None, "this model's batch size, over training.batch_size, a grid's and a search's", positive
     )
 
     def problems(self):
