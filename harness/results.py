@@ -187,7 +187,8 @@ def new_result(item, resolved) -> CandidateResult:
         "base_model_revision": resolved.revision if resolved else None,
         "resolver": resolved.resolver if resolved else None,
         "baseline": item.baseline,
-        "kind": item.model.kind,
+        # a student's baseline is the untuned full base: a transformer
+        "kind": "transformer" if item.untuned and item.model.student else item.model.kind,
         "loss": None if item.loss is None else {"type": item.loss.type, **item.loss.options},
         "status": Status.ERROR,
         "metrics": {},

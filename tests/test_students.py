@@ -41,6 +41,7 @@ keep_layers = 1
     doc = json.loads((tmp_path / "o" / "tiny" / "latest" / "results.json").read_text())
     by = {c["name"]: c for c in doc["candidates"]}
     assert by["small-mnrl"]["layers"] == 1 and by["small-mnrl"]["student"]["layers"] == [1]
+    assert by["small-mnrl"]["kind"] == "student" and by["small-baseline"]["kind"] == "transformer"
     assert (
         by["tiny-mnrl"]["layers"] == 2 and by["small-baseline"]["layers"] == 2
     )  # its baseline: the full base
