@@ -34,7 +34,43 @@ def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
     return (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
 
 
-class OnnxEncoder(Encoder):
+class CachedEncoder(Encoder):
+    """What every encoder of the harness shares: the prompt of the text kind, the cache of encoded
+    text lists (``_cache``, None for none) and unit length for cosine models (``similarity``);
+    subclasses give ``_encode(texts)``, the raw vectors of prompted texts."""
+
+    prompts: dict[str, str]
+    similarity: str = "cosine"
+    _cache: dict[str, np.ndarray] | None = None
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts, "query")
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts, "document")
+
+    def encode(self, texts: Sequence[str], kind: str = "document") -> np.ndarray:
+        """Vectors for ``texts`` (normalised to unit length for cosine models), cached per text list."""
+        prompt = self.prompts.get(kind, "")
+        key = (
+            hashlib.sha1(("\x00".join([kind, prompt, *texts])).encode()).hexdigest()
+            if self._cache is not None
+            else ""
+        )
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
+        out = self._encode([prompt + t for t in texts])
+        if self.similarity == "cosine":
+            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        if self._cache is not None:
+            self._cache[key] = out
+        return out
+
+    def _encode(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class OnnxEncoder(CachedEncoder):
     subfolder = "onnx"  #: where in the export folder its graphs are
     format = "onnx"
 
@@ -67,6 +103,7 @@ class OnnxEncoder(Encoder):
         self.folder = Path(folder)
         self.path = self.folder / self.subfolder / file
         self.info = read_st_folder(self.folder)
+        self.similarity = self.info["similarity"]
         self.max_seq_length = max_seq_length or self.info["max_seq_length"]
         self.batch_size = batch_size
         self.prompts = {"query": query_prompt, "document": document_prompt}
@@ -123,29 +160,6 @@ class OnnxEncoder(Encoder):
             "query_prompt": self.prompts["query"],
             "document_prompt": self.prompts["document"],
         }
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encode(texts, "query")
-
-    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encode(texts, "document")
-
-    def encode(self, texts: Sequence[str], kind: str = "document") -> np.ndarray:
-        """Vectors for ``texts`` (normalised to unit length for cosine models), cached per text list."""
-        prompt = self.prompts.get(kind, "")
-        key = (
-            hashlib.sha1(("\x00".join([kind, prompt, *texts])).encode()).hexdigest()
-            if self._cache is not None
-            else ""
-        )
-        if self._cache is not None and key in self._cache:
-            return self._cache[key]
-        out = self._encode([prompt + t for t in texts])
-        if self.info["similarity"] == "cosine":
-            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
-        if self._cache is not None:
-            self._cache[key] = out
-        return out
 
     def _feeds(self, texts: list[str]) -> dict[str, np.ndarray]:
         encodings = self.tokenizer.encode_batch(texts)

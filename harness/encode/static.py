@@ -5,14 +5,12 @@ in numpy: no transformer, no torch and no ONNX at serving time."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from harness.api import Encoder
+from harness.encode.encoder import CachedEncoder
 from harness.errors import CandidateError
 
 TABLE = "model.safetensors"
@@ -27,7 +25,7 @@ def is_static(folder: Path) -> bool:
     return types[:1] == ["StaticEmbedding"]
 
 
-class StaticEncoder(Encoder):
+class StaticEncoder(CachedEncoder):
     """Encodes with the token table of the StaticEmbedding folder ``folder`` on the CPU."""
 
     format = "static"
@@ -42,7 +40,6 @@ class StaticEncoder(Encoder):
         query_prompt: str = "",
         document_prompt: str = "",
         cache: bool = True,
-        **_ignored,
     ):
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
@@ -86,24 +83,9 @@ class StaticEncoder(Encoder):
             "dimensions": int(self.table.shape[1]),
         }
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encode(texts, "query")
-
-    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encode(texts, "document")
-
-    def encode(self, texts: Sequence[str], kind: str = "document") -> np.ndarray:
-        prompt = self.prompts.get(kind, "")
-        key = (
-            hashlib.sha1("\x00".join([kind, prompt, *texts]).encode()).hexdigest()
-            if self._cache is not None
-            else ""
-        )
-        if self._cache is not None and key in self._cache:
-            return self._cache[key]
+    def _encode(self, texts: list[str]) -> np.ndarray:
         from scipy.sparse import csr_matrix
 
-        texts = [prompt + t for t in texts]
         out = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
         for start in range(0, len(texts), self.batch_size):
             encodings = self.tokenizer.encode_batch_fast(
@@ -118,8 +100,4 @@ class StaticEncoder(Encoder):
                 shape=(len(encodings), self.table.shape[0]),
             )
             out[start : start + len(encodings)] = bags @ self.table
-        if self.similarity == "cosine":
-            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
-        if self._cache is not None:
-            self._cache[key] = out
         return out

@@ -53,7 +53,6 @@ def _comparison(c: dict) -> dict:
 def _ab_view(doc: dict) -> dict:
     view = {
         "decision": doc["decision"],
-        "control": doc.get("control"),
         "arms": [
             {"name": name, **arm, "control": name == doc.get("control")}
             for name, arm in sorted((doc.get("arms") or {}).items())
@@ -77,8 +76,6 @@ def _drift_view(doc: dict) -> dict:
         "checks": doc["checks"],
         "examples": doc["examples"][:10],
         "artifact": doc["artifact"],
-        "vocabulary": doc["vocabulary"],
-        "auc": doc["embeddings"],
     }
 
 

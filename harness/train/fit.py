@@ -140,7 +140,7 @@ def fit(
             name="dev",
             batch_size=plan.eval_batch_size or cfg.eval_batch_size,
             show_progress_bar=False,
-            **_ir_ks(primary_metric),
+            **ir_ks(primary_metric),
         )
         sim = model.similarity_fn_name or "cosine"
         metric_key = f"eval_dev_{sim}_{primary_metric}"
@@ -269,7 +269,7 @@ def _quiet_progress(trainer) -> None:
         trainer.add_callback(Quiet())
 
 
-def _ir_ks(primary_metric: str) -> dict:
+def ir_ks(primary_metric: str) -> dict:
     """Make the dev evaluator compute the primary metric at its cut-off."""
     name, _, k = primary_metric.partition("@")
     k_list = sorted({int(k) if k.isdigit() else 10, 10})

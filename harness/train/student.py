@@ -55,6 +55,8 @@ def choose_layers(source: Path, keep: int, data, device: str, max_seq_length, pr
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
+    from harness.train.fit import ir_ks
+
     total = layer_count(source)
     subsets = layer_subsets(total, keep) if total else []
     if not subsets or len(data.dev) == 0:
@@ -66,11 +68,7 @@ def choose_layers(source: Path, keep: int, data, device: str, max_seq_length, pr
         name="dev",
         show_progress_bar=False,
         batch_size=32,
-        ndcg_at_k=[10],
-        mrr_at_k=[10],
-        accuracy_at_k=[1],
-        precision_recall_at_k=[10],
-        map_at_k=[10],
+        **ir_ks(primary),
     )
     tried = []
     for layers in subsets:
